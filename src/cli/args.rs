@@ -1,0 +1,27 @@
+//! Argument groups shared by several stages.
+
+use std::path::PathBuf;
+
+use crate::competition::Profile;
+
+/// Which competition rules apply: a built-in profile or a user's TOML file.
+#[derive(Debug, Clone, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct CompetitionArgs {
+    /// Built-in competition profile: sn9 (pretraining) or sn37 (finetuning).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// A competition profile TOML file (start from `valkit profile show sn9`).
+    #[arg(long, value_name = "FILE")]
+    pub competitions: Option<PathBuf>,
+}
+
+impl CompetitionArgs {
+    pub fn resolve(&self) -> anyhow::Result<Profile> {
+        Ok(match (&self.profile, &self.competitions) {
+            (_, Some(path)) => Profile::from_file(path)?,
+            (Some(name), None) => Profile::builtin(name)?,
+            (None, None) => anyhow::bail!("pass --profile sn9|sn37 or --competitions FILE"),
+        })
+    }
+}

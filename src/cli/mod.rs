@@ -1,0 +1,64 @@
+//! The command line: global flags, one subcommand per stage, and the dispatch. Each
+//! `cli/<stage>.rs` holds the clap `Args` (with an example in its help) and `exec`, which
+//! resolves them into the stage's `Options` and calls it; no stage logic lives here.
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::Outcome;
+use crate::printer::Printer;
+
+mod args;
+mod compute_wins;
+mod inspect;
+mod profile;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "valkit",
+    version,
+    about = "Run the validator of a Bittensor model-training subnet (SN9, SN37) as Parquet-in, Parquet-out stages",
+    after_help = "Exit codes: 0 done, 1 done but some models failed, 2 error (nothing written), 3 nothing to do yet, 4 a remote service unreachable.\nLogs go to stderr; set RUST_LOG (e.g. RUST_LOG=valkit=debug) to choose what is logged."
+)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print a one-line JSON summary on stdout (for `inspect`: rows as JSON lines).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    ComputeWins(compute_wins::Args),
+    Inspect(inspect::Args),
+    Profile(profile::Args),
+}
+
+impl Cli {
+    /// -1 for `-q`, else the number of `-v`.
+    pub fn verbosity(&self) -> i8 {
+        if self.quiet {
+            -1
+        } else {
+            i8::try_from(self.verbose).unwrap_or(i8::MAX)
+        }
+    }
+
+    pub fn printer(&self) -> Printer {
+        Printer::new(self.quiet, self.json)
+    }
+}
+
+pub fn run(cli: Cli, printer: Printer) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::ComputeWins(args) => compute_wins::exec(args, printer),
+        Command::Inspect(args) => inspect::exec(args, printer),
+        Command::Profile(args) => profile::exec(args, printer),
+    }
+}

@@ -1,0 +1,67 @@
+//! Stage outcomes and the one mapping from results to process exit codes (SPEC §6).
+//!
+//! | code | meaning |
+//! | --- | --- |
+//! | 0 | done (also: stdout closed early by a pipe reader such as `head`) |
+//! | 1 | done, but some models failed; the failures are rows in the output |
+//! | 2 | error: bad input, nothing written |
+//! | 3 | nothing to do yet |
+//! | 4 | a remote service is unreachable |
+
+use std::process::ExitCode;
+
+/// What a stage reports when it did not fail outright.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    Partial { failed: usize },
+    NothingToDo { why: String },
+}
+
+/// Marker error wrapped by protocol clients when a service cannot be reached; yields exit 4.
+#[derive(Debug, thiserror::Error)]
+#[error("{service} unreachable at {endpoint}")]
+pub struct Unreachable {
+    pub service: &'static str,
+    pub endpoint: String,
+}
+
+pub fn code(result: &anyhow::Result<Outcome>) -> ExitCode {
+    match result {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Partial { .. }) => ExitCode::from(1),
+        Ok(Outcome::NothingToDo { .. }) => ExitCode::from(3),
+        Err(err) if is_broken_pipe(err) => ExitCode::SUCCESS,
+        Err(err) if err.chain().any(|e| e.is::<Unreachable>()) => ExitCode::from(4),
+        Err(_) => ExitCode::from(2),
+    }
+}
+
+/// `valkit inspect x.parquet | head` closes our stdout; that is the reader's choice, not an error.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_follow_spec_section_6() {
+        assert_eq!(code(&Ok(Outcome::Done)), ExitCode::SUCCESS);
+        assert_eq!(code(&Ok(Outcome::Partial { failed: 2 })), ExitCode::from(1));
+        let nothing = Outcome::NothingToDo { why: "rate limit".into() };
+        assert_eq!(code(&Ok(nothing)), ExitCode::from(3));
+        let bad: anyhow::Result<Outcome> = Err(anyhow::anyhow!("bad input"));
+        assert_eq!(code(&bad), ExitCode::from(2));
+        let down = Unreachable { service: "subtensor", endpoint: "ws://127.0.0.1:1".into() };
+        let wrapped: anyhow::Result<Outcome> = Err(anyhow::Error::new(down).context("syncing"));
+        assert_eq!(code(&wrapped), ExitCode::from(4));
+        let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        let piped: anyhow::Result<Outcome> = Err(anyhow::Error::new(pipe).context("writing rows"));
+        assert_eq!(code(&piped), ExitCode::SUCCESS);
+    }
+}

@@ -1,0 +1,18 @@
+//! valkit: the validator of a Bittensor model-training subnet as composable batch stages.
+//!
+//! The binary (`main.rs`) only parses arguments and maps results to exit codes; everything else
+//! lives here so that tests and benchmarks drive the same code. See `../shared/spec/SPEC.md`.
+
+pub mod cli;
+pub mod competition;
+pub mod exit;
+pub mod files;
+pub mod logging;
+pub mod printer;
+pub mod scoring;
+pub mod stages;
+pub mod tables;
+pub mod weights;
+
+/// The version written into every table's `valkit.version` metadata.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,29 @@
+//! The tracing subscriber: stderr only, `RUST_LOG` wins over `-v`/`-q`, no colours off a terminal.
+
+use std::io::IsTerminal;
+
+use anyhow::Context;
+use tracing_subscriber::EnvFilter;
+
+/// `verbosity`: -1 for `-q`, 0 by default, 1.. for each `-v`.
+pub fn init(verbosity: i8) -> anyhow::Result<()> {
+    let default = match verbosity {
+        i8::MIN..=-1 => "error",
+        0 => "warn",
+        1 => "warn,valkit=info",
+        2 => "warn,valkit=debug",
+        _ => "trace",
+    };
+    // A mistyped RUST_LOG must fail loudly rather than silently hide the logs someone asked for.
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.is_empty() => EnvFilter::try_new(&spec)
+            .with_context(|| format!("invalid RUST_LOG value {spec:?}"))?,
+        _ => EnvFilter::new(default),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))
+}

@@ -1,0 +1,133 @@
+//! `losses`: long format, one row per (uid, task, batch) (SPEC §3). A failed evaluation is a row
+//! with `loss = inf` and a reason. Shards from several hosts concatenate.
+//! Sorted by (`competition_id`, `uid`, `task`, `batch_index`).
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, StringArray, UInt16Array, UInt32Array};
+use arrow::datatypes::{DataType, SchemaRef};
+
+use super::{field, schema_of, Columns, Error, Table};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ok" => Ok(Self::Ok),
+            "failed" => Ok(Self::Failed),
+            other => Err(format!("unknown status {other:?} (expected ok or failed)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub uid: u16,
+    pub hotkey: String,
+    pub competition_id: u16,
+    pub task: String,
+    pub batch_index: u32,
+    /// Mean cross entropy over the scored tokens of the batch; `inf` when the evaluation failed.
+    pub loss: f64,
+    pub n_tokens: u32,
+    pub status: Status,
+    pub reason: Option<String>,
+}
+
+impl Row {
+    /// Whether this row counts as a successful evaluation (upstream scores anything else `inf`).
+    pub fn is_ok(&self) -> bool {
+        self.status == Status::Ok && self.loss.is_finite()
+    }
+}
+
+pub struct Losses;
+
+impl Table for Losses {
+    const NAME: &'static str = "losses";
+    const SCHEMA_VERSION: u32 = 1;
+    type Row = Row;
+
+    fn schema() -> SchemaRef {
+        schema_of(vec![
+            field("uid", DataType::UInt16, false),
+            field("hotkey", DataType::Utf8, false),
+            field("competition_id", DataType::UInt16, false),
+            field("task", DataType::Utf8, false),
+            field("batch_index", DataType::UInt32, false),
+            field("loss", DataType::Float64, false),
+            field("n_tokens", DataType::UInt32, false),
+            field("status", DataType::Utf8, false),
+            field("reason", DataType::Utf8, true),
+        ])
+    }
+
+    fn encode(rows: &[Row]) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(UInt16Array::from_iter_values(rows.iter().map(|r| r.uid))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.hotkey))),
+            Arc::new(UInt16Array::from_iter_values(rows.iter().map(|r| r.competition_id))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.task))),
+            Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.batch_index))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.loss))),
+            Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.n_tokens))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.status.as_str()))),
+            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.reason.as_deref()))),
+        ]
+    }
+
+    fn decode(c: &Columns) -> Result<Vec<Row>, Error> {
+        let (uid, hotkey, competition_id) = (c.u16("uid")?, c.string("hotkey")?, c.u16("competition_id")?);
+        let (task, batch_index, loss) = (c.string("task")?, c.u32("batch_index")?, c.f64("loss")?);
+        let (n_tokens, status, reason) = (c.u32("n_tokens")?, c.string("status")?, c.opt_string("reason")?);
+        (0..c.num_rows())
+            .map(|i| {
+                // NaN cannot be ranked and a negative cross entropy cannot happen: both mean the
+                // producer of this file is broken, and scoring it would pay the wrong miner.
+                if loss[i].is_nan() || loss[i] < 0.0 {
+                    return Err(c.value_error("loss", i, format!("invalid loss {} for uid {} (must be >= 0 or inf)", loss[i], uid[i])));
+                }
+                Ok(Row {
+                    uid: uid[i],
+                    hotkey: hotkey[i].clone(),
+                    competition_id: competition_id[i],
+                    task: task[i].clone(),
+                    batch_index: batch_index[i],
+                    loss: loss[i],
+                    n_tokens: n_tokens[i],
+                    status: status[i].parse().map_err(|e: String| c.value_error("status", i, e))?,
+                    reason: reason[i].clone(),
+                })
+            })
+            .collect()
+    }
+
+    fn sort(rows: &mut [Row]) {
+        rows.sort_by(|a, b| {
+            (a.competition_id, a.uid, &a.task, a.batch_index).cmp(&(b.competition_id, b.uid, &b.task, b.batch_index))
+        });
+    }
+}

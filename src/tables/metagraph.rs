@@ -1,0 +1,129 @@
+//! `metagraph`: one row per uid of a subnet as read from the chain, with the model each hotkey
+//! committed (SPEC §3). File metadata carries the block read at and the sync block's hash, so no
+//! later stage needs the chain. Sorted by `uid`.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, Float64Array, StringArray, UInt16Array, UInt64Array};
+use arrow::datatypes::{DataType, SchemaRef};
+
+use super::{field, schema_of, Columns, Error, Table};
+
+/// Provenance key holding the block the metagraph was read at (`compute-wins`' default current block).
+pub const PROVENANCE_BLOCK: &str = "block";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub netuid: u16,
+    pub uid: u16,
+    pub hotkey: String,
+    pub coldkey: String,
+    pub stake: f64,
+    pub validator_permit: bool,
+    pub registration_block: u64,
+    pub commitment: Option<String>,
+    pub commit_block: Option<u64>,
+    pub repo_namespace: Option<String>,
+    pub repo_name: Option<String>,
+    pub revision: Option<String>,
+    pub secure_hash: Option<String>,
+    pub competition_id: Option<u16>,
+    pub metadata_error: Option<String>,
+}
+
+pub struct Metagraph;
+
+impl Table for Metagraph {
+    const NAME: &'static str = "metagraph";
+    const SCHEMA_VERSION: u32 = 1;
+    type Row = Row;
+
+    fn schema() -> SchemaRef {
+        schema_of(vec![
+            field("netuid", DataType::UInt16, false),
+            field("uid", DataType::UInt16, false),
+            field("hotkey", DataType::Utf8, false),
+            field("coldkey", DataType::Utf8, false),
+            field("stake", DataType::Float64, false),
+            field("validator_permit", DataType::Boolean, false),
+            field("registration_block", DataType::UInt64, false),
+            field("commitment", DataType::Utf8, true),
+            field("commit_block", DataType::UInt64, true),
+            field("repo_namespace", DataType::Utf8, true),
+            field("repo_name", DataType::Utf8, true),
+            field("revision", DataType::Utf8, true),
+            field("secure_hash", DataType::Utf8, true),
+            field("competition_id", DataType::UInt16, true),
+            field("metadata_error", DataType::Utf8, true),
+        ])
+    }
+
+    fn encode(rows: &[Row]) -> Vec<ArrayRef> {
+        let opt_str = |f: fn(&Row) -> Option<&str>| -> ArrayRef {
+            Arc::new(StringArray::from_iter(rows.iter().map(f)))
+        };
+        vec![
+            Arc::new(UInt16Array::from_iter_values(rows.iter().map(|r| r.netuid))),
+            Arc::new(UInt16Array::from_iter_values(rows.iter().map(|r| r.uid))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.hotkey))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.coldkey))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.stake))),
+            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.validator_permit)))),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.registration_block))),
+            opt_str(|r| r.commitment.as_deref()),
+            Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.commit_block))),
+            opt_str(|r| r.repo_namespace.as_deref()),
+            opt_str(|r| r.repo_name.as_deref()),
+            opt_str(|r| r.revision.as_deref()),
+            opt_str(|r| r.secure_hash.as_deref()),
+            Arc::new(UInt16Array::from_iter(rows.iter().map(|r| r.competition_id))),
+            opt_str(|r| r.metadata_error.as_deref()),
+        ]
+    }
+
+    fn decode(c: &Columns) -> Result<Vec<Row>, Error> {
+        let (netuid, uid, hotkey) = (c.u16("netuid")?, c.u16("uid")?, c.string("hotkey")?);
+        let (coldkey, stake) = (c.string("coldkey")?, c.f64("stake")?);
+        let (permit, registered) = (c.bool("validator_permit")?, c.u64("registration_block")?);
+        let (commitment, commit_block) = (c.opt_string("commitment")?, c.opt_u64("commit_block")?);
+        let (namespace, name) = (c.opt_string("repo_namespace")?, c.opt_string("repo_name")?);
+        let (revision, secure_hash) = (c.opt_string("revision")?, c.opt_string("secure_hash")?);
+        let (competition_id, error) = (c.opt_u16("competition_id")?, c.opt_string("metadata_error")?);
+        let mut rows = Vec::with_capacity(c.num_rows());
+        for i in 0..c.num_rows() {
+            rows.push(Row {
+                netuid: netuid[i],
+                uid: uid[i],
+                hotkey: hotkey[i].clone(),
+                coldkey: coldkey[i].clone(),
+                stake: stake[i],
+                validator_permit: permit[i],
+                registration_block: registered[i],
+                commitment: commitment[i].clone(),
+                commit_block: commit_block[i],
+                repo_namespace: namespace[i].clone(),
+                repo_name: name[i].clone(),
+                revision: revision[i].clone(),
+                secure_hash: secure_hash[i].clone(),
+                competition_id: competition_id[i],
+                metadata_error: error[i].clone(),
+            });
+        }
+        check_unique_uids(c, &rows)?;
+        Ok(rows)
+    }
+
+    fn sort(rows: &mut [Row]) {
+        rows.sort_by_key(|r| r.uid);
+    }
+}
+
+fn check_unique_uids(c: &Columns, rows: &[Row]) -> Result<(), Error> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, r) in rows.iter().enumerate() {
+        if !seen.insert(r.uid) {
+            return Err(c.value_error("uid", i, format!("uid {} appears twice", r.uid)));
+        }
+    }
+    Ok(())
+}

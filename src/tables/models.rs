@@ -1,0 +1,140 @@
+//! `models`: one row per uid that `fetch-models` considered, with the local snapshot path or the
+//! reason it was not usable (SPEC §3). A model failing a check is a row, never an abort.
+//! Sorted by `uid`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, StringArray, UInt16Array, UInt64Array};
+use arrow::datatypes::{DataType, SchemaRef};
+
+use super::{field, schema_of, Columns, Error, Table};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Skipped,
+    Rejected,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Skipped => "skipped",
+            Self::Rejected => "rejected",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ok" => Ok(Self::Ok),
+            "skipped" => Ok(Self::Skipped),
+            "rejected" => Ok(Self::Rejected),
+            "failed" => Ok(Self::Failed),
+            other => Err(format!("unknown status {other:?} (expected ok, skipped, rejected or failed)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub uid: u16,
+    pub hotkey: String,
+    pub competition_id: Option<u16>,
+    pub repo_id: Option<String>,
+    pub revision: Option<String>,
+    pub commit_block: Option<u64>,
+    pub local_path: Option<String>,
+    pub size_bytes: Option<u64>,
+    pub n_params: Option<u64>,
+    pub architecture: Option<String>,
+    pub status: Status,
+    pub reason: Option<String>,
+}
+
+pub struct Models;
+
+impl Table for Models {
+    const NAME: &'static str = "models";
+    const SCHEMA_VERSION: u32 = 1;
+    type Row = Row;
+
+    fn schema() -> SchemaRef {
+        schema_of(vec![
+            field("uid", DataType::UInt16, false),
+            field("hotkey", DataType::Utf8, false),
+            field("competition_id", DataType::UInt16, true),
+            field("repo_id", DataType::Utf8, true),
+            field("revision", DataType::Utf8, true),
+            field("commit_block", DataType::UInt64, true),
+            field("local_path", DataType::Utf8, true),
+            field("size_bytes", DataType::UInt64, true),
+            field("n_params", DataType::UInt64, true),
+            field("architecture", DataType::Utf8, true),
+            field("status", DataType::Utf8, false),
+            field("reason", DataType::Utf8, true),
+        ])
+    }
+
+    fn encode(rows: &[Row]) -> Vec<ArrayRef> {
+        let opt_str = |f: fn(&Row) -> Option<&str>| -> ArrayRef {
+            Arc::new(StringArray::from_iter(rows.iter().map(f)))
+        };
+        vec![
+            Arc::new(UInt16Array::from_iter_values(rows.iter().map(|r| r.uid))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.hotkey))),
+            Arc::new(UInt16Array::from_iter(rows.iter().map(|r| r.competition_id))),
+            opt_str(|r| r.repo_id.as_deref()),
+            opt_str(|r| r.revision.as_deref()),
+            Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.commit_block))),
+            opt_str(|r| r.local_path.as_deref()),
+            Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.size_bytes))),
+            Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.n_params))),
+            opt_str(|r| r.architecture.as_deref()),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.status.as_str()))),
+            opt_str(|r| r.reason.as_deref()),
+        ]
+    }
+
+    fn decode(c: &Columns) -> Result<Vec<Row>, Error> {
+        let (uid, hotkey, competition_id) = (c.u16("uid")?, c.string("hotkey")?, c.opt_u16("competition_id")?);
+        let (repo_id, revision, commit_block) = (c.opt_string("repo_id")?, c.opt_string("revision")?, c.opt_u64("commit_block")?);
+        let (local_path, size_bytes, n_params) = (c.opt_string("local_path")?, c.opt_u64("size_bytes")?, c.opt_u64("n_params")?);
+        let (architecture, status, reason) = (c.opt_string("architecture")?, c.string("status")?, c.opt_string("reason")?);
+        (0..c.num_rows())
+            .map(|i| {
+                Ok(Row {
+                    uid: uid[i],
+                    hotkey: hotkey[i].clone(),
+                    competition_id: competition_id[i],
+                    repo_id: repo_id[i].clone(),
+                    revision: revision[i].clone(),
+                    commit_block: commit_block[i],
+                    local_path: local_path[i].clone(),
+                    size_bytes: size_bytes[i],
+                    n_params: n_params[i],
+                    architecture: architecture[i].clone(),
+                    status: status[i].parse().map_err(|e: String| c.value_error("status", i, e))?,
+                    reason: reason[i].clone(),
+                })
+            })
+            .collect()
+    }
+
+    fn sort(rows: &mut [Row]) {
+        rows.sort_by_key(|r| r.uid);
+    }
+}
