@@ -12,9 +12,9 @@ use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {location}: {source}")]
+    #[error("cannot read {location}")]
     Read { location: Location, #[source] source: io::Error },
-    #[error("cannot write {location}: {source}")]
+    #[error("cannot write {location}")]
     Write { location: Location, #[source] source: io::Error },
 }
 

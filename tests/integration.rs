@@ -1,1 +1,15 @@
-//! placeholder
+//! The one integration-test binary: the real `valkit` executable against files in a temporary
+//! directory, with HF_*/RUST_LOG cleared. Exit codes and decoded rows are asserted, never log text
+//! beyond the culprit an error line must name.
+
+#[macro_use]
+mod util;
+
+/// `compute-wins`: the demo step, upstream's step simulations through Parquet, bad inputs.
+mod compute_wins;
+/// `inspect`: aligned table, JSON lines, CSV, metadata, closed pipes.
+mod inspect;
+/// `profile` and `--help`: built-in profiles round-trip, every stage has an example.
+mod profile;
+/// Table files: round trips, byte-identical rewrites, refusals.
+mod tables;

@@ -35,7 +35,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    ComputeWins(compute_wins::Args),
+    ComputeWins(Box<compute_wins::Args>),
     Inspect(inspect::Args),
     Profile(profile::Args),
 }
@@ -57,7 +57,7 @@ impl Cli {
 
 pub fn run(cli: Cli, printer: Printer) -> anyhow::Result<Outcome> {
     match cli.command {
-        Command::ComputeWins(args) => compute_wins::exec(args, printer),
+        Command::ComputeWins(args) => compute_wins::exec(*args, printer),
         Command::Inspect(args) => inspect::exec(args, printer),
         Command::Profile(args) => profile::exec(args, printer),
     }

@@ -20,7 +20,7 @@ const BUILTIN: [(&str, &str); 2] = [
 pub enum Error {
     #[error("unknown profile {0:?} (built-in profiles: sn9, sn37)")]
     UnknownProfile(String),
-    #[error("cannot read competitions file {path}: {source}")]
+    #[error("cannot read competitions file {path}")]
     Read { path: String, #[source] source: std::io::Error },
     #[error("{origin}: {message}")]
     Parse { origin: String, message: String },

@@ -147,6 +147,7 @@ mod tests {
         v.iter().map(|x| x.to_bits()).collect()
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn simulate(case: &serde_json::Value, weighting: Weighting, eps: EpsilonFunc, schedule: &[(u16, f64)], threshold: f64, sample_min: usize, fill: bool, tracker: &mut CompetitionTracker) {
         let n = case["num_neurons"].as_u64().unwrap() as usize;
         for (i, step) in case["steps"].as_array().unwrap().iter().enumerate() {

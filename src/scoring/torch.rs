@@ -9,6 +9,9 @@
 //! exponential by `1 / sum`. A naive left-to-right sum differs in the last bit on some inputs.
 //! `LANES = 8` is the AVX2 kernel.
 
+// Index loops mirror the C++ kernels line by line, and the SLEEF constants are kept verbatim.
+#![allow(clippy::needless_range_loop, clippy::excessive_precision)]
+
 const LANES: usize = 8;
 const ILP: usize = 4;
 
@@ -142,7 +145,7 @@ pub fn softmax(x: &[f32]) -> Vec<f32> {
 /// so every `mla` is a fused multiply-add). Correctly rounded `exp` differs from it in the last
 /// bit for some inputs (e.g. `exp(-66.66667)`), which shows in the stored float32 weights.
 fn exp_f32(d: f32) -> f32 {
-    const R_LN2: f32 = 1.442_695_040_888_963_4;
+    const R_LN2: f32 = std::f32::consts::LOG2_E;
     const L2U: f32 = 0.693_145_751_953_125;
     const L2L: f32 = 1.428_606_765_330_187e-6;
     // vrint: round half to even, as cvtps2dq does under the default rounding mode.

@@ -54,6 +54,7 @@ pub struct Summary {
     pub cur_block: u64,
     pub top_uid: u16,
     pub uids: usize,
+    /// The weights that survive the u16 conversion, i.e. what `set-weights` would send.
     pub nonzero_weights: BTreeMap<u16, f32>,
     pub out_dir: String,
 }
@@ -138,7 +139,7 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Option<Summary>)> {
         cur_block: current_block,
         top_uid: step.top_uid,
         uids: contenders.len(),
-        nonzero_weights: weight_rows.iter().filter(|w| w.weight > 0.0).map(|w| (w.uid, w.weight)).collect(),
+        nonzero_weights: weight_rows.iter().filter(|w| w.weight_u16 > 0).map(|w| (w.uid, w.weight)).collect(),
         out_dir: opts.out_dir.display().to_string(),
     };
     Ok((Outcome::Done, Some(summary)))

@@ -60,6 +60,8 @@ impl Cell {
             Cell::Null => String::new(),
             Cell::Bool(b) => b.to_string(),
             Cell::Int(i) => i.to_string(),
+            // Denormal tracker weights such as 3.7e-44 would print with 40 zeros otherwise.
+            Cell::Float(f) if *f != 0.0 && f.is_finite() && (f.abs() < 1e-4 || f.abs() >= 1e15) => format!("{f:e}"),
             Cell::Float(f) => f.to_string(),
             Cell::Str(s) => s.clone(),
             Cell::List(items) => {

@@ -39,6 +39,9 @@ fn kind_of(dt: &DataType) -> Option<Kind> {
     }
 }
 
+/// One optional list per row.
+type NullableLists<N> = Vec<Option<Vec<N>>>;
+
 pub struct Columns<'a> {
     location: &'a Location,
     table: &'static str,
@@ -167,7 +170,7 @@ impl<'a> Columns<'a> {
         Ok(self.optional(self.bools(name)?))
     }
 
-    fn lists<T: ArrowPrimitiveType>(&self, name: &str, kind: Kind, expected: &'static str) -> Result<Option<Vec<Option<Vec<T::Native>>>>, Error> {
+    fn lists<T: ArrowPrimitiveType>(&self, name: &str, kind: Kind, expected: &'static str) -> Result<Option<NullableLists<T::Native>>, Error> {
         let Some(array) = self.cast(name, kind, &list_of(T::DATA_TYPE), expected)? else {
             return Ok(None);
         };

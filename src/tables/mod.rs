@@ -40,7 +40,7 @@ pub const PROVENANCE_PREFIX: &str = "valkit.";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{location}: not a readable Parquet file ({source})")]
+    #[error("{location}: not a readable Parquet file")]
     Parquet { location: Location, #[source] source: ParquetError },
     #[error("{location}: not a valkit table (no `valkit.table` metadata), expected a {expected} table")]
     Unlabelled { location: Location, expected: &'static str },
@@ -54,7 +54,7 @@ pub enum Error {
     ColumnType { location: Location, column: String, found: String, expected: &'static str },
     #[error("{location}: column `{column}`, row {row}: {problem}")]
     Value { location: Location, column: String, row: usize, problem: String },
-    #[error("encoding the {table} table: {source}")]
+    #[error("encoding the {table} table")]
     Encode { table: &'static str, #[source] source: ParquetError },
 }
 

@@ -1,0 +1,68 @@
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use valkit::tables::losses;
+
+use crate::util::*;
+
+#[test]
+fn json_lines_one_object_per_row() {
+    let r = run(&["inspect", &demo("losses.parquet"), "--json"]);
+    assert_exit!(r, 0);
+    let rows: Vec<serde_json::Value> = r.stdout_text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 12 * 6 * 4);
+    assert_eq!(rows[0]["uid"], 1);
+    let failed = rows.iter().find(|r| r["status"] == "failed").unwrap();
+    assert_eq!(failed["loss"], "inf", "JSON has no infinity: written as a string");
+}
+
+#[test]
+fn table_csv_and_meta() {
+    let r = run(&["inspect", &demo("metagraph.parquet")]);
+    assert_exit!(r, 0);
+    let text = r.stdout_text();
+    assert!(text.starts_with("table: metagraph  schema version: 1"), "{text}");
+    assert!(text.contains("  block: 5200000"));
+    let csv = run(&["inspect", &demo("tracker.parquet"), "--csv"]);
+    assert_exit!(csv, 0);
+    let text = csv.stdout_text();
+    assert_eq!(text.lines().next().unwrap(), "competition_id,uid,weight,keep");
+    assert_eq!(text.lines().count(), 33);
+    let meta = run(&["inspect", &demo("losses.parquet"), "--meta"]);
+    let v: serde_json::Value = serde_json::from_str(&meta.stdout_text()).unwrap();
+    assert_eq!((v["table"].as_str(), v["rows"].as_u64()), (Some("losses"), Some(288)));
+}
+
+#[test]
+fn corrupt_input_is_one_error_line() {
+    let dir = TestDir::new();
+    std::fs::write(dir.path("x.parquet"), b"not parquet").unwrap();
+    assert_bad_input(&run(&["inspect", &dir.arg("x.parquet")]), "x.parquet");
+}
+
+#[test]
+fn stdin_works() {
+    let bytes = std::fs::read(demo("tracker.parquet")).unwrap();
+    let mut child = valkit().args(["inspect", "-", "--json"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 32);
+}
+
+#[test]
+fn a_reader_closing_the_pipe_is_not_an_error() {
+    let dir = TestDir::new();
+    let rows: Vec<losses::Row> = (0..20_000u32)
+        .map(|i| losses::Row { uid: (i % 200) as u16, hotkey: "h".into(), competition_id: 4, task: "FINEWEB".into(), batch_index: i / 200, loss: 2.0, n_tokens: 4095, status: losses::Status::Ok, reason: None })
+        .collect();
+    write_table::<losses::Losses>(&dir.path("big.parquet"), rows, &[]);
+    let mut child = valkit().args(["inspect", &dir.arg("big.parquet"), "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    // The reader (like `head -1`) is gone now.
+    let out = child.wait_with_output().unwrap();
+    assert!(first.starts_with('{'));
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty());
+}

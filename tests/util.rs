@@ -1,0 +1,119 @@
+//! Helpers shared by the integration tests.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use valkit::files::{InputFile, Location};
+use valkit::tables::{self, Table, TableFile};
+
+/// A temporary directory removed when the test ends.
+pub struct TestDir {
+    dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().expect("temp dir") }
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    pub fn arg(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+}
+
+/// The binary under test with an environment that cannot reach the network or a user's cache.
+pub fn valkit() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_valkit"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HF_") || key == "RUST_LOG" || key.starts_with("HUGGINGFACE") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("HF_HUB_OFFLINE", "1");
+    cmd
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8(self.stdout.clone()).expect("utf-8 stdout")
+    }
+}
+
+pub fn run(args: &[&str]) -> Run {
+    let Output { status, stdout, stderr } = valkit().args(args).output().expect("valkit runs");
+    Run { code: status.code().expect("exit code"), stdout, stderr: String::from_utf8_lossy(&stderr).into_owned() }
+}
+
+/// Asserts the exit code, showing stderr when it differs.
+#[macro_export]
+macro_rules! assert_exit {
+    ($run:expr, $code:expr) => {{
+        let r = &$run;
+        assert_eq!(r.code, $code, "exit code {} (expected {}); stderr:\n{}", r.code, $code, r.stderr);
+    }};
+}
+
+/// An error run: exit 2 and exactly one stderr line that mentions `culprit`.
+pub fn assert_bad_input(r: &Run, culprit: &str) {
+    assert_exit!(r, 2);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one error line expected, got:\n{}", r.stderr);
+    assert!(lines[0].starts_with("error: "), "{}", lines[0]);
+    assert!(lines[0].contains(culprit), "error should name {culprit:?}: {}", lines[0]);
+}
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+pub fn demo(name: &str) -> String {
+    repo_path(&format!("testdata/demo/{name}")).display().to_string()
+}
+
+pub fn write_table<T: Table>(path: &Path, rows: Vec<T::Row>, provenance: &[(&str, &str)]) {
+    let prov: BTreeMap<String, String> = provenance.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let bytes = tables::encode_file::<T>(rows, &prov).expect("encode");
+    std::fs::write(path, bytes).expect("write table");
+}
+
+pub fn read_table<T: Table>(path: &Path) -> TableFile<T::Row> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let input = InputFile { location: Location::Path(path.to_path_buf()), bytes: bytes.into(), sha256: String::new() };
+    tables::decode_file::<T>(&input).expect("decode")
+}
+
+/// A section of `../shared/spec/vectors.json`.
+pub fn vectors(section: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(repo_path("../shared/spec/vectors.json")).expect("../shared/spec/vectors.json");
+    let all: serde_json::Value = serde_json::from_str(&text).unwrap();
+    all[section].clone()
+}
+
+pub fn num(v: &serde_json::Value) -> f64 {
+    match v.as_str() {
+        Some("inf") => f64::INFINITY,
+        _ => v.as_f64().unwrap(),
+    }
+}
+
+pub fn f32_bits(v: &serde_json::Value) -> Vec<u32> {
+    v["f32_bits"].as_array().unwrap().iter().map(|b| u32::from_str_radix(b.as_str().unwrap(), 16).unwrap()).collect()
+}
+
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+}
