@@ -3,12 +3,16 @@
 //! The binary (`main.rs`) only parses arguments and maps results to exit codes; everything else
 //! lives here so that tests and benchmarks drive the same code. See `../shared/spec/SPEC.md`.
 
+pub mod chain;
 pub mod cli;
 pub mod competition;
 pub mod exit;
 pub mod files;
+pub mod hub;
 pub mod logging;
+pub mod loss;
 pub mod printer;
+pub mod sampling;
 pub mod scoring;
 pub mod stages;
 pub mod tables;

@@ -204,6 +204,17 @@ impl Profile {
         let (b, g, c) = (block as i128, self.subnet.sync_genesis as i128, self.subnet.sync_cadence as i128);
         (b - g).div_euclid(c) * c + g
     }
+
+    /// The first sync block strictly after `block` (upstream.md §1.1), when SN37 paces its steps.
+    pub fn next_sync_block(&self, block: u64) -> i128 {
+        let (b, g, c) = (block as i128, self.subnet.sync_genesis as i128, self.subnet.sync_cadence as i128);
+        let next = (b - g + c - 1).div_euclid(c) * c + g;
+        if next == b {
+            next + c
+        } else {
+            next
+        }
+    }
 }
 
 fn join(ids: &[u16]) -> String {
@@ -416,8 +427,16 @@ mod tests {
         assert_eq!(c.constraints.sequence_length, Some(16_384));
         assert!(matches!(p.competition_at(3, 5_300_000), Err(Error::NotScheduled { .. })));
         assert!(matches!(p.competition_at(9, 5_300_000), Err(Error::UnknownCompetition { .. })));
-        // Genesis-aligned 360-block sync blocks (upstream.md §1.1).
-        assert_eq!(p.sync_block(3_138_611 + 725), 3_138_611 + 720);
+        // Genesis-aligned 360-block sync blocks (upstream.md §1.1), as in the `seeds` vectors.
+        let v = &crate::scoring::vectors::section("seeds")["sn37"];
+        let cur = v["current_block"].as_u64().unwrap();
+        assert_eq!(p.sync_block(cur), i128::from(v["sync_block"].as_u64().unwrap()));
+        assert_eq!(p.next_sync_block(cur), i128::from(v["next_sync_block"].as_u64().unwrap()));
+        let on_boundary = v["sync_block"].as_u64().unwrap();
+        assert_eq!(p.next_sync_block(on_boundary), i128::from(v["next_sync_block_when_on_boundary"].as_u64().unwrap()));
+        let sn9 = &crate::scoring::vectors::section("seeds")["sn9"];
+        let p9 = Profile::builtin("sn9").unwrap();
+        assert_eq!(p9.sync_block(sn9["current_block"].as_u64().unwrap()), i128::from(sn9["sync_block"].as_u64().unwrap()));
     }
 
     #[test]

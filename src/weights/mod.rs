@@ -4,8 +4,10 @@
 //! `normalize_max_weight` pre-processing for the min-allowed-weights and max-weight-limit rules.
 //! Pure: values in, values out.
 
+mod commit;
 mod numpy;
 
+pub use commit::weight_commit_hash;
 use numpy::{pairwise_sum, Real};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -87,3 +87,20 @@ fn u16_normalized_float_cases() {
         assert_eq!(got, case["float"].as_f64().unwrap());
     }
 }
+
+#[test]
+fn generate_weight_hash_cases() {
+    for case in cases("generate_weight_hash") {
+        let key = hex::decode(case["pubkey_hex"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+        let account: [u8; 32] = key.try_into().unwrap();
+        let hash = weight_commit_hash(
+            &account,
+            case["netuid_index"].as_u64().unwrap() as u16,
+            &u16s(&case["uids"]),
+            &u16s(&case["values"]),
+            &u16s(&case["salt"]),
+            case["version_key"].as_u64().unwrap(),
+        );
+        assert_eq!(format!("0x{}", hex::encode(hash)), case["hash"].as_str().unwrap());
+    }
+}

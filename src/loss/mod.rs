@@ -1,0 +1,53 @@
+//! Cross entropy as upstream scores a model (upstream.md §5.2, §5.3): targets are the input ids
+//! shifted by one; text loss averages every shifted position, reference loss only the positions
+//! predicting the reference tokens after the context. Pure and per-row, so a caller can stream
+//! logits in chunks of positions and never hold `[T × V]` at once.
+
+/// Negative log-likelihood of `target` under one row of logits, with a stable log-softmax
+/// (the log-sum-exp is taken in f64 around the row's maximum).
+pub fn token_nll(logits: &[f32], target: u32) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    let log_z = max + sum.ln();
+    log_z - logits[target as usize] as f64
+}
+
+/// Per-position NLLs of a `[T × vocab]` logits block against `ids[1..]`.
+pub fn shifted_nlls(logits: &[f32], vocab: usize, ids: &[u32]) -> Vec<f64> {
+    assert_eq!(logits.len(), ids.len() * vocab, "logits must be [T x vocab]");
+    (0..ids.len().saturating_sub(1)).map(|t| token_nll(&logits[t * vocab..(t + 1) * vocab], ids[t + 1])).collect()
+}
+
+/// Mean NLL over the scored positions: all of them for text loss (`context_len` 0), else the
+/// positions predicting tokens at `context_len..` (the first from the last context token).
+pub fn mean_loss(nlls: &[f64], context_len: usize) -> f64 {
+    let scored = &nlls[context_len.saturating_sub(1).min(nlls.len())..];
+    if scored.is_empty() {
+        return f64::INFINITY;
+    }
+    scored.iter().sum::<f64>() / scored.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scoring::vectors::{f32_bits, section};
+
+    #[test]
+    fn cross_entropy_vectors() {
+        let v = section("cross_entropy");
+        let vocab = v["vocab"].as_u64().unwrap() as usize;
+        let ids: Vec<u32> = v["input_ids"][0].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        let logits: Vec<f32> = f32_bits(&v["logits_f32"]).into_iter().map(f32::from_bits).collect();
+        let nlls = shifted_nlls(&logits, vocab, &ids);
+        for (got, bits) in nlls.iter().zip(f32_bits(&v["per_token_nll_f32"])) {
+            let want = f64::from(f32::from_bits(bits));
+            assert!((got - want).abs() <= 1e-6 * want, "{got} vs {want}");
+        }
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b;
+        assert!(close(mean_loss(&nlls, 0), v["text_loss"].as_f64().unwrap()));
+        // Reference loss over the last `ref_len` tokens: context is everything before them.
+        let ref_len = v["ref_len"].as_u64().unwrap() as usize;
+        assert!(close(mean_loss(&nlls, ids.len() - ref_len), v["reference_loss"].as_f64().unwrap()));
+    }
+}
