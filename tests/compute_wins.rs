@@ -246,24 +246,9 @@ fn a_losses_file_given_as_metagraph_is_refused() {
 
 #[test]
 fn a_schema_version_from_the_future_is_refused() {
-    use parquet::arrow::ArrowWriter;
-    use parquet::file::metadata::KeyValue;
     let dir = TestDir::new();
-    let file = read_table::<losses::Losses>(std::path::Path::new(&demo("losses.parquet")));
-    let bytes = valkit::tables::encode_file::<losses::Losses>(file.rows, &BTreeMap::new()).unwrap();
-    // Re-write the same rows under a newer schema version, as a future valkit would.
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).unwrap().build().unwrap();
-    let batches: Vec<_> = reader.map(Result::unwrap).collect();
-    let kv = vec![KeyValue::new("valkit.table".into(), "losses".to_string()), KeyValue::new("valkit.schema_version".into(), "99".to_string())];
-    #[allow(clippy::disallowed_methods)] // deliberately not valkit's writer settings
-    let props = parquet::file::properties::WriterProperties::builder().set_key_value_metadata(Some(kv)).build();
-    let mut out = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut out, batches[0].schema(), Some(props)).unwrap();
-    for b in &batches {
-        writer.write(b).unwrap();
-    }
-    writer.close().unwrap();
-    std::fs::write(dir.path("future.parquet"), out).unwrap();
+    let batch = read_batch(std::path::Path::new(&demo("losses.parquet")));
+    write_foreign(&dir.path("future.parquet"), &batch, &[("valkit.table", "losses"), ("valkit.schema_version", "99")]);
     assert_refused(&dir, &with_losses(&dir.arg("out"), &dir.arg("future.parquet")), "schema version 99");
 }
 

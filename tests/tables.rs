@@ -55,3 +55,35 @@ fn a_missing_required_column_is_named() {
     let err = tables::decode_file::<losses::Losses>(&input).unwrap_err().to_string();
     assert!(err.contains("is a tracker table, expected a losses table"), "{err}");
 }
+
+#[test]
+fn a_missing_column_and_a_wrong_type_are_named() {
+    let dir = TestDir::new();
+    let batch = read_batch(std::path::Path::new(&demo("losses.parquet")));
+    let labels = [("valkit.table", "losses"), ("valkit.schema_version", "1")];
+    let without_loss = batch.project(&(0..batch.num_columns()).filter(|&i| batch.schema().field(i).name() != "loss").collect::<Vec<_>>()).unwrap();
+    write_foreign(&dir.path("no-loss.parquet"), &without_loss, &labels);
+    let r = run(&["compute-wins", "--profile", "sn9", "--competition-id", "4", "--metagraph", &demo("metagraph.parquet"), "--losses", &dir.arg("no-loss.parquet"), "--out-dir", &dir.arg("out")]);
+    assert_bad_input(&r, "missing column `loss` of the losses table");
+    // A researcher's table with extra columns and int64 ids is fine.
+    let extra = arrow::array::StringArray::from(vec!["note"; batch.num_rows()]);
+    let mut columns = batch.columns().to_vec();
+    columns.push(std::sync::Arc::new(extra));
+    let mut fields: Vec<arrow::datatypes::Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(arrow::datatypes::Field::new("my_note", arrow::datatypes::DataType::Utf8, true));
+    let with_extra = arrow::array::RecordBatch::try_new(std::sync::Arc::new(arrow::datatypes::Schema::new(fields)), columns).unwrap();
+    write_foreign(&dir.path("extra.parquet"), &with_extra, &labels);
+    assert_eq!(read_table::<losses::Losses>(&dir.path("extra.parquet")).rows.len(), 288);
+    // Text where a number belongs is refused with the column's name.
+    let mut fields: Vec<arrow::datatypes::Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let at = fields.iter().position(|f| f.name() == "uid").unwrap();
+    fields[at] = arrow::datatypes::Field::new("uid", arrow::datatypes::DataType::Utf8, false);
+    let mut columns = batch.columns().to_vec();
+    columns[at] = std::sync::Arc::new(arrow::array::StringArray::from(vec!["1"; batch.num_rows()]));
+    let text_uid = arrow::array::RecordBatch::try_new(std::sync::Arc::new(arrow::datatypes::Schema::new(fields)), columns).unwrap();
+    write_foreign(&dir.path("text-uid.parquet"), &text_uid, &labels);
+    let r = run(&["inspect", &dir.arg("text-uid.parquet")]);
+    assert_exit!(r, 0);
+    let r = run(&["compute-wins", "--profile", "sn9", "--competition-id", "4", "--metagraph", &demo("metagraph.parquet"), "--losses", &dir.arg("text-uid.parquet"), "--out-dir", &dir.arg("out")]);
+    assert_bad_input(&r, "column `uid` has type Utf8, expected uint16");
+}

@@ -117,3 +117,24 @@ pub fn files_in(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Writes `batch` as a foreign tool would: default writer settings, only the given metadata.
+pub fn write_foreign(path: &Path, batch: &arrow::array::RecordBatch, metadata: &[(&str, &str)]) {
+    use parquet::file::metadata::KeyValue;
+    let kv = metadata.iter().map(|(k, v)| KeyValue::new(k.to_string(), v.to_string())).collect();
+    #[allow(clippy::disallowed_methods)] // deliberately not valkit's writer settings
+    let props = parquet::file::properties::WriterProperties::builder().set_key_value_metadata(Some(kv)).build();
+    let mut out = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
+    writer.write(batch).unwrap();
+    writer.close().unwrap();
+    std::fs::write(path, out).unwrap();
+}
+
+/// All rows of any Parquet file as one record batch.
+pub fn read_batch(path: &Path) -> arrow::array::RecordBatch {
+    let bytes = bytes::Bytes::from(std::fs::read(path).unwrap());
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
+    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+}

@@ -2,8 +2,6 @@
 //! with `loss = inf` and a reason. Shards from several hosts concatenate.
 //! Sorted by (`competition_id`, `uid`, `task`, `batch_index`).
 
-use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, StringArray, UInt16Array, UInt32Array};
@@ -11,37 +9,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 
 use super::{field, schema_of, Columns, Error, Table};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Ok,
-    Failed,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Status {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "ok" => Ok(Self::Ok),
-            "failed" => Ok(Self::Failed),
-            other => Err(format!("unknown status {other:?} (expected ok or failed)")),
-        }
-    }
-}
+status_enum!(Status { Ok => "ok", Failed => "failed" });
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {

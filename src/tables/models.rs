@@ -2,8 +2,6 @@
 //! reason it was not usable (SPEC §3). A model failing a check is a row, never an abort.
 //! Sorted by `uid`.
 
-use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, StringArray, UInt16Array, UInt64Array};
@@ -11,43 +9,11 @@ use arrow::datatypes::{DataType, SchemaRef};
 
 use super::{field, schema_of, Columns, Error, Table};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Ok,
-    Skipped,
-    Rejected,
-    Failed,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Skipped => "skipped",
-            Self::Rejected => "rejected",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Status {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "ok" => Ok(Self::Ok),
-            "skipped" => Ok(Self::Skipped),
-            "rejected" => Ok(Self::Rejected),
-            "failed" => Ok(Self::Failed),
-            other => Err(format!("unknown status {other:?} (expected ok, skipped, rejected or failed)")),
-        }
-    }
-}
+status_enum!(
+    /// `ok`: usable snapshot at `local_path`; `skipped`: not this step's business (e.g. eval delay);
+    /// `rejected`: breaks a competition rule; `failed`: could not be fetched or checked.
+    Status { Ok => "ok", Skipped => "skipped", Rejected => "rejected", Failed => "failed" }
+);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
