@@ -20,10 +20,12 @@ pub enum Outcome {
 
 /// Marker error wrapped by protocol clients when a service cannot be reached; yields exit 4.
 #[derive(Debug, thiserror::Error)]
-#[error("{service} unreachable at {endpoint}")]
+#[error("{service} unreachable at {endpoint}: {detail}")]
 pub struct Unreachable {
     pub service: &'static str,
     pub endpoint: String,
+    /// What happened: "connection refused", "timed out after 15 s", ...
+    pub detail: String,
 }
 
 pub fn code(result: &anyhow::Result<Outcome>) -> ExitCode {
@@ -57,7 +59,7 @@ mod tests {
         assert_eq!(code(&Ok(nothing)), ExitCode::from(3));
         let bad: anyhow::Result<Outcome> = Err(anyhow::anyhow!("bad input"));
         assert_eq!(code(&bad), ExitCode::from(2));
-        let down = Unreachable { service: "subtensor", endpoint: "ws://127.0.0.1:1".into() };
+        let down = Unreachable { service: "subtensor", endpoint: "ws://127.0.0.1:1".into(), detail: "connection refused".into() };
         let wrapped: anyhow::Result<Outcome> = Err(anyhow::Error::new(down).context("syncing"));
         assert_eq!(code(&wrapped), ExitCode::from(4));
         let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);

@@ -6,6 +6,7 @@
 pub mod chain;
 pub mod cli;
 pub mod competition;
+pub mod datasets;
 pub mod exit;
 pub mod files;
 pub mod hub;
@@ -13,6 +14,7 @@ pub mod logging;
 pub mod loss;
 pub mod printer;
 pub mod sampling;
+pub mod tokenizer;
 pub mod scoring;
 pub mod stages;
 pub mod tables;

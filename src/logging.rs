@@ -15,7 +15,9 @@ pub fn init(verbosity: i8) -> anyhow::Result<()> {
         _ => "trace",
     };
     // A mistyped RUST_LOG must fail loudly rather than silently hide the logs someone asked for.
-    let filter = match std::env::var("RUST_LOG") {
+    #[allow(clippy::disallowed_methods)] // RUST_LOG is the logging module's own variable
+    let rust_log = std::env::var("RUST_LOG");
+    let filter = match rust_log {
         Ok(spec) if !spec.is_empty() => EnvFilter::try_new(&spec)
             .with_context(|| format!("invalid RUST_LOG value {spec:?}"))?,
         _ => EnvFilter::new(default),

@@ -16,7 +16,10 @@ fn main() -> ExitCode {
         }
     };
     let printer = cli.printer();
-    let result = logging::init(cli.verbosity()).and_then(|()| cli::run(cli, printer));
+    let result = logging::init(cli.verbosity()).and_then(|()| {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        runtime.block_on(cli::run(cli, printer))
+    });
     if let Err(err) = &result {
         if !exit::is_broken_pipe(err) {
             printer.error(err);

@@ -4,11 +4,14 @@
 
 #[macro_use]
 mod util;
+mod fixtures;
 
 /// `compute-wins`: the demo step, upstream's step simulations through Parquet, bad inputs.
 mod compute_wins;
 /// `inspect`: aligned table, JSON lines, CSV, metadata, closed pipes.
 mod inspect;
+/// `sample-batches`: pages and windows as upstream's loaders pick them, against a local datasets-server.
+mod sample_batches;
 /// `profile` and `--help`: built-in profiles round-trip, every stage has an example.
 mod profile;
 /// Table files: round trips, byte-identical rewrites, refusals.

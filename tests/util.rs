@@ -62,13 +62,19 @@ macro_rules! assert_exit {
     }};
 }
 
-/// An error run: exit 2 and exactly one stderr line that mentions `culprit`.
+/// An error run: exit 2 and exactly one `error:` line on stderr (after any warnings) that
+/// mentions `culprit`.
 pub fn assert_bad_input(r: &Run, culprit: &str) {
     assert_exit!(r, 2);
-    let lines: Vec<&str> = r.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "one error line expected, got:\n{}", r.stderr);
-    assert!(lines[0].starts_with("error: "), "{}", lines[0]);
-    assert!(lines[0].contains(culprit), "error should name {culprit:?}: {}", lines[0]);
+    assert_one_error_line(r, culprit);
+}
+
+pub fn assert_one_error_line(r: &Run, culprit: &str) {
+    let errors: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "one error line expected, got:\n{}", r.stderr);
+    assert_eq!(r.stderr.lines().last(), Some(errors[0]), "the error comes last:\n{}", r.stderr);
+    assert!(errors[0].starts_with("error: "), "{}", errors[0]);
+    assert!(errors[0].contains(culprit), "error should name {culprit:?}: {}", errors[0]);
 }
 
 pub fn repo_path(rel: &str) -> PathBuf {

@@ -11,6 +11,7 @@ mod args;
 mod compute_wins;
 mod inspect;
 mod profile;
+mod sample_batches;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,6 +39,7 @@ enum Command {
     ComputeWins(Box<compute_wins::Args>),
     Inspect(inspect::Args),
     Profile(profile::Args),
+    SampleBatches(sample_batches::Args),
 }
 
 impl Cli {
@@ -55,10 +57,11 @@ impl Cli {
     }
 }
 
-pub fn run(cli: Cli, printer: Printer) -> anyhow::Result<Outcome> {
+pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::ComputeWins(args) => compute_wins::exec(*args, printer),
         Command::Inspect(args) => inspect::exec(args, printer),
         Command::Profile(args) => profile::exec(args, printer),
+        Command::SampleBatches(args) => sample_batches::exec(args, printer).await,
     }
 }

@@ -50,6 +50,7 @@ pub struct SubnetParams {
     pub weights_version_key: u64,
     pub sync_cadence: u64,
     pub sync_genesis: u64,
+    pub max_batches_per_task: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -267,6 +268,7 @@ fn validate(raw: raw::Profile, origin: &str) -> Result<Profile, Error> {
     check.ensure((0.0..1.0).contains(&s.weight_threshold), "subnet.weight_threshold", format!("{} is not in [0, 1)", s.weight_threshold))?;
     check.ensure(s.sample_min >= 1, "subnet.sample_min", "must be at least 1")?;
     check.ensure(s.sync_cadence >= 1, "subnet.sync_cadence", "must be at least 1")?;
+    check.ensure(s.max_batches_per_task >= 1, "subnet.max_batches_per_task", "must be at least 1")?;
     check.ensure(!raw.schedule.is_empty(), "schedule", "no schedule entries")?;
     let mut schedule = Vec::with_capacity(raw.schedule.len());
     let mut previous: Option<u64> = None;
@@ -301,6 +303,7 @@ fn validate(raw: raw::Profile, origin: &str) -> Result<Profile, Error> {
             weights_version_key: s.weights_version_key,
             sync_cadence: s.sync_cadence,
             sync_genesis: s.sync_genesis,
+            max_batches_per_task: s.max_batches_per_task,
         },
         schedule,
     })

@@ -30,6 +30,13 @@ pub struct Subnet {
     pub sync_cadence: u64,
     #[serde(default)]
     pub sync_genesis: u64,
+    /// Batches kept per task after the shuffle (upstream's MAX_BATCHES_PER_DATASET).
+    #[serde(default = "default_max_batches")]
+    pub max_batches_per_task: usize,
+}
+
+fn default_max_batches() -> usize {
+    50
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,4 +1,7 @@
-//! Hugging Face hub: what valkit needs of a downloaded model. The HTTP client arrives with
-//! `fetch-models`; the snapshot hash below is what a miner's secure hash is checked against.
+//! Hugging Face hub: the HF environment and cache layout, and the snapshot hash a miner's secure
+//! hash is checked against. Model downloads arrive with `fetch-models`.
 
+mod config;
 pub mod hash;
+
+pub use config::{Config, Secret};

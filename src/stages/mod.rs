@@ -3,4 +3,5 @@
 //! for the printer. No formulas and no column names here.
 
 pub mod compute_wins;
+pub mod sample_batches;
 pub mod inspect;

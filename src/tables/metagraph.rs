@@ -11,6 +11,10 @@ use super::{field, schema_of, Columns, Error, Table};
 
 /// Provenance key holding the block the metagraph was read at (`compute-wins`' default current block).
 pub const PROVENANCE_BLOCK: &str = "block";
+/// Provenance keys of the profile's sync block and its hash, from which `sample-batches` derives
+/// the data seed (upstream.md §4.1).
+pub const PROVENANCE_SYNC_BLOCK: &str = "sync_block";
+pub const PROVENANCE_SYNC_BLOCK_HASH: &str = "sync_block_hash";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {

@@ -1,0 +1,79 @@
+//! Where evaluation rows come from: the Hugging Face datasets-server (`/size`, `/rows`) or a
+//! local directory of JSONL files answering the same two questions. Rows only — which pages to
+//! ask for is decided by `sampling` and the stage.
+
+mod local;
+mod server;
+
+pub use local::LocalDataset;
+pub use server::{Client, ClientOptions};
+
+use crate::sampling::ConfigRows;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Kept as a source (not transparent) so that the exit-code walk finds the marker.
+    #[error("request failed")]
+    Unreachable(#[source] crate::exit::Unreachable),
+    #[error("{url}: HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url}: response is not JSON")]
+    NotJson { url: String },
+    #[error("{url}: malformed response: {what}")]
+    Malformed { url: String, what: String },
+    #[error("{path}: {what}")]
+    Local { path: String, what: String },
+}
+
+impl Error {
+    /// Failures upstream's `requests` raises as `RequestException` (connection, timeout, HTTP
+    /// status, undecodable JSON): its loaders retry them. A response of the wrong shape is not
+    /// retried upstream (a `KeyError`), and neither is a broken local file.
+    /// The error with its causes on one line, for provenance records.
+    pub fn describe(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        text
+    }
+
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unreachable(_) | Self::Status { .. } | Self::NotJson { .. })
+    }
+}
+
+/// One dataset, remote or local.
+pub enum Source<'a> {
+    Server { client: &'a Client, dataset: &'a str, auth: bool },
+    Local(&'a LocalDataset),
+}
+
+impl Source<'_> {
+    /// The configs and splits with their row counts, in the order the server lists them.
+    pub async fn size(&self) -> Result<Vec<ConfigRows>, Error> {
+        match self {
+            Source::Server { client, dataset, auth } => client.size(dataset, *auth).await,
+            Source::Local(local) => Ok(local.size()),
+        }
+    }
+
+    /// The `row` objects of `length` rows from `offset` (fewer at the end of a split).
+    pub async fn rows(&self, config: &str, split: &str, offset: u64, length: u64) -> Result<Vec<serde_json::Value>, Error> {
+        match self {
+            Source::Server { client, dataset, auth } => client.rows(dataset, config, split, offset, length, *auth).await,
+            Source::Local(local) => local.rows(config, split, offset, length),
+        }
+    }
+
+    /// `dataset:config:split:offset`, the provenance of a page.
+    pub fn page_name(&self, config: &str, split: &str, offset: u64) -> String {
+        let name = match self {
+            Source::Server { dataset, .. } => dataset.to_string(),
+            Source::Local(local) => local.name(),
+        };
+        format!("{name}:{config}:{split}:{offset}")
+    }
+}

@@ -1,0 +1,203 @@
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use valkit::tables::batches;
+
+use crate::fixtures::datasets::{self, DatasetsServer};
+use crate::util::*;
+
+fn reference() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(repo_path("testdata/expected/sample_batches_sn9.json")).unwrap()).unwrap()
+}
+
+fn tokenizer() -> String {
+    repo_path("testdata/tokenizer").display().to_string()
+}
+
+fn sn9_args(server: &DatasetsServer, out: &str) -> Vec<String> {
+    let hash = reference()["block_hash"].as_str().unwrap().to_string();
+    ["sample-batches", "--profile", "sn9", "--competition-id", "4", "--block-hash", &hash, "--datasets-endpoint", &server.url, "--tokenizer", &tokenizer(), "--retry-delay", "0", "-o", out]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn run_owned(args: &[String]) -> Run {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&refs)
+}
+
+/// sha256 of a window as Python's `json.dumps(list)` writes it.
+fn window_hash(tokens: &[u32]) -> String {
+    let text = format!("[{}]", tokens.iter().map(u32::to_string).collect::<Vec<_>>().join(", "));
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+fn by_task(path: &Path) -> BTreeMap<String, Vec<batches::Row>> {
+    let mut out: BTreeMap<String, Vec<batches::Row>> = BTreeMap::new();
+    for row in read_table::<batches::Batches>(path).rows {
+        out.entry(row.task.clone()).or_default().push(row);
+    }
+    out
+}
+
+#[test]
+fn sn9_windows_match_the_python_reference() {
+    let server = datasets::start();
+    let dir = TestDir::new();
+    let r = run_owned(&sn9_args(&server, &dir.arg("b.parquet")));
+    assert_exit!(r, 1); // STACKV2_DEDUP cannot be sampled (S3 content): one task skipped
+    let got = by_task(&dir.path("b.parquet"));
+    let expected = reference();
+    for (task, want) in expected["tasks"].as_object().unwrap() {
+        if want.is_null() {
+            assert!(!got.contains_key(task), "{task} is skipped");
+            continue;
+        }
+        let rows = &got[task];
+        let hashes: Vec<String> = rows.iter().map(|r| window_hash(&r.token_ids)).collect();
+        let want_hashes: Vec<&str> = want["windows_sha256"].as_array().unwrap().iter().map(|h| h.as_str().unwrap()).collect();
+        assert_eq!(hashes, want_hashes, "{task}: windows differ from the reference");
+        assert!(rows.iter().all(|r| r.token_ids.len() == 4096 && r.context_len == 0));
+        let pages: Vec<&str> = want["pages"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+        for row in rows {
+            assert!(row.source.split(';').all(|p| pages.contains(&p)), "{task}: {} not among the pages", row.source);
+        }
+    }
+    let meta = read_table::<batches::Batches>(&dir.path("b.parquet")).meta;
+    assert_eq!(meta.provenance["seed"], expected["seed"].as_str().unwrap());
+    let pages: Vec<String> = serde_json::from_str(&meta.provenance["task.FINEWEB.pages"]).unwrap();
+    assert_eq!(pages, expected["tasks"]["FINEWEB"]["pages"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect::<Vec<_>>());
+    assert!(meta.provenance["task.STACKV2_DEDUP.error"].contains("AWS"));
+}
+
+#[test]
+fn same_seed_gives_byte_identical_batches() {
+    let server = datasets::start();
+    let dir = TestDir::new();
+    assert_exit!(run_owned(&sn9_args(&server, &dir.arg("a.parquet"))), 1);
+    assert_exit!(run_owned(&sn9_args(&server, &dir.arg("b.parquet"))), 1);
+    assert!(std::fs::read(dir.path("a.parquet")).unwrap() == std::fs::read(dir.path("b.parquet")).unwrap());
+}
+
+#[test]
+fn plan_lists_the_reference_pages_without_fetching_rows() {
+    let server = datasets::start();
+    let mut args = sn9_args(&server, "-");
+    args.truncate(args.len() - 2);
+    args.insert(0, "--json".into());
+    args.push("--plan".into());
+    let r = run_owned(&args);
+    assert_exit!(r, 0);
+    let plans: Vec<Value> = r.stdout_text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(plans.len(), 6);
+    let expected = reference();
+    for plan in &plans {
+        let task = plan["task"].as_str().unwrap();
+        let want = &expected["tasks"][task];
+        if want.is_null() {
+            assert!(plan["unsupported"].is_string());
+            continue;
+        }
+        let dataset = plan["dataset"].as_str().unwrap();
+        let names: Vec<String> = plan["pages"].as_array().unwrap().iter().map(|p| format!("{dataset}:{}:{}:{}", p["config"].as_str().unwrap(), p["split"].as_str().unwrap(), p["offset"])).collect();
+        let want: Vec<String> = want["pages"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect();
+        assert_eq!(names, want[..names.len()].to_vec(), "{task}");
+    }
+    assert!(server.switches.log.lock().unwrap().iter().all(|p| !p.starts_with("/rows")), "plan fetched rows");
+}
+
+#[test]
+fn rate_limits_are_waited_out_without_changing_the_pages() {
+    let server = datasets::start();
+    let dir = TestDir::new();
+    assert_exit!(run_owned(&sn9_args(&server, &dir.arg("a.parquet"))), 1);
+    server.switches.rate_limited_rows.store(5, std::sync::atomic::Ordering::SeqCst);
+    assert_exit!(run_owned(&sn9_args(&server, &dir.arg("b.parquet"))), 1);
+    assert_eq!(by_task(&dir.path("a.parquet")), by_task(&dir.path("b.parquet")));
+}
+
+#[test]
+fn a_failing_page_is_replaced_and_recorded() {
+    let server = datasets::start();
+    let expected = reference();
+    let first = expected["tasks"]["FINEWEB"]["pages"][0].as_str().unwrap();
+    let offset: u64 = first.rsplit(':').next().unwrap().parse().unwrap();
+    server.switches.failing_offsets.lock().unwrap().insert(offset);
+    let dir = TestDir::new();
+    assert_exit!(run_owned(&sn9_args(&server, &dir.arg("b.parquet"))), 1);
+    let meta = read_table::<batches::Batches>(&dir.path("b.parquet")).meta;
+    let failed: Vec<String> = serde_json::from_str(&meta.provenance["task.FINEWEB.failed_pages"]).unwrap();
+    assert!(failed[0].starts_with(first) && failed[0].contains("HTTP 500"), "{failed:?}");
+    let pages: Vec<String> = serde_json::from_str(&meta.provenance["task.FINEWEB.pages"]).unwrap();
+    assert!(!pages.contains(&first.to_string()), "the failed page is not used");
+    assert_eq!(pages.len(), 15, "a new page was drawn in its place");
+}
+
+#[test]
+fn a_hanging_page_times_out_and_is_replaced() {
+    let server = datasets::start();
+    let first = reference()["tasks"]["PES2OX"]["pages"][0].as_str().unwrap().to_string();
+    let offset: u64 = first.rsplit(':').next().unwrap().parse().unwrap();
+    server.switches.hang_once_offsets.lock().unwrap().insert(offset);
+    let dir = TestDir::new();
+    let mut args = sn9_args(&server, &dir.arg("b.parquet"));
+    args.extend(["--request-timeout".into(), "0.3".into()]);
+    assert_exit!(run_owned(&args), 1);
+    let meta = read_table::<batches::Batches>(&dir.path("b.parquet")).meta;
+    let failed: Vec<String> = serde_json::from_str(&meta.provenance["task.PES2OX.failed_pages"]).unwrap();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].starts_with(&first) && failed[0].contains("no answer within"), "{failed:?}");
+    // A row-offset loader retries the same page, so once it answers the windows are upstream's.
+    let hashes: Vec<String> = by_task(&dir.path("b.parquet"))["PES2OX"].iter().map(|r| window_hash(&r.token_ids)).collect();
+    let want: Vec<String> = reference()["tasks"]["PES2OX"]["windows_sha256"].as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_string()).collect();
+    assert_eq!(hashes, want);
+}
+
+#[test]
+fn a_rate_limit_storm_or_a_dead_endpoint_is_exit_4() {
+    let server = datasets::start();
+    server.switches.rate_limit_storm.store(true, std::sync::atomic::Ordering::SeqCst);
+    let dir = TestDir::new();
+    let r = run_owned(&sn9_args(&server, &dir.arg("b.parquet")));
+    assert_exit!(r, 4);
+    assert!(r.stderr.contains("rate limited"), "{}", r.stderr);
+    assert!(!dir.path("b.parquet").exists());
+    drop(server);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let mut args = sn9_args(&datasets::start(), &dir.arg("b.parquet"));
+    let at = args.iter().position(|a| a == "--datasets-endpoint").unwrap();
+    args[at + 1] = url.clone();
+    let r = run_owned(&args);
+    assert_exit!(r, 4);
+    assert_one_error_line(&r, &url);
+}
+
+#[test]
+fn malformed_rows_fail_every_task_with_a_clear_error() {
+    let server = datasets::start();
+    server.switches.malformed_rows.store(true, std::sync::atomic::Ordering::SeqCst);
+    let dir = TestDir::new();
+    let r = run_owned(&sn9_args(&server, &dir.arg("b.parquet")));
+    assert_bad_input(&r, "malformed response: no rows list");
+}
+
+#[test]
+fn bad_tokenizer_and_missing_seed_are_refused() {
+    let server = datasets::start();
+    let dir = TestDir::new();
+    std::fs::write(dir.path("tokenizer.json"), "{ not json").unwrap();
+    let mut args = sn9_args(&server, &dir.arg("b.parquet"));
+    let at = args.iter().position(|a| a == "--tokenizer").unwrap();
+    args[at + 1] = dir.arg("tokenizer.json");
+    assert_bad_input(&run_owned(&args), "tokenizer.json is not a tokenizer.json that parses");
+    let r = run(&["sample-batches", "--profile", "sn9", "--competition-id", "4", "-o", &dir.arg("b.parquet")]);
+    assert_exit!(r, 2);
+    // A metagraph without the sync block hash cannot seed anything.
+    let args = ["sample-batches", "--profile", "sn9", "--competition-id", "4", "--metagraph", &demo("metagraph.parquet"), "--tokenizer", &tokenizer(), "-o", &dir.arg("b.parquet")];
+    assert_bad_input(&run(&args), "no `valkit.sync_block_hash` metadata");
+}
