@@ -88,3 +88,30 @@ fn packing_and_shuffle() {
     let expected: Vec<Vec<u32>> = v["after_Random(seed).shuffle_then_truncate_50"].as_array().unwrap().iter().map(|b| u64s(&b[0]).into_iter().map(|t| t as u32).collect()).collect();
     assert_eq!(shuffled, expected);
 }
+
+/// `testdata/expected/python_random.json`, made with CPython by `scripts/make_python_random_reference.py`.
+#[test]
+fn generated_cpython_sequences() {
+    let data: Value = serde_json::from_str(include_str!("../../testdata/expected/python_random.json")).unwrap();
+    for case in data["cases"].as_array().unwrap() {
+        let mut rng = PyRandom::new(&seed(&case["seed"]));
+        let context = case["seed"].as_str().unwrap();
+        for r in case["randint"].as_array().unwrap() {
+            let (a, b, want) = (r[0].as_u64().unwrap(), r[1].as_u64().unwrap(), r[2].as_u64().unwrap());
+            assert_eq!(rng.randint(a, b), want, "seed {context} randint({a}, {b})");
+        }
+        for g in case["getrandbits"].as_array().unwrap() {
+            assert_eq!(rng.getrandbits(g[0].as_u64().unwrap() as u32), g[1].as_u64().unwrap(), "seed {context} getrandbits({})", g[0]);
+        }
+        let items: Vec<u64> = (0..23).collect();
+        let choices: Vec<u64> = (0..10).map(|_| *rng.choice(&items).unwrap()).collect();
+        assert_eq!(choices, u64s(&case["choice"]), "seed {context} choice");
+        let mut perm: Vec<u64> = (0..37).collect();
+        rng.shuffle(&mut perm);
+        assert_eq!(perm, u64s(&case["shuffle_37"]), "seed {context} shuffle");
+        for r in case["random"].as_array().unwrap() {
+            assert_eq!(rng.random(), r.as_str().unwrap().parse::<f64>().unwrap(), "seed {context} random()");
+        }
+        assert_eq!(rng.getrandbits(32), case["after"].as_u64().unwrap());
+    }
+}
