@@ -82,12 +82,27 @@ def offset_loader(seed, dataset, config, num_pages, max_pages, tok, eos):
     return buffer, names
 
 
+def sn37_first_page(seed, dataset, rows_per_page):
+    """finetuning's HuggingFaceLoader: a lone /size entry is used even if named default."""
+    random.seed(seed)
+    entries = fx.size(dataset)
+    configs = [(c, n, s) for c, s, n in entries] if len(entries) == 1 else [(c, n, s) for c, s, n in entries if c != "default"]
+    initial_offset = random.randint(0, rows_per_page - 1)
+    cfg, num_rows, split = random.choice(configs)
+    page_count = (num_rows - initial_offset + 1) // rows_per_page
+    offset = initial_offset + random.randint(0, page_count - 1) * rows_per_page
+    return initial_offset, f"{dataset}:{cfg}:{split}:{offset}"
+
+
 def main():
     seed = int(hashlib.sha256(BLOCK_HASH.encode()).hexdigest(), 16)
     tok, eos = load_tokenizer()
     out = {"block_hash": BLOCK_HASH, "seed": str(seed), "sequence_length": SEQ_LEN, "tasks": {}}
     for name, kind, dataset, config, num_pages, max_pages in TASKS:
         if kind == "unsupported":
+            # Not sampled (its content is in S3), but its row offsets can still be planned.
+            random.seed(seed)
+            out["stack_v2_plan"] = [random.randint(1, 5_451_114_734) for _ in range(num_pages)]
             out["tasks"][name] = None
             continue
         if kind == "config":
@@ -103,6 +118,10 @@ def main():
             "windows_sha256": [hashlib.sha256(json.dumps(w).encode()).hexdigest() for w in windows],
             "first_window_head": windows[0][:16],
         }
+    out["sn37_plans"] = {}
+    for name, dataset, per_page in [("SYNTHETIC_1_SFT", "PrimeIntellect/SYNTHETIC-1-SFT-Data", 150), ("CODEFORCES_COTS", "open-r1/codeforces-cots", 120)]:
+        initial, page = sn37_first_page(seed, dataset, per_page)
+        out["sn37_plans"][name] = {"initial_offset": initial, "pages": [page]}
     path = ROOT / "testdata" / "expected" / "sample_batches_sn9.json"
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {path}: " + ", ".join(f"{k}={len(v['windows_sha256']) if v else 'skipped'}" for k, v in out["tasks"].items()))

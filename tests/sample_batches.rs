@@ -98,7 +98,9 @@ fn plan_lists_the_reference_pages_without_fetching_rows() {
         let task = plan["task"].as_str().unwrap();
         let want = &expected["tasks"][task];
         if want.is_null() {
-            assert!(plan["unsupported"].is_string());
+            let offsets: Vec<u64> = plan["pages"].as_array().unwrap().iter().map(|p| p["offset"].as_u64().unwrap()).collect();
+            let want: Vec<u64> = expected["stack_v2_plan"].as_array().unwrap().iter().map(|o| o.as_u64().unwrap()).collect();
+            assert_eq!(offsets, want, "{task}");
             continue;
         }
         let dataset = plan["dataset"].as_str().unwrap();
@@ -107,6 +109,24 @@ fn plan_lists_the_reference_pages_without_fetching_rows() {
         assert_eq!(names, want[..names.len()].to_vec(), "{task}");
     }
     assert!(server.switches.log.lock().unwrap().iter().all(|p| !p.starts_with("/rows")), "plan fetched rows");
+}
+
+#[test]
+fn sn37_plan_matches_finetuning_loaders() {
+    let server = datasets::start();
+    let hash = reference()["block_hash"].as_str().unwrap().to_string();
+    let r = run(&["--json", "sample-batches", "--profile", "sn37", "--competition-id", "4", "--block-hash", &hash, "--datasets-endpoint", &server.url, "--plan"]);
+    assert_exit!(r, 0);
+    let expected = &reference()["sn37_plans"];
+    for line in r.stdout_text().lines() {
+        let plan: Value = serde_json::from_str(line).unwrap();
+        let task = plan["task"].as_str().unwrap();
+        let page = &plan["pages"][0];
+        let name = format!("{}:{}:{}:{}", plan["dataset"].as_str().unwrap(), page["config"].as_str().unwrap(), page["split"].as_str().unwrap(), page["offset"]);
+        assert_eq!(name, expected[task]["pages"][0].as_str().unwrap(), "{task}");
+        assert_eq!(plan["initial_offset"], expected[task]["initial_offset"], "{task}");
+        assert_eq!(page["length"], 100, "{task}: the server's default page, as upstream's ignored `limit` gets");
+    }
 }
 
 #[test]

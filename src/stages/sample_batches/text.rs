@@ -94,15 +94,36 @@ fn rows_per_page(task: &EvalTask) -> u64 {
     task.dataset.rows_per_page.map_or(DEFAULT_ROWS_PER_PAGE, u64::from)
 }
 
+/// Rows a page request returns. finetuning's loaders send `limit=` (which the server ignores) and
+/// so always get the server's default of 100 rows, whatever their page stride; valkit asks for
+/// those 100 rows explicitly.
+fn request_length(task: &EvalTask) -> u64 {
+    if finetuning_loader(task) {
+        100
+    } else {
+        rows_per_page(task)
+    }
+}
+
+fn finetuning_loader(task: &EvalTask) -> bool {
+    matches!(task.dataset.loader.as_str(), "synthetic-1-sft" | "codeforces-cots")
+}
+
+/// Whether pages are row offsets drawn with `randint(1, max_pages)` (else config sampling).
+pub fn row_offset_loader(task: &EvalTask) -> bool {
+    matches!(task.dataset.loader.as_str(), "row-offset" | "stack-v2")
+}
+
 fn num_pages(task: &EvalTask) -> anyhow::Result<usize> {
     task.pages.map(|p| p as usize).with_context(|| format!("task {} has no `pages` in its profile", task.name))
 }
 
-/// The configs a loader samples from: `/size` order, `default` left out (SN9 loaders); a local
-/// directory's files all count.
-fn sampled_configs(source: &Source, all: Vec<ConfigRows>) -> Vec<ConfigRows> {
+/// The configs a loader samples from, in `/size` order. pretraining's loaders leave `default`
+/// out; finetuning's keep a lone entry even when it is `default`; a local directory's files all count.
+fn sampled_configs(source: &Source, task: &EvalTask, all: Vec<ConfigRows>) -> Vec<ConfigRows> {
     match source {
         Source::Local(_) => all,
+        Source::Server { .. } if finetuning_loader(task) && all.len() == 1 => all,
         Source::Server { .. } => all.into_iter().filter(|c| c.config != "default").collect(),
     }
 }
@@ -130,7 +151,7 @@ impl Loader<'_> {
         let mut attempt = 0;
         loop {
             match self.source.size().await {
-                Ok(all) => return Ok(sampled_configs(self.source, all)),
+                Ok(all) => return Ok(sampled_configs(self.source, self.task, all)),
                 Err(e) if e.is_transient() && attempt + 1 < RETRY_LIMIT => {
                     attempt += 1;
                     tracing::warn!(task = %self.task.name, attempt, "listing configs failed, retrying: {e}");
@@ -160,7 +181,7 @@ impl Loader<'_> {
                 continue;
             }
             let name = self.source.page_name(&page.config, &page.split, page.offset);
-            match self.source.rows(&page.config, &page.split, page.offset, per_page).await {
+            match self.source.rows(&page.config, &page.split, page.offset, request_length(self.task)).await {
                 Ok(rows) => {
                     pages.push(page);
                     self.tokenize_rows(&rows, &name, false)?;
@@ -215,7 +236,7 @@ impl Loader<'_> {
 /// Runs a task's loader until its buffer holds one window (at most 14 rounds, as upstream).
 pub async fn sample(source: &Source<'_>, task: &EvalTask, seed: &Seed, tokenizer: &Tokenizer, sequence_length: usize, retry_delay: Duration) -> anyhow::Result<Sampled> {
     let mut loader = Loader { source, task, tokenizer, retry_delay, rng: rng(seed), buffer: Buffer::default(), pages: Vec::new(), failed_pages: Vec::new() };
-    let row_offsets = task.dataset.loader == "row-offset";
+    let row_offsets = row_offset_loader(task);
     let mut round = 1;
     while round < RETRY_LIMIT {
         if row_offsets {
@@ -269,16 +290,16 @@ impl TaskPlan {
 
 pub async fn plan(source: &Source<'_>, task: &EvalTask, seed: &Seed) -> anyhow::Result<TaskPlan> {
     let mut rng = rng(seed);
-    let length = rows_per_page(task);
+    let length = request_length(task);
     let d = &task.dataset;
-    let (initial_offset, pages) = if d.loader == "row-offset" {
+    let (initial_offset, pages) = if row_offset_loader(task) {
         let max_pages = d.max_pages.with_context(|| format!("task {} needs dataset.max_pages", task.name))?;
         let config = d.config.clone().unwrap_or_else(|| "default".into());
         let pages = row_offset_pages(&mut rng, max_pages, num_pages(task)?).into_iter().map(|offset| PlannedPage { config: config.clone(), split: d.split.clone(), offset, length }).collect();
         (None, pages)
     } else {
-        let configs = sampled_configs(source, source.size().await?);
-        let (initial, pages) = crate::sampling::config_sampling_pages(&mut rng, &configs, length, num_pages(task)?)?;
+        let configs = sampled_configs(source, task, source.size().await?);
+        let (initial, pages) = crate::sampling::config_sampling_pages(&mut rng, &configs, rows_per_page(task), num_pages(task)?)?;
         (Some(initial), pages.into_iter().map(|p| PlannedPage { config: p.config, split: p.split, offset: p.offset, length }).collect())
     };
     Ok(TaskPlan { task: task.name.clone(), loader: d.loader.clone(), dataset: d.name.clone(), initial_offset, pages, unsupported: None })
