@@ -15,10 +15,14 @@ The step, at block 5_200_000 (after BLOCK_TTS, so the schedule is TTS_V0 0.55, B
   uid 8   committed to competition 2 (B3) since: inf for this competition
   uid 9-12 ordinary, worse models
   uid 13  the B3 competition's winner in the previous tracker (carried into the subnet weights)
+
+It also writes testdata/demo/corpora/: two small local datasets (JSONL, one file per config) that
+testdata/demo/competitions.toml — a custom subnet — samples its batches from.
 """
 
 import argparse
 import hashlib
+import json
 import math
 from pathlib import Path
 
@@ -136,6 +140,17 @@ def tracker(out: Path) -> None:
     write(out / "tracker.parquet", columns, meta("tracker", note="previous step of the demo"))
 
 
+def corpora(out: Path) -> None:
+    import datasets_fixture as fx
+
+    for dataset, configs in {"web": {"crawl-2024-a": 120, "crawl-2024-b": 80}, "math": {"proofs": 150}}.items():
+        d = out / "corpora" / dataset
+        d.mkdir(parents=True, exist_ok=True)
+        for config, n in configs.items():
+            lines = [json.dumps({"text": fx.row_text(dataset, config, "train", i)}) for i in range(n)]
+            (d / f"{config}.jsonl").write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "testdata" / "demo")
@@ -144,7 +159,8 @@ def main() -> None:
     metagraph(args.out)
     losses(args.out)
     tracker(args.out)
-    print(f"wrote {args.out}/{{metagraph,losses,tracker}}.parquet")
+    corpora(args.out)
+    print(f"wrote {args.out}/{{metagraph,losses,tracker}}.parquet and corpora/")
 
 
 if __name__ == "__main__":

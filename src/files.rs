@@ -82,6 +82,8 @@ impl AtomicFile {
             _ => PathBuf::from("."),
         };
         let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        // Like `cargo build --target-dir`, a missing output directory is created.
+        fs::create_dir_all(&dir).map_err(|source| Error::Write { location: Location::Path(target.to_path_buf()), source })?;
         let file = File::create(&temp).map_err(|source| Error::Write {
             location: Location::Path(target.to_path_buf()),
             source,

@@ -16,6 +16,11 @@ impl Printer {
         Self { quiet, json }
     }
 
+    /// The same printer with its summary kept off stdout, for a stage whose output is stdout.
+    pub fn stdout_taken(self) -> Self {
+        Self { json: false, ..self }
+    }
+
     /// Whether a stage was asked for a one-line JSON summary on stdout.
     pub fn json(&self) -> bool {
         self.json

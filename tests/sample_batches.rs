@@ -221,3 +221,29 @@ fn bad_tokenizer_and_missing_seed_are_refused() {
     let args = ["sample-batches", "--profile", "sn9", "--competition-id", "4", "--metagraph", &demo("metagraph.parquet"), "--tokenizer", &tokenizer(), "-o", &dir.arg("b.parquet")];
     assert_bad_input(&run(&args), "no `valkit.sync_block_hash` metadata");
 }
+
+#[test]
+fn local_corpora_give_the_same_bytes_from_any_directory() {
+    let dir = TestDir::new();
+    let profile = repo_path("testdata/demo/competitions.toml");
+    let args = |out: &str| vec!["sample-batches".to_string(), "--competitions".into(), profile.display().to_string(), "--competition-id".into(), "1".into(), "--seed".into(), "42".into(), "--tokenizer".into(), tokenizer(), "-o".into(), out.to_string()];
+    let refs = |a: &[String]| a.iter().map(String::clone).collect::<Vec<_>>();
+    let first = refs(&args(&dir.arg("a.parquet")));
+    let out = valkit().args(&first).current_dir(repo_path(".")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let second = refs(&args(&dir.arg("b.parquet")));
+    let out = valkit().args(&second).current_dir(dir.path("")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read(dir.path("a.parquet")).unwrap() == std::fs::read(dir.path("b.parquet")).unwrap());
+    let rows = read_table::<batches::Batches>(&dir.path("a.parquet")).rows;
+    assert_eq!(rows.len(), 16, "8 windows per task, as the demo profile keeps");
+    assert!(rows.iter().all(|r| r.token_ids.len() == 256 && r.source.starts_with("corpora/")));
+}
+
+#[test]
+fn batches_stream_to_stdout() {
+    let profile = repo_path("testdata/demo/competitions.toml").display().to_string();
+    let r = run(&["sample-batches", "--competitions", &profile, "--competition-id", "1", "--seed", "42", "--tokenizer", &tokenizer(), "-o", "-"]);
+    assert_exit!(r, 0);
+    assert_eq!(&r.stdout[..4], b"PAR1", "stdout carries the Parquet file");
+}

@@ -114,7 +114,7 @@ pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         .collect();
     let human = format!("competition {} with seed {}:\n{}\nwrote {}", summary.competition_id, summary.seed, lines.join("\n"), summary.out);
     // With `-o -` stdout carries the Parquet bytes: the summary stays on stderr.
-    let printer = if matches!(options.out, Location::Std) { Printer::new(false, false) } else { printer };
+    let printer = if matches!(options.out, Location::Std) { printer.stdout_taken() } else { printer };
     printer.summary(&human, &serde_json::to_value(&summary)?)?;
     Ok(outcome)
 }

@@ -35,6 +35,8 @@ pub enum Error {
 #[derive(Debug, Clone)]
 pub struct Profile {
     pub name: String,
+    /// The directory of the profile file: `local` datasets are named relative to it.
+    pub base_dir: Option<std::path::PathBuf>,
     pub netuid: u16,
     pub subnet: SubnetParams,
     /// Sorted by activation block, strictly increasing.
@@ -167,7 +169,9 @@ impl Profile {
     pub fn from_file(path: &Path) -> Result<Self, Error> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| Error::Read { path: path.display().to_string(), source })?;
-        Self::parse(&text, &path.display().to_string())
+        let mut profile = Self::parse(&text, &path.display().to_string())?;
+        profile.base_dir = path.parent().map(Path::to_path_buf);
+        Ok(profile)
     }
 
     /// Parses and validates profile TOML; `origin` names it in errors.
@@ -294,6 +298,7 @@ fn validate(raw: raw::Profile, origin: &str) -> Result<Profile, Error> {
     }
     Ok(Profile {
         name: raw.name.clone(),
+        base_dir: None,
         netuid: raw.netuid,
         subnet: SubnetParams {
             alpha: s.alpha,

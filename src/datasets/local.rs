@@ -10,12 +10,14 @@ use crate::sampling::ConfigRows;
 
 pub struct LocalDataset {
     dir: PathBuf,
+    /// The name the profile gives it: what page provenance records (not the machine's path).
+    name: String,
     /// config → rows, configs in name order.
     configs: BTreeMap<String, Vec<serde_json::Value>>,
 }
 
 impl LocalDataset {
-    pub fn open(dir: &Path) -> Result<Self, Error> {
+    pub fn open(dir: &Path, name: &str) -> Result<Self, Error> {
         let err = |what: String| Error::Local { path: dir.display().to_string(), what };
         let entries = std::fs::read_dir(dir).map_err(|e| err(format!("cannot list: {e}")))?;
         let mut configs = BTreeMap::new();
@@ -37,11 +39,11 @@ impl LocalDataset {
         if configs.is_empty() {
             return Err(err("no .jsonl files".into()));
         }
-        Ok(Self { dir: dir.to_path_buf(), configs })
+        Ok(Self { dir: dir.to_path_buf(), name: name.to_string(), configs })
     }
 
     pub fn name(&self) -> String {
-        self.dir.display().to_string()
+        self.name.clone()
     }
 
     pub fn size(&self) -> Vec<ConfigRows> {
@@ -49,7 +51,7 @@ impl LocalDataset {
     }
 
     pub fn rows(&self, config: &str, split: &str, offset: u64, length: u64) -> Result<Vec<serde_json::Value>, Error> {
-        let rows = self.configs.get(config).filter(|_| split == "train").ok_or_else(|| Error::Local { path: self.name(), what: format!("no config {config:?} with split {split:?}") })?;
+        let rows = self.configs.get(config).filter(|_| split == "train").ok_or_else(|| Error::Local { path: self.dir.display().to_string(), what: format!("no config {config:?} with split {split:?}") })?;
         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(rows.len());
         let end = start.saturating_add(usize::try_from(length).unwrap_or(usize::MAX)).min(rows.len());
         Ok(rows[start..end].to_vec())

@@ -79,7 +79,8 @@ pub fn resolve_seed(source: &SeedSource) -> anyhow::Result<ResolvedSeed> {
             let Some(hash) = p.get(metagraph::PROVENANCE_SYNC_BLOCK_HASH) else {
                 bail!("{location}: no `valkit.{}` metadata to derive the seed from; pass --block-hash or --seed", metagraph::PROVENANCE_SYNC_BLOCK_HASH)
             };
-            provenance.insert("seed_source".into(), format!("metagraph {location}"));
+            provenance.insert("seed_source".into(), "metagraph".into());
+            provenance.insert("metagraph_sha256".into(), table.sha256.clone());
             provenance.insert("sync_block_hash".into(), hash.clone());
             if let Some(sync) = p.get(metagraph::PROVENANCE_SYNC_BLOCK) {
                 provenance.insert("sync_block".into(), sync.clone());
@@ -122,10 +123,16 @@ enum TaskSource {
     Local(LocalDataset),
 }
 
-fn task_source(task: &EvalTask) -> anyhow::Result<TaskSource> {
+fn task_source(profile: &Profile, task: &EvalTask) -> anyhow::Result<TaskSource> {
     let d = &task.dataset;
     Ok(match d.loader.as_str() {
-        "local" => TaskSource::Local(LocalDataset::open(std::path::Path::new(&d.name))?),
+        "local" => {
+            let dir = match &profile.base_dir {
+                Some(base) => base.join(&d.name),
+                None => PathBuf::from(&d.name),
+            };
+            TaskSource::Local(LocalDataset::open(&dir, &d.name)?)
+        }
         _ => TaskSource::Server { dataset: d.name.clone(), auth: d.auth },
     })
 }
@@ -182,7 +189,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
     for task in &competition.tasks {
         let result = match unsupported(task) {
             Some(why) => Err(anyhow::anyhow!(why)),
-            None => match task_source(task) {
+            None => match task_source(&opts.profile, task) {
                 Ok(ts) => text::sample(&source(&client, &ts), task, &seed.seed, &tokenizer, sequence_length, opts.retry_delay).await,
                 Err(e) => Err(e),
             },
@@ -213,7 +220,12 @@ pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
     provenance.insert("profile".into(), opts.profile.name.clone());
     provenance.insert("competition_id".into(), competition.id.to_string());
     provenance.insert("sequence_length".into(), sequence_length.to_string());
-    provenance.insert("tokenizer".into(), tokenizer.path.display().to_string());
+    // The path differs between machines; the content hash (and a repo@revision) does not.
+    if let Some(TokenizerSource::Repo { repo, revision }) = &opts.tokenizer {
+        provenance.insert("tokenizer".into(), format!("{repo}@{revision}"));
+    } else if opts.tokenizer.is_none() {
+        provenance.insert("tokenizer".into(), format!("{}@main", competition.constraints.tokenizer.as_deref().unwrap_or_default()));
+    }
     provenance.insert("tokenizer_sha256".into(), tokenizer.sha256.clone());
     provenance.insert("datasets_endpoint".into(), client.endpoint().to_string());
     let bytes = tables::encode_file::<batches::Batches>(rows, &provenance)?;
@@ -232,7 +244,7 @@ pub async fn plan(opts: &Options) -> anyhow::Result<Vec<TaskPlan>> {
         let plan = match unplannable(task) {
             Some(why) => TaskPlan::unsupported(task, why),
             None => {
-                let ts = task_source(task)?;
+                let ts = task_source(&opts.profile, task)?;
                 text::plan(&source(&client, &ts), task, &seed.seed).await.with_context(|| format!("task {}", task.name))?
             }
         };
