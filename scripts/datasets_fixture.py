@@ -35,4 +35,57 @@ def size(dataset: str) -> list:
 
 def rows(dataset: str, config: str, split: str, offset: int, length: int) -> list:
     num_rows = dict(((c, s), n) for c, s, n in size(dataset))[(config, split)]
-    return [{"text": row_text(dataset, config, split, i)} for i in range(offset, min(offset + length, num_rows))]
+    return [row(dataset, config, split, i) for i in range(offset, min(offset + length, num_rows))]
+
+
+SYNTHETIC_1 = "PrimeIntellect/SYNTHETIC-1-SFT-Data"
+CODEFORCES = "open-r1/codeforces-cots"
+TASK_TYPES = ["verifiable_math", "code_output_prediction", "llm_judgeable_groundtruth_similarity", "verifiable_code"]
+
+
+def synthetic_row(config: str, split: str, idx: int) -> dict:
+    """A SYNTHETIC-1-SFT-like row: math answers in \\boxed{}, code outputs as {"output": "..."},
+    with the corner cases upstream's parsing meets (several answers, nested braces, none)."""
+    h = hashlib.sha256(f"{SYNTHETIC_1}|{config}|{split}|{idx}".encode()).digest()
+    kind = TASK_TYPES[h[1] % 4]
+    question = row_text(SYNTHETIC_1, config, split, idx)
+    words = row_text(SYNTHETIC_1, config, split + "/a", idx)
+    variant = h[2] % 3
+    if kind == "verifiable_math":
+        answer = [
+            f"<think>\n{words}\n</think>\nSo the result is \\boxed{{{h[3]}}}.",
+            f"{words} First \\boxed{{1}} then \\boxed{{\\frac{{{h[3]}}}{{2}}}} done",
+            f"{words} no boxed answer here",
+        ][variant]
+    elif kind == "code_output_prediction":
+        answer = [
+            f'<think>{words}</think> {{"output": "v{h[3]}"}}',
+            f'{{"output": "a"}} {words} {{"output": "a"}}',
+            words,
+        ][variant]
+    else:
+        answer = words
+    messages = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+    return {"response_id": f"r{idx}", "problem_id": f"p{idx}", "task_type": kind, "score": 1, "messages": messages}
+
+
+def codeforces_row(config: str, split: str, idx: int) -> dict:
+    """A codeforces-cots-like row: usually 2 messages, sometimes 3 (skipped upstream), and now and
+    then a trace long enough to exceed the 16384-token estimate (filtered upstream)."""
+    h = hashlib.sha256(f"{CODEFORCES}|{config}|{split}|{idx}".encode()).digest()
+    question = row_text(CODEFORCES, config, split, idx)
+    trace = "  " + row_text(CODEFORCES, config, split + "/t", idx) + "\n"
+    if h[2] % 25 == 0:
+        trace = trace * 400
+    messages = [{"role": "user", "content": question}, {"role": "assistant", "content": trace}]
+    if h[1] % 10 == 0:
+        messages.append({"role": "user", "content": "thanks"})
+    return {"id": f"cf{idx}", "contest_type": "ICPC", "messages": messages}
+
+
+def row(dataset: str, config: str, split: str, idx: int) -> dict:
+    if dataset == SYNTHETIC_1:
+        return synthetic_row(config, split, idx)
+    if dataset == CODEFORCES:
+        return codeforces_row(config, split, idx)
+    return {"text": row_text(dataset, config, split, idx)}

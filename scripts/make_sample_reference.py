@@ -10,7 +10,11 @@ Run once by a developer (`pip install tokenizers==0.23.3`); the output is commit
 import hashlib
 import json
 import random
+import re
 from pathlib import Path
+
+from jinja2.ext import loopcontrols
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from tokenizers import Tokenizer
 
@@ -94,6 +98,130 @@ def sn37_first_page(seed, dataset, rows_per_page):
     return initial_offset, f"{dataset}:{cfg}:{split}:{offset}"
 
 
+REASONING_PROMPT = "You are a reflective AI capable of using extended chains of thought to consider the problem thoroughly and deliberate through systematic reasoning to arrive at a correct solution before answering. Enclose your internal monologue in <think> ... </think> tags, then provide your final answer in the format that the user requests."
+
+
+class FtLoader:
+    """finetuning's HuggingFaceLoader page loop, with the server's 100-row pages."""
+
+    def __init__(self, seed, dataset, rows_per_page):
+        random.seed(seed)
+        self.dataset, self.per_page = dataset, rows_per_page
+        entries = fx.size(dataset)
+        keep = entries if len(entries) == 1 else [e for e in entries if e[0] != "default"]
+        self.configs = [(c, n, s) for c, s, n in keep]
+        self.buffer, self.all_pages = [], []
+
+    def fetch(self, num_pages):
+        pages = []
+        initial = random.randint(0, self.per_page - 1)
+        while len(pages) < num_pages:
+            cfg, n, split = random.choice(self.configs)
+            page = (cfg, initial + random.randint(0, (n - initial + 1) // self.per_page - 1) * self.per_page, split)
+            if page in pages:
+                continue
+            pages.append(page)
+            self.all_pages.append(f"{self.dataset}:{cfg}:{split}:{page[1]}")
+            for i, row in enumerate(fx.rows(self.dataset, cfg, split, page[1], 100)):
+                self.buffer.append((row, f"{self.dataset}:{cfg}:{split}:{page[1] + i}"))
+
+
+def parse_math(messages):
+    assistant = messages[1]["content"]
+    matches = re.findall(r"\\boxed\{(.*?)\}", assistant)
+    answer = matches[-1] if matches else ""
+    trace = assistant
+    if matches and answer:
+        i = assistant.rfind(f"\\boxed{{{answer}}}")
+        if i > -1:
+            trace = assistant[:i].strip()
+    return messages[0]["content"], trace, answer
+
+
+def parse_code(messages):
+    assistant = messages[1]["content"]
+    matches = re.findall(r'{"output": "(.*?)"}', assistant)
+    answer = matches[-1] if matches else ""
+    trace = assistant
+    if matches and answer:
+        trace = assistant.replace(f'{{"output": "{answer}"}}', "", 1)
+    return messages[0]["content"], trace, answer
+
+
+def synthetic_samples(seed):
+    loader = FtLoader(seed, fx.SYNTHETIC_1, 150)
+    target, supported = 120, ["verifiable_math", "code_output_prediction"]
+    samples, parsed = [], set()
+
+    def refilter():
+        loader.buffer = [b for b in loader.buffer if b[0].get("task_type", "unknown") in supported]
+
+    def parse_more():
+        for i, (row, source) in enumerate(loader.buffer):
+            if i in parsed:
+                continue
+            parsed.add(i)
+            tt = row["task_type"]
+            q, t, a = (parse_math if tt == "verifiable_math" else parse_code)(row["messages"])
+            samples.append((q, t, a, tt, source))
+            if len(samples) >= target:
+                break
+
+    loader.fetch(1)
+    refilter()
+    parse_more()
+    extra, attempts = 1, 0
+    while len(samples) < target and attempts < 10:
+        attempts += 1
+        loader.fetch(extra)
+        refilter()
+        parse_more()
+        extra = min(extra * 2, 16)
+    out = []
+    for q, t, a, tt, source in samples:
+        ref = t.strip() + (" \\boxed{" + a + "}" if tt == "verifiable_math" else ' {"output": "' + a + '"}')
+        out.append((q, ref, source))
+    return out, loader.all_pages
+
+
+def codeforces_samples(seed):
+    loader = FtLoader(seed, fx.CODEFORCES, 120)
+    loader.fetch(1)
+    out = []
+    for row, source in loader.buffer:
+        messages = row.get("messages", [])
+        if len(messages) != 2:
+            continue
+        q, t = messages[0]["content"], messages[1]["content"]
+        if len(q) // 4 + len(t) // 4 + 10 > 16384:
+            continue
+        out.append((q, t.strip(), source))
+    return out, loader.all_pages
+
+
+def render_chat(template, question, config):
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    messages = [{"role": "system", "content": REASONING_PROMPT}, {"role": "user", "content": question}]
+    specials = {k: config[k] for k in ("bos_token", "eos_token", "unk_token") if k in config}
+    return env.from_string(template).render(messages=messages, add_generation_prompt=True, **specials)
+
+
+def sn37_reference(seed):
+    tok = Tokenizer.from_file(str(ROOT / "testdata" / "tokenizer" / "tokenizer.json"))
+    config = json.loads((ROOT / "testdata" / "tokenizer" / "tokenizer_config.json").read_text())
+    out = {}
+    for name, make in (("SYNTHETIC_1_SFT", synthetic_samples), ("CODEFORCES_COTS", codeforces_samples)):
+        samples, pages = make(seed)
+        rows = []
+        for q, ref, source in samples:
+            context = tok.encode(render_chat(config["chat_template"], q, config)).ids
+            reference = tok.encode(ref).ids
+            tokens = context + reference
+            rows.append({"source": source, "context_len": len(context), "sha256": hashlib.sha256(json.dumps(tokens).encode()).hexdigest()})
+        out[name] = {"pages": pages, "samples": rows}
+    return out
+
+
 def main():
     seed = int(hashlib.sha256(BLOCK_HASH.encode()).hexdigest(), 16)
     tok, eos = load_tokenizer()
@@ -122,6 +250,7 @@ def main():
     for name, dataset, per_page in [("SYNTHETIC_1_SFT", "PrimeIntellect/SYNTHETIC-1-SFT-Data", 150), ("CODEFORCES_COTS", "open-r1/codeforces-cots", 120)]:
         initial, page = sn37_first_page(seed, dataset, per_page)
         out["sn37_plans"][name] = {"initial_offset": initial, "pages": [page]}
+    out["sn37_batches"] = sn37_reference(seed)
     path = ROOT / "testdata" / "expected" / "sample_batches_sn9.json"
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {path}: " + ", ".join(f"{k}={len(v['windows_sha256']) if v else 'skipped'}" for k, v in out["tasks"].items()))

@@ -247,3 +247,26 @@ fn batches_stream_to_stdout() {
     assert_exit!(r, 0);
     assert_eq!(&r.stdout[..4], b"PAR1", "stdout carries the Parquet file");
 }
+
+#[test]
+fn sn37_samples_match_the_python_reference() {
+    let server = datasets::start();
+    let hash = reference()["block_hash"].as_str().unwrap().to_string();
+    let dir = TestDir::new();
+    let r = run(&["sample-batches", "--profile", "sn37", "--competition-id", "4", "--block-hash", &hash, "--datasets-endpoint", &server.url, "--tokenizer", &tokenizer(), "--retry-delay", "0", "-o", &dir.arg("b.parquet")]);
+    assert_exit!(r, 0);
+    let got = by_task(&dir.path("b.parquet"));
+    let file = read_table::<batches::Batches>(&dir.path("b.parquet"));
+    for (task, want) in reference()["sn37_batches"].as_object().unwrap() {
+        let rows = &got[task];
+        let want_samples = want["samples"].as_array().unwrap();
+        assert_eq!(rows.len(), want_samples.len(), "{task}: number of samples");
+        for (row, w) in rows.iter().zip(want_samples) {
+            assert_eq!(row.source, w["source"].as_str().unwrap(), "{task}");
+            assert_eq!(u64::from(row.context_len), w["context_len"].as_u64().unwrap(), "{task} {}", row.source);
+            assert_eq!(window_hash(&row.token_ids), w["sha256"].as_str().unwrap(), "{task} {}", row.source);
+        }
+        let pages: Vec<String> = serde_json::from_str(&file.meta.provenance[&format!("task.{task}.pages")]).unwrap();
+        assert_eq!(pages, want["pages"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect::<Vec<_>>(), "{task}");
+    }
+}

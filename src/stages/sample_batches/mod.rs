@@ -4,6 +4,7 @@
 //! directory), tokenise, pack, `Random(seed).shuffle`, keep the first 50. A task whose loader
 //! fails is recorded in the metadata and skipped, as upstream skips it.
 
+mod reasoning;
 mod text;
 
 use std::collections::BTreeMap;
@@ -153,6 +154,7 @@ fn unplannable(task: &EvalTask) -> Option<String> {
 fn unsupported(task: &EvalTask) -> Option<String> {
     match (task.method, task.dataset.loader.as_str()) {
         (EvalMethod::TextLoss, "config-sampling" | "row-offset" | "local") => None,
+        (EvalMethod::ReferenceLoss, "synthetic-1-sft" | "codeforces-cots") => None,
         (EvalMethod::TextLoss, "stack-v2") => Some("stack-v2 content lives in Software Heritage's S3 bucket, which needs AWS credentials; valkit does not fetch it yet".into()),
         (method, loader) => Some(format!("{method:?} tasks with the {loader} loader are not supported by sample-batches yet")),
     }
@@ -175,34 +177,65 @@ pub struct Summary {
     pub out: String,
 }
 
+/// One task's rows (token ids, context length, source) and the pages they came from.
+struct TaskRows {
+    rows: Vec<(Vec<u32>, u32, String)>,
+    pages: Vec<String>,
+    failed_pages: Vec<String>,
+}
+
+struct TaskEnv<'a> {
+    opts: &'a Options,
+    client: &'a Client,
+    seed: &'a Seed,
+    tokenizer: &'a Tokenizer,
+    sequence_length: usize,
+}
+
+async fn sample_task(cx: &TaskEnv<'_>, task: &EvalTask) -> anyhow::Result<TaskRows> {
+    if let Some(why) = unsupported(task) {
+        bail!(why);
+    }
+    let ts = task_source(&cx.opts.profile, task)?;
+    let source = source(cx.client, &ts);
+    if task.method == EvalMethod::ReferenceLoss {
+        let sampled = reasoning::sample(&source, task, cx.seed, cx.tokenizer, cx.opts.retry_delay).await?;
+        let rows = sampled
+            .samples
+            .into_iter()
+            .map(|s| {
+                let context_len = u32::try_from(s.context.len()).expect("a prompt fits u32 tokens");
+                ([s.context, s.reference].concat(), context_len, s.source)
+            })
+            .collect();
+        return Ok(TaskRows { rows, pages: sampled.pages, failed_pages: sampled.failed_pages });
+    }
+    let sampled = text::sample(&source, task, cx.seed, cx.tokenizer, cx.sequence_length, cx.opts.retry_delay).await?;
+    let windows = text::shuffle_and_keep(sampled.windows, cx.seed, cx.opts.profile.subnet.max_batches_per_task);
+    let rows = windows.into_iter().map(|w| (w.tokens, 0, w.source)).collect();
+    Ok(TaskRows { rows, pages: sampled.pages, failed_pages: sampled.failed_pages })
+}
+
 pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
     let seed = resolve_seed(&opts.seed)?;
     let competition = competition(opts, seed.block)?;
     let tokenizer = load_tokenizer(opts.tokenizer.as_ref(), competition, &opts.hub)?;
     let sequence_length = competition.constraints.sequence_length.with_context(|| format!("competition {} has no sequence_length", competition.id))? as usize;
     let client = Client::new(opts.datasets.clone())?;
-    let max_batches = opts.profile.subnet.max_batches_per_task;
+    let cx = TaskEnv { opts, client: &client, seed: &seed.seed, tokenizer: &tokenizer, sequence_length };
     let mut rows = Vec::new();
     let mut provenance = seed.provenance.clone();
     let mut summaries = Vec::new();
     let mut first_error: Option<anyhow::Error> = None;
     for task in &competition.tasks {
-        let result = match unsupported(task) {
-            Some(why) => Err(anyhow::anyhow!(why)),
-            None => match task_source(&opts.profile, task) {
-                Ok(ts) => text::sample(&source(&client, &ts), task, &seed.seed, &tokenizer, sequence_length, opts.retry_delay).await,
-                Err(e) => Err(e),
-            },
-        };
         let prefix = format!("task.{}.", task.name);
-        match result {
+        match sample_task(&cx, task).await {
             Ok(sampled) => {
-                let windows = text::shuffle_and_keep(sampled.windows, &seed.seed, max_batches);
                 provenance.insert(format!("{prefix}pages"), serde_json::to_string(&sampled.pages)?);
                 provenance.insert(format!("{prefix}failed_pages"), serde_json::to_string(&sampled.failed_pages)?);
-                summaries.push(TaskSummary { task: task.name.clone(), batches: windows.len(), pages: sampled.pages.len(), failed_pages: sampled.failed_pages.len(), error: None });
-                for (i, w) in windows.into_iter().enumerate() {
-                    rows.push(batches::Row { competition_id: competition.id, task: task.name.clone(), batch_index: u32::try_from(i)?, token_ids: w.tokens, context_len: 0, source: w.source });
+                summaries.push(TaskSummary { task: task.name.clone(), batches: sampled.rows.len(), pages: sampled.pages.len(), failed_pages: sampled.failed_pages.len(), error: None });
+                for (i, (token_ids, context_len, source)) in sampled.rows.into_iter().enumerate() {
+                    rows.push(batches::Row { competition_id: competition.id, task: task.name.clone(), batch_index: u32::try_from(i)?, token_ids, context_len, source });
                 }
             }
             Err(e) => {
