@@ -11,6 +11,7 @@ pub mod exit;
 pub mod files;
 pub mod hub;
 pub mod logging;
+pub mod model;
 pub mod loss;
 pub mod printer;
 pub mod sampling;

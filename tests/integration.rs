@@ -8,6 +8,8 @@ mod fixtures;
 
 /// `compute-wins`: the demo step, upstream's step simulations through Parquet, bad inputs.
 mod compute_wins;
+/// `eval-losses`: every architecture against PyTorch's losses, bad models as failed rows, shards, resume.
+mod eval_losses;
 /// `inspect`: aligned table, JSON lines, CSV, metadata, closed pipes.
 mod inspect;
 /// `sample-batches`: pages and windows as upstream's loaders pick them, against a local datasets-server.

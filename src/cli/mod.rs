@@ -9,6 +9,7 @@ use crate::printer::Printer;
 
 mod args;
 mod compute_wins;
+mod eval_losses;
 mod inspect;
 mod profile;
 mod sample_batches;
@@ -37,6 +38,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     ComputeWins(Box<compute_wins::Args>),
+    EvalLosses(Box<eval_losses::Args>),
     Inspect(inspect::Args),
     Profile(profile::Args),
     SampleBatches(sample_batches::Args),
@@ -60,6 +62,7 @@ impl Cli {
 pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::ComputeWins(args) => compute_wins::exec(*args, printer),
+        Command::EvalLosses(args) => eval_losses::exec(*args, printer),
         Command::Inspect(args) => inspect::exec(args, printer),
         Command::Profile(args) => profile::exec(args, printer),
         Command::SampleBatches(args) => sample_batches::exec(args, printer).await,

@@ -3,5 +3,6 @@
 //! for the printer. No formulas and no column names here.
 
 pub mod compute_wins;
+pub mod eval_losses;
 pub mod sample_batches;
 pub mod inspect;

@@ -1,0 +1,76 @@
+use std::time::Duration;
+
+use crate::competition::Profile;
+use crate::exit::Outcome;
+use crate::files::Location;
+use crate::model::device;
+use crate::printer::Printer;
+use crate::stages::eval_losses::{self, Shard};
+
+/// Compute every model's loss on every batch of its competition.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  valkit eval-losses --models models.parquet --batches batches.parquet --out losses.parquet --profile sn9\n  valkit eval-losses --models m.parquet --batches b.parquet --out losses-1.parquet --shard 1/4 --resume\n\nWithout --profile/--competitions any supported model is evaluated (fetch-models has already\nenforced the competition's limits); with one, its architectures, parameter bounds and sanity\ncheck apply. Shards (K/N, K from 0) split the models by uid order; their tables concatenate.")]
+pub struct Args {
+    /// The models table written by fetch-models.
+    #[arg(long, value_name = "FILE")]
+    models: String,
+    /// The batches table written by sample-batches.
+    #[arg(long, value_name = "FILE")]
+    batches: String,
+    /// Where to write the losses table (`-` for stdout).
+    #[arg(long, short, value_name = "FILE")]
+    out: String,
+    /// Built-in competition profile whose rules apply (sn9, sn37).
+    #[arg(long, value_name = "NAME", conflicts_with = "competitions")]
+    profile: Option<String>,
+    /// Competition profile TOML whose rules apply.
+    #[arg(long, value_name = "FILE")]
+    competitions: Option<std::path::PathBuf>,
+    /// cpu, or cuda:N with a CUDA build.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// f32 (the exactness reference; CPU), bf16 or f16 (CUDA).
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// Evaluate only slice K of N (0 <= K < N).
+    #[arg(long, value_name = "K/N", default_value = "0/1")]
+    shard: Shard,
+    /// Keep rows already in --out (same batches file) and evaluate only the rest.
+    #[arg(long)]
+    resume: bool,
+    /// Give up on a model after this many seconds; its remaining batches fail.
+    #[arg(long, value_name = "SECS")]
+    model_timeout: Option<f64>,
+}
+
+pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
+    let profile = match (&args.profile, &args.competitions) {
+        (_, Some(path)) => Some(Profile::from_file(path)?),
+        (Some(name), None) => Some(Profile::builtin(name)?),
+        (None, None) => None,
+    };
+    let device = device::select(&args.device)?;
+    let dtype = device::dtype(&args.dtype, &device)?;
+    let model_timeout = args.model_timeout.map(|s| Duration::try_from_secs_f64(s).map_err(|_| anyhow::anyhow!("--model-timeout must be a non-negative number of seconds, got {s}"))).transpose()?;
+    let options = eval_losses::Options {
+        models: Location::parse(&args.models),
+        batches: Location::parse(&args.batches),
+        out: Location::parse(&args.out),
+        profile,
+        device,
+        device_name: args.device,
+        dtype,
+        shard: args.shard,
+        resume: args.resume,
+        model_timeout,
+    };
+    // CPU-bound: run it off the async executor's worker threads.
+    let (outcome, summary) = tokio::task::block_in_place(|| eval_losses::run(&options))?;
+    let human = format!(
+        "{} models evaluated ({} with failures), {} rows ({} resumed), {:.0} tokens/s over {:.1} s\nwrote {}",
+        summary.models, summary.failed_models, summary.rows, summary.resumed_rows, summary.tokens as f64 / summary.seconds.max(1e-9), summary.seconds, options.out
+    );
+    let printer = if matches!(options.out, Location::Std) { printer.stdout_taken() } else { printer };
+    printer.summary(&human, &serde_json::to_value(&summary)?)?;
+    Ok(outcome)
+}

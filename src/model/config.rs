@@ -1,0 +1,214 @@
+//! `config.json` of a Llama-family model, every dimension bounded before anything is allocated.
+//! transformers 5 writes `rope_theta` inside `rope_parameters`; older versions at the top level.
+//! Either is read here — candle's own config silently falls back to 10000 (stack-notes §2).
+
+use std::path::Path;
+
+use candle_core::DType;
+use serde::Deserialize;
+
+use super::Error;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RopeScaling {
+    None,
+    /// Llama 3's frequency-dependent scaling.
+    Llama3 { factor: f64, low_freq_factor: f64, high_freq_factor: f64, original_max_position_embeddings: f64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub architecture: String,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: usize,
+    pub head_dim: usize,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub rope_scaling: RopeScaling,
+    pub tie_word_embeddings: bool,
+    pub attention_bias: bool,
+    /// Qwen2 puts biases on q, k and v but not on o.
+    pub qkv_bias_only: bool,
+    pub mlp_bias: bool,
+    pub sliding_window: Option<usize>,
+}
+
+/// Bounds applied before loading: what the competition allows, and what the machine can hold.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_params: u64,
+    pub min_params: u64,
+    /// Bytes the weights and working set may use; from /proc/meminfo by default.
+    pub memory_bytes: u64,
+    pub max_sequence_length: usize,
+}
+
+impl Limits {
+    /// No competition rule: anything that fits in memory.
+    pub fn for_machine(max_sequence_length: usize) -> Self {
+        Self { max_params: u64::MAX, min_params: 0, memory_bytes: available_memory(), max_sequence_length }
+    }
+
+    pub fn check_params(&self, n: u64) -> Result<(), Error> {
+        if n > self.max_params || n < self.min_params {
+            return Err(Error::Params(format!("{n} parameters, outside {}..={}", self.min_params, self.max_params)));
+        }
+        Ok(())
+    }
+
+    /// Weights in `dtype` plus the largest working set of one forward.
+    pub fn check_memory(&self, c: &Config, n_params: u64, dtype: DType) -> Result<(), Error> {
+        let t = self.max_sequence_length as u64;
+        let elt = dtype.size_in_bytes() as u64;
+        let activations = t * (c.hidden_size as u64 * 8 + c.intermediate_size as u64 * 3) * 4
+            + c.num_attention_heads as u64 * t * t * 4 * 2
+            + LOSS_CHUNK as u64 * c.vocab_size as u64 * 4 * 3;
+        let need = n_params.saturating_mul(elt).saturating_add(activations);
+        if need > self.memory_bytes {
+            return Err(Error::Memory(format!("needs about {:.1} GiB, {:.1} GiB available", gib(need), gib(self.memory_bytes))));
+        }
+        Ok(())
+    }
+}
+
+/// Positions whose logits exist at once when computing a loss.
+pub const LOSS_CHUNK: usize = 256;
+
+fn gib(b: u64) -> f64 {
+    b as f64 / (1u64 << 30) as f64
+}
+
+fn available_memory() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(u64::MAX, |kb| kb * 1024)
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    architectures: Option<Vec<String>>,
+    vocab_size: u64,
+    hidden_size: u64,
+    intermediate_size: u64,
+    num_hidden_layers: u64,
+    num_attention_heads: u64,
+    num_key_value_heads: Option<u64>,
+    head_dim: Option<u64>,
+    rms_norm_eps: Option<f64>,
+    rope_theta: Option<f64>,
+    rope_scaling: Option<serde_json::Value>,
+    rope_parameters: Option<serde_json::Value>,
+    #[serde(default)]
+    tie_word_embeddings: Option<bool>,
+    #[serde(default)]
+    attention_bias: bool,
+    #[serde(default)]
+    mlp_bias: bool,
+    sliding_window: Option<u64>,
+    use_sliding_window: Option<bool>,
+}
+
+/// Upper bounds on a single dimension: far above any real model, far below an allocation bomb.
+const MAX_VOCAB: u64 = 1 << 21;
+const MAX_HIDDEN: u64 = 1 << 16;
+const MAX_INTERMEDIATE: u64 = 1 << 18;
+const MAX_LAYERS: u64 = 1 << 10;
+const MAX_HEADS: u64 = 1 << 10;
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+fn bounded(name: &str, v: u64, max: u64) -> Result<usize, Error> {
+    if v == 0 || v > max {
+        return Err(Error::Config(format!("{name} = {v} is outside 1..={max}")));
+    }
+    Ok(v as usize)
+}
+
+impl Config {
+    pub fn read(dir: &Path, limits: &Limits) -> Result<Self, Error> {
+        let path = dir.join("config.json");
+        let io = |source| Error::Io { path: path.display().to_string(), source };
+        let len = std::fs::metadata(&path).map_err(io)?.len();
+        if len > MAX_CONFIG_BYTES {
+            return Err(Error::Config(format!("config.json is {len} bytes")));
+        }
+        let text = std::fs::read_to_string(&path).map_err(io)?;
+        let raw: Raw = serde_json::from_str(&text).map_err(|e| Error::Config(format!("config.json: {e}")))?;
+        let architecture = raw.architectures.as_ref().and_then(|a| a.first()).cloned().ok_or_else(|| Error::Config("config.json names no architecture".into()))?;
+        let heads = bounded("num_attention_heads", raw.num_attention_heads, MAX_HEADS)?;
+        let kv_heads = bounded("num_key_value_heads", raw.num_key_value_heads.unwrap_or(raw.num_attention_heads), MAX_HEADS)?;
+        if heads % kv_heads != 0 {
+            return Err(Error::Config(format!("{heads} attention heads are not a multiple of {kv_heads} key/value heads")));
+        }
+        let hidden = bounded("hidden_size", raw.hidden_size, MAX_HIDDEN)?;
+        let head_dim = match raw.head_dim {
+            Some(d) => bounded("head_dim", d, 4096)?,
+            None if hidden % heads == 0 => hidden / heads,
+            None => return Err(Error::Config(format!("hidden_size {hidden} is not a multiple of {heads} heads"))),
+        };
+        if head_dim % 2 != 0 {
+            return Err(Error::Config(format!("head_dim {head_dim} is odd")));
+        }
+        let params = raw.rope_parameters.as_ref();
+        let rope_theta = raw.rope_theta.or_else(|| params.and_then(|p| p["rope_theta"].as_f64())).unwrap_or(10_000.0);
+        let scaling = raw.rope_scaling.as_ref().filter(|s| !s.is_null()).or(params);
+        let rope_scaling = rope_scaling_of(scaling)?;
+        let sliding_window = match (architecture.as_str(), raw.use_sliding_window) {
+            ("Qwen2ForCausalLM", Some(true)) | ("MistralForCausalLM", _) => raw.sliding_window.map(|w| w as usize),
+            _ => None,
+        };
+        let config = Self {
+            qkv_bias_only: architecture == "Qwen2ForCausalLM",
+            architecture,
+            vocab_size: bounded("vocab_size", raw.vocab_size, MAX_VOCAB)?,
+            hidden_size: hidden,
+            intermediate_size: bounded("intermediate_size", raw.intermediate_size, MAX_INTERMEDIATE)?,
+            num_hidden_layers: bounded("num_hidden_layers", raw.num_hidden_layers, MAX_LAYERS)?,
+            num_attention_heads: heads,
+            num_key_value_heads: kv_heads,
+            head_dim,
+            rms_norm_eps: raw.rms_norm_eps.unwrap_or(1e-6),
+            rope_theta,
+            rope_scaling,
+            tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(false),
+            attention_bias: raw.attention_bias,
+            mlp_bias: raw.mlp_bias,
+            sliding_window,
+        };
+        limits.check_params(config.implied_params())?;
+        Ok(config)
+    }
+
+    /// Parameters the dimensions imply, checked before reading any weight.
+    pub fn implied_params(&self) -> u64 {
+        let (h, i, v) = (self.hidden_size as u64, self.intermediate_size as u64, self.vocab_size as u64);
+        let (q, kv) = ((self.num_attention_heads * self.head_dim) as u64, (self.num_key_value_heads * self.head_dim) as u64);
+        let layer = h * q * 2 + h * kv * 2 + h * i * 3 + 2 * h;
+        let embeddings = if self.tie_word_embeddings { v * h } else { 2 * v * h };
+        layer.saturating_mul(self.num_hidden_layers as u64).saturating_add(embeddings + h)
+    }
+}
+
+fn rope_scaling_of(value: Option<&serde_json::Value>) -> Result<RopeScaling, Error> {
+    let Some(v) = value else { return Ok(RopeScaling::None) };
+    let kind = v["rope_type"].as_str().or_else(|| v["type"].as_str()).unwrap_or("default");
+    match kind {
+        "default" => Ok(RopeScaling::None),
+        "llama3" => {
+            let f = |k: &str| v[k].as_f64().ok_or_else(|| Error::Config(format!("llama3 rope scaling lacks {k}")));
+            Ok(RopeScaling::Llama3 {
+                factor: f("factor")?,
+                low_freq_factor: f("low_freq_factor")?,
+                high_freq_factor: f("high_freq_factor")?,
+                original_max_position_embeddings: f("original_max_position_embeddings")?,
+            })
+        }
+        other => Err(Error::Architecture(format!("rope scaling {other:?}"))),
+    }
+}

@@ -1,0 +1,51 @@
+//! Device and dtype selection, the one place that knows about GPU features.
+
+use candle_core::{DType, Device};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown device {0:?} (cpu or cuda:N)")]
+    Unknown(String),
+    #[error("device {0} needs valkit built with `--features cuda`")]
+    NoCuda(String),
+    #[error("unknown dtype {0:?} (f32, bf16 or f16)")]
+    Dtype(String),
+    #[error("{dtype} on {device} is not supported (CPU evaluates in f32)")]
+    Unsupported { dtype: String, device: String },
+    #[error("cannot open {device}: {source}")]
+    Open { device: String, #[source] source: candle_core::Error },
+}
+
+pub fn select(name: &str) -> Result<Device, Error> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        cuda if cuda == "cuda" || cuda.starts_with("cuda:") => {
+            let ordinal: usize = cuda.strip_prefix("cuda:").unwrap_or("0").parse().map_err(|_| Error::Unknown(name.into()))?;
+            open_cuda(name, ordinal)
+        }
+        other => Err(Error::Unknown(other.into())),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn open_cuda(name: &str, ordinal: usize) -> Result<Device, Error> {
+    Device::new_cuda(ordinal).map_err(|source| Error::Open { device: name.into(), source })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn open_cuda(name: &str, _ordinal: usize) -> Result<Device, Error> {
+    Err(Error::NoCuda(name.into()))
+}
+
+pub fn dtype(name: &str, device: &Device) -> Result<DType, Error> {
+    let dtype = match name {
+        "f32" => DType::F32,
+        "bf16" => DType::BF16,
+        "f16" => DType::F16,
+        other => return Err(Error::Dtype(other.into())),
+    };
+    if device.is_cpu() && dtype != DType::F32 {
+        return Err(Error::Unsupported { dtype: name.into(), device: "cpu".into() });
+    }
+    Ok(dtype)
+}

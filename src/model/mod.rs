@@ -1,0 +1,156 @@
+//! Causal language models as `eval-losses` needs them: every position's hidden state (candle's
+//! own model files return only the last position's logits), from a local snapshot directory —
+//! `config.json` bounded before anything is allocated, weights only from `.safetensors`, never
+//! code from the repository. Reads only the directory it is given; never the network.
+
+mod config;
+pub mod device;
+mod llama;
+mod weights;
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+
+pub use config::{Config, Limits};
+pub use weights::{inspect_weights, WeightFiles};
+
+/// Why a model cannot be evaluated. The first word of each message is a stable reason code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("pickle-file: {0} holds pickled weights, which valkit never loads")]
+    Pickle(String),
+    #[error("no-weights: {0} has no .safetensors weights")]
+    NoWeights(String),
+    #[error("not-safetensors: {file}: {problem}")]
+    NotSafetensors { file: String, problem: String },
+    #[error("bad-config: {0}")]
+    Config(String),
+    #[error("unsupported-architecture: {0} is not supported by eval-losses yet")]
+    Architecture(String),
+    #[error("parameter-count: {0}")]
+    Params(String),
+    #[error("out-of-memory: {0}")]
+    Memory(String),
+    #[error("weights-mismatch: {0}")]
+    Mismatch(String),
+    #[error("io: {path}: {source}")]
+    Io { path: String, #[source] source: std::io::Error },
+    #[error("compute: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// A model ready to score token sequences.
+pub struct Model {
+    inner: llama::Llama,
+    pub architecture: String,
+    pub n_params: u64,
+}
+
+/// Architectures with a full-sequence forward in this crate.
+pub const SUPPORTED: [&str; 3] = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"];
+
+impl Model {
+    /// Checks and loads the snapshot in `dir`. `limits` bound dimensions and parameters before
+    /// any allocation.
+    pub fn load(dir: &Path, limits: &Limits, device: &Device, dtype: DType) -> Result<Self, Error> {
+        let config = Config::read(dir, limits)?;
+        if !SUPPORTED.contains(&config.architecture.as_str()) {
+            return Err(Error::Architecture(config.architecture.clone()));
+        }
+        // What the config asks for is checked before any weight file is opened.
+        limits.check_memory(&config, config.implied_params(), dtype)?;
+        let files = inspect_weights(dir)?;
+        let n_params = files.n_params(config.tie_word_embeddings);
+        limits.check_params(n_params)?;
+        limits.check_memory(&config, n_params, dtype)?;
+        // SAFETY: the files were just checked to be complete safetensors (header bounded, every
+        // tensor inside the file) and are not modified while the model is alive; memory-mapping
+        // avoids a second copy of the weights.
+        let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files.paths, dtype, device)? };
+        let inner = llama::Llama::load(&config, vb).map_err(|e| Error::Mismatch(e.to_string()))?;
+        Ok(Self { inner, architecture: config.architecture, n_params })
+    }
+
+    /// Mean cross entropy over the scored positions of `tokens` (all shifted positions for text
+    /// loss; the reference tokens after `context_len` otherwise), and how many were scored.
+    pub fn loss(&self, tokens: &[u32], context_len: usize) -> Result<(f64, u32), Error> {
+        if tokens.len() < 2 || context_len >= tokens.len() {
+            return Err(Error::Config(format!("a batch of {} tokens with context {context_len} has nothing to score", tokens.len())));
+        }
+        let device = self.inner.device();
+        let ids = Tensor::new(tokens, device)?.unsqueeze(0)?;
+        let hidden = self.inner.hidden_states(&ids)?.squeeze(0)?;
+        // Position t predicts token t + 1; reference loss scores from the last context token on.
+        let first = context_len.saturating_sub(1);
+        let targets = &tokens[first + 1..];
+        let hidden = hidden.narrow(0, first, targets.len())?;
+        let sum = self.inner.nll_sum(&hidden, targets)?;
+        let n = targets.len();
+        Ok((sum / n as f64, u32::try_from(n).expect("a batch fits u32 tokens")))
+    }
+}
+
+impl Model {
+    /// Greedy continuation of `prompt` by `new_tokens` tokens (argmax, first maximum on ties, no
+    /// early stop), as `generate(min_new_tokens=n, max_new_tokens=n)` with greedy decoding.
+    pub fn greedy(&self, prompt: &[u32], new_tokens: usize) -> Result<Vec<u32>, Error> {
+        let mut tokens = prompt.to_vec();
+        for _ in 0..new_tokens {
+            let ids = Tensor::new(tokens.as_slice(), self.inner.device())?.unsqueeze(0)?;
+            let hidden = self.inner.hidden_states(&ids)?.squeeze(0)?;
+            let last = hidden.narrow(0, tokens.len() - 1, 1)?;
+            tokens.push(self.inner.argmax_next(&last)?);
+        }
+        Ok(tokens[prompt.len()..].to_vec())
+    }
+}
+
+/// SN9's generation sanity check (upstream.md §5.2) on two continuations: they must not agree
+/// in 10 or more positions, and must not both repeat one token more than 10 times.
+pub fn sanity_check(a: &[u32], b: &[u32]) -> Result<(), String> {
+    let same = a.iter().zip(b).filter(|(x, y)| x == y).count();
+    if same >= 10 {
+        return Err(format!("sanity-check: the two continuations agree in {same} of {} positions", a.len()));
+    }
+    let most_frequent = |s: &[u32]| {
+        let mut counts = std::collections::BTreeMap::new();
+        for t in s {
+            *counts.entry(*t).or_insert(0usize) += 1;
+        }
+        counts.into_values().max().unwrap_or(0)
+    };
+    if most_frequent(a) > 10 && most_frequent(b) > 10 {
+        return Err("sanity-check: both continuations repeat one token more than 10 times".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn testdata(rel: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/models").join(rel)
+    }
+
+    /// Every variant of `scripts/make_tiny_models.py` against PyTorch's f32 losses, per batch.
+    #[test]
+    fn losses_match_pytorch() {
+        let reference: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(testdata("reference.json")).unwrap()).unwrap();
+        let batches = reference["batches"].as_array().unwrap();
+        for (name, want) in reference["models"].as_object().unwrap() {
+            let model = Model::load(&testdata(name), &Limits::for_machine(128), &Device::Cpu, DType::F32).unwrap();
+            assert_eq!(model.n_params, want["n_params"].as_u64().unwrap(), "{name}: parameters counted as torch counts them");
+            for (b, expected) in batches.iter().zip(want["losses"].as_array().unwrap()) {
+                let tokens: Vec<u32> = b["token_ids"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect();
+                let context = b["context_len"].as_u64().unwrap() as usize;
+                let (loss, n) = model.loss(&tokens, context).unwrap();
+                let expected = expected.as_f64().unwrap();
+                let rel = (loss - expected).abs() / expected;
+                assert!(rel < 1e-5, "{name}: loss {loss} vs torch {expected} (rel {rel:e})");
+                assert_eq!(n as usize, tokens.len() - context.max(1));
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use valkit::tables::{batches, losses, models};
+
+use crate::util::*;
+
+fn reference() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(repo_path("testdata/models/reference.json")).unwrap()).unwrap()
+}
+
+fn model_row(uid: u16, path: Option<&Path>) -> models::Row {
+    models::Row {
+        uid,
+        hotkey: format!("hotkey-{uid}"),
+        competition_id: Some(1),
+        repo_id: Some(format!("demo/model-{uid}")),
+        revision: None,
+        commit_block: Some(100),
+        local_path: path.map(|p| p.display().to_string()),
+        size_bytes: None,
+        n_params: None,
+        architecture: None,
+        status: models::Status::Ok,
+        reason: None,
+    }
+}
+
+fn write_batches(dir: &TestDir) {
+    let rows = reference()["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, b)| batches::Row {
+            competition_id: 1,
+            task: if b["context_len"].as_u64().unwrap() > 0 { "MATH".into() } else { "WEB".into() },
+            batch_index: i as u32,
+            token_ids: b["token_ids"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect(),
+            context_len: b["context_len"].as_u64().unwrap() as u32,
+            source: format!("fixture:{i}"),
+        })
+        .collect();
+    write_table::<batches::Batches>(&dir.path("batches.parquet"), rows, &[]);
+}
+
+/// A copy of a tiny model with `edit` applied to its directory.
+fn broken(dir: &TestDir, name: &str, edit: impl FnOnce(&Path)) -> PathBuf {
+    let path = dir.path(name);
+    std::fs::create_dir_all(&path).unwrap();
+    let source = repo_path("testdata/models/llama");
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(source.join(f), path.join(f)).unwrap();
+    }
+    edit(&path);
+    path
+}
+
+fn good_models() -> Vec<(u16, String, PathBuf)> {
+    reference()["models"].as_object().unwrap().keys().enumerate().map(|(i, name)| (i as u16, name.clone(), repo_path(&format!("testdata/models/{name}")))).collect()
+}
+
+fn losses_by_uid(path: &Path) -> BTreeMap<u16, Vec<losses::Row>> {
+    let mut out: BTreeMap<u16, Vec<losses::Row>> = BTreeMap::new();
+    for r in read_table::<losses::Losses>(path).rows {
+        out.entry(r.uid).or_default().push(r);
+    }
+    for rows in out.values_mut() {
+        rows.sort_by_key(|r| r.batch_index);
+    }
+    out
+}
+
+fn eval(dir: &TestDir, out: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["eval-losses".to_string(), "--models".into(), dir.arg("models.parquet"), "--batches".into(), dir.arg("batches.parquet"), "--out".into(), dir.arg(out)];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&refs)
+}
+
+#[test]
+fn every_architecture_matches_pytorch_and_bad_models_become_failed_rows() {
+    let dir = TestDir::new();
+    write_batches(&dir);
+    let mut rows: Vec<models::Row> = good_models().iter().map(|(uid, _, path)| model_row(*uid, Some(path))).collect();
+    let pickled = broken(&dir, "pickle", |p| std::fs::write(p.join("pytorch_model.bin"), b"\x80\x02}q\x00.").unwrap());
+    let renamed = broken(&dir, "renamed-pickle", |p| std::fs::write(p.join("model.safetensors"), b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94.").unwrap());
+    let huge = broken(&dir, "huge-config", |p| {
+        let mut c: Value = serde_json::from_str(&std::fs::read_to_string(p.join("config.json")).unwrap()).unwrap();
+        c["hidden_size"] = 65536.into();
+        c["intermediate_size"] = 262144.into();
+        c["num_hidden_layers"] = 1000.into();
+        c["num_attention_heads"] = 512.into();
+        c["num_key_value_heads"] = 512.into();
+        c["head_dim"] = 128.into();
+        std::fs::write(p.join("config.json"), c.to_string()).unwrap();
+    });
+    let big_header = broken(&dir, "big-header", |p| {
+        let mut bytes = (1u64 << 40).to_le_bytes().to_vec();
+        bytes.extend_from_slice(b"{}");
+        std::fs::write(p.join("model.safetensors"), bytes).unwrap();
+    });
+    let truncated = broken(&dir, "truncated", |p| {
+        let bytes = std::fs::read(p.join("model.safetensors")).unwrap();
+        std::fs::write(p.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    });
+    let unknown = broken(&dir, "unknown-architecture", |p| {
+        let text = std::fs::read_to_string(p.join("config.json")).unwrap().replace("LlamaForCausalLM", "GPTNeoXForCausalLM");
+        std::fs::write(p.join("config.json"), text).unwrap();
+    });
+    let bad = [(100, Some(pickled), "pickle-file"), (101, Some(renamed), "pickle-file"), (102, Some(huge), "out-of-memory"), (103, Some(big_header), "not-safetensors"), (104, Some(truncated), "not-safetensors"), (105, Some(unknown), "unsupported-architecture"), (106, None, "missing-local-path")];
+    for (uid, path, _) in &bad {
+        rows.push(model_row(*uid, path.as_deref()));
+    }
+    let mut skipped = model_row(200, None);
+    skipped.status = models::Status::Rejected;
+    rows.push(skipped);
+    write_table::<models::Models>(&dir.path("models.parquet"), rows, &[]);
+
+    let r = eval(&dir, "losses.parquet", &[]);
+    assert_exit!(r, 1);
+    let got = losses_by_uid(&dir.path("losses.parquet"));
+    let reference = reference();
+    for (uid, name, _) in good_models() {
+        let want: Vec<f64> = reference["models"][&name]["losses"].as_array().unwrap().iter().map(|l| l.as_f64().unwrap()).collect();
+        let rows = &got[&uid];
+        assert_eq!(rows.len(), 3, "{name}");
+        for (row, want) in rows.iter().zip(&want) {
+            assert_eq!(row.status, losses::Status::Ok, "{name}: {:?}", row.reason);
+            assert!((row.loss - want).abs() / want < 1e-4, "{name} batch {}: {} vs torch {want}", row.batch_index, row.loss);
+        }
+        assert_eq!(rows[2].n_tokens, 30, "{name}: reference loss scores only the reference tokens");
+    }
+    for (uid, _, code) in bad {
+        let rows = &got[&uid];
+        assert_eq!(rows.len(), 3);
+        for row in rows {
+            assert!(row.loss.is_infinite() && row.status == losses::Status::Failed);
+            assert!(row.reason.as_deref().unwrap().starts_with(code), "uid {uid}: {:?}", row.reason);
+        }
+    }
+    assert!(!got.contains_key(&200), "models fetch-models rejected are not evaluated");
+}
+
+#[test]
+fn shards_concatenate_and_resume_skips_done_rows() {
+    let dir = TestDir::new();
+    write_batches(&dir);
+    let rows = good_models().iter().map(|(uid, _, path)| model_row(*uid, Some(path))).collect();
+    write_table::<models::Models>(&dir.path("models.parquet"), rows, &[]);
+    assert_exit!(eval(&dir, "all.parquet", &[]), 0);
+    assert_exit!(eval(&dir, "s0.parquet", &["--shard", "0/2"]), 0);
+    assert_exit!(eval(&dir, "s1.parquet", &["--shard", "1/2"]), 0);
+    let mut shards = read_table::<losses::Losses>(&dir.path("s0.parquet")).rows;
+    shards.extend(read_table::<losses::Losses>(&dir.path("s1.parquet")).rows);
+    shards.sort_by_key(|r| (r.uid, r.batch_index));
+    let mut all = read_table::<losses::Losses>(&dir.path("all.parquet")).rows;
+    all.sort_by_key(|r| (r.uid, r.batch_index));
+    assert_eq!(shards, all);
+    let r = eval(&dir, "all.parquet", &["--resume", "--json"]);
+    assert_exit!(r, 0);
+    let summary: Value = serde_json::from_str(&r.stdout_text()).unwrap();
+    assert_eq!((summary["resumed_rows"].as_u64(), summary["tokens"].as_u64()), (Some(18), Some(0)), "nothing recomputed");
+    let r = eval(&dir, "x.parquet", &["--shard", "2/2"]);
+    assert_exit!(r, 2);
+    assert!(r.stderr.contains("shard \"2/2\" is not K/N with 0 <= K < N"), "{}", r.stderr);
+}
+
+#[test]
+fn competition_rules_apply_with_a_profile() {
+    let dir = TestDir::new();
+    write_batches(&dir);
+    let rows = good_models().iter().map(|(uid, _, path)| model_row(*uid, Some(path))).collect();
+    write_table::<models::Models>(&dir.path("models.parquet"), rows, &[]);
+    let demo = repo_path("testdata/demo/competitions.toml").display().to_string();
+    let text = std::fs::read_to_string(&demo).unwrap().replace("min_params = 1_000", "min_params = 150_000");
+    std::fs::write(dir.path("rules.toml"), text).unwrap();
+    let r = eval(&dir, "losses.parquet", &["--competitions", &dir.arg("rules.toml")]);
+    assert_exit!(r, 1);
+    let got = losses_by_uid(&dir.path("losses.parquet"));
+    for (uid, name, _) in good_models() {
+        let n_params = reference()["models"][&name]["n_params"].as_u64().unwrap();
+        let failed = got[&uid].iter().all(|r| r.reason.as_deref().is_some_and(|x| x.starts_with("parameter-count")));
+        assert_eq!(failed, n_params < 150_000, "{name} with {n_params} parameters");
+    }
+}
