@@ -4,13 +4,18 @@ DEMO := testdata/demo
 
 .PHONY: demo test bench lint
 
-# The bundled demo, offline: sample a custom subnet's batches from local corpora, then score
-# one SN9 competition step from stored losses (wins, weights, next tracker).
+# The bundled demo, offline. A custom subnet's whole step: sample its batches from local corpora,
+# evaluate its six tiny models on them, score the step. Then an SN9 step from stored losses.
 demo:
 	cargo build --locked --quiet --bin valkit
 	$(VALKIT) sample-batches --competitions $(DEMO)/competitions.toml --competition-id 1 \
-	    --seed 42 --tokenizer testdata/tokenizer -o target/demo/batches.parquet
-	$(VALKIT) inspect target/demo/batches.parquet --limit 4
+	    --seed 42 --tokenizer testdata/tokenizer -o target/demo/subnet/batches.parquet
+	$(VALKIT) eval-losses --competitions $(DEMO)/competitions.toml --models $(DEMO)/models.parquet \
+	    --batches target/demo/subnet/batches.parquet --out target/demo/subnet/losses.parquet
+	$(VALKIT) compute-wins --competitions $(DEMO)/competitions.toml --competition-id 1 \
+	    --metagraph $(DEMO)/subnet-metagraph.parquet --losses target/demo/subnet/losses.parquet \
+	    --out-dir target/demo/subnet
+	$(VALKIT) inspect target/demo/subnet/wins.parquet
 	@echo
 	$(VALKIT) compute-wins --profile sn9 --competition-id 4 \
 	    --metagraph $(DEMO)/metagraph.parquet --losses $(DEMO)/losses.parquet \

@@ -151,6 +151,31 @@ def corpora(out: Path) -> None:
             (d / f"{config}.jsonl").write_text("\n".join(lines) + "\n")
 
 
+# The demo subnet (testdata/demo/competitions.toml): uid -> (tiny model under testdata/models, commit block).
+DEMO_SUBNET = {
+    0: ("llama", 900), 1: ("llama-gqa-tied-theta", 950), 2: ("llama-head-dim-bias", 980),
+    3: ("llama3-rope-scaling", 990), 4: ("mistral-sliding-window", 995), 5: ("qwen2", 999),
+}
+
+
+def demo_subnet(out: Path) -> None:
+    """A metagraph and a models table for the demo subnet, whose models are the tiny models."""
+    uids = sorted(DEMO_SUBNET)
+    write(out / "subnet-metagraph.parquet", {
+        "netuid": [999] * len(uids), "uid": uids, "hotkey": [hotkey(100 + u) for u in uids],
+        "coldkey": [hotkey(200 + u) for u in uids], "stake": [1.0] * len(uids), "validator_permit": [False] * len(uids),
+        "registration_block": [100] * len(uids),
+        "commitment": [f"demo:{DEMO_SUBNET[u][0]}:None:None:1" for u in uids],
+        "commit_block": [DEMO_SUBNET[u][1] for u in uids], "competition_id": [1] * len(uids),
+    }, meta("metagraph", netuid=999, block=1000))
+    write(out / "models.parquet", {
+        "uid": uids, "hotkey": [hotkey(100 + u) for u in uids], "competition_id": [1] * len(uids),
+        "repo_id": [f"demo/{DEMO_SUBNET[u][0]}" for u in uids], "commit_block": [DEMO_SUBNET[u][1] for u in uids],
+        # Relative to the repository root, where `make demo` runs.
+        "local_path": [f"testdata/models/{DEMO_SUBNET[u][0]}" for u in uids], "status": ["ok"] * len(uids),
+    }, meta("models", note="the tiny models of testdata/models"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "testdata" / "demo")
@@ -160,7 +185,8 @@ def main() -> None:
     losses(args.out)
     tracker(args.out)
     corpora(args.out)
-    print(f"wrote {args.out}/{{metagraph,losses,tracker}}.parquet and corpora/")
+    demo_subnet(args.out)
+    print(f"wrote {args.out}/{{metagraph,losses,tracker,subnet-metagraph,models}}.parquet and corpora/")
 
 
 if __name__ == "__main__":
