@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen2Config
+from transformers import AutoModelForCausalLM, Gemma2Config, GemmaConfig, LlamaConfig, MistralConfig, Qwen2Config
 
 OUT = Path(__file__).resolve().parent.parent / "testdata" / "models"
 VOCAB = 600  # testdata/tokenizer's vocabulary, so the demo can score sampled batches
@@ -33,6 +33,10 @@ VARIANTS = {
                                                      "high_freq_factor": 4.0, "original_max_position_embeddings": 64}),
     "mistral-sliding-window": MistralConfig(**COMMON, num_key_value_heads=2, sliding_window=16),
     "qwen2": Qwen2Config(**COMMON, num_key_value_heads=2, tie_word_embeddings=True),
+    # Appended after the others so that their weights (drawn in order from one seed) stay the same.
+    "gemma": GemmaConfig(**COMMON, num_key_value_heads=1, head_dim=32, hidden_activation="gelu_pytorch_tanh"),
+    "gemma2": Gemma2Config(**COMMON, num_key_value_heads=2, head_dim=16, sliding_window=16,
+                           attn_logit_softcapping=50.0, final_logit_softcapping=30.0, query_pre_attn_scalar=24),
 }
 
 

@@ -35,6 +35,16 @@ pub struct Config {
     pub qkv_bias_only: bool,
     pub mlp_bias: bool,
     pub sliding_window: Option<usize>,
+    /// Layers that use the sliding window (all when None and a window is set).
+    pub sliding_layers: Option<Vec<bool>>,
+    /// Gemma: embeddings times sqrt(hidden), RMSNorm weights stored as `w - 1`, GELU (tanh) MLP.
+    pub gemma: bool,
+    /// Gemma2: norms after attention and around the MLP, logit soft-capping, attention scale
+    /// from `query_pre_attn_scalar`.
+    pub gemma2: bool,
+    pub attn_logit_softcapping: Option<f64>,
+    pub final_logit_softcapping: Option<f64>,
+    pub query_pre_attn_scalar: Option<f64>,
 }
 
 /// Bounds applied before loading: what the competition allows, and what the machine can hold.
@@ -113,6 +123,12 @@ struct Raw {
     mlp_bias: bool,
     sliding_window: Option<u64>,
     use_sliding_window: Option<bool>,
+    layer_types: Option<Vec<String>>,
+    hidden_act: Option<String>,
+    hidden_activation: Option<String>,
+    attn_logit_softcapping: Option<f64>,
+    final_logit_softcapping: Option<f64>,
+    query_pre_attn_scalar: Option<f64>,
 }
 
 /// Upper bounds on a single dimension: far above any real model, far below an allocation bomb.
@@ -160,8 +176,23 @@ impl Config {
         let scaling = raw.rope_scaling.as_ref().filter(|s| !s.is_null()).or(params);
         let rope_scaling = rope_scaling_of(scaling)?;
         let sliding_window = match (architecture.as_str(), raw.use_sliding_window) {
-            ("Qwen2ForCausalLM", Some(true)) | ("MistralForCausalLM", _) => raw.sliding_window.map(|w| w as usize),
+            ("Qwen2ForCausalLM", Some(true)) | ("MistralForCausalLM" | "Gemma2ForCausalLM", _) => raw.sliding_window.map(|w| w as usize),
             _ => None,
+        };
+        let gemma = matches!(architecture.as_str(), "GemmaForCausalLM" | "Gemma2ForCausalLM");
+        let gemma2 = architecture == "Gemma2ForCausalLM";
+        let activation = raw.hidden_activation.as_deref().or(raw.hidden_act.as_deref()).unwrap_or(if gemma { "gelu_pytorch_tanh" } else { "silu" });
+        let expected = if gemma { "gelu_pytorch_tanh" } else { "silu" };
+        if activation != expected && !(gemma && activation == "gelu") {
+            return Err(Error::Architecture(format!("{architecture} with activation {activation:?}")));
+        }
+        let layers = bounded("num_hidden_layers", raw.num_hidden_layers, MAX_LAYERS)?;
+        let sliding_layers = match (&raw.layer_types, gemma2) {
+            (Some(types), _) if types.len() == layers => Some(types.iter().map(|t| t == "sliding_attention").collect()),
+            (Some(types), _) => return Err(Error::Config(format!("layer_types lists {} layers, the model has {layers}", types.len()))),
+            // transformers 4.x Gemma2: even layers slide.
+            (None, true) => Some((0..layers).map(|i| i % 2 == 0).collect()),
+            (None, false) => None,
         };
         let config = Self {
             qkv_bias_only: architecture == "Qwen2ForCausalLM",
@@ -169,17 +200,24 @@ impl Config {
             vocab_size: bounded("vocab_size", raw.vocab_size, MAX_VOCAB)?,
             hidden_size: hidden,
             intermediate_size: bounded("intermediate_size", raw.intermediate_size, MAX_INTERMEDIATE)?,
-            num_hidden_layers: bounded("num_hidden_layers", raw.num_hidden_layers, MAX_LAYERS)?,
+            num_hidden_layers: layers,
             num_attention_heads: heads,
             num_key_value_heads: kv_heads,
             head_dim,
             rms_norm_eps: raw.rms_norm_eps.unwrap_or(1e-6),
             rope_theta,
             rope_scaling,
-            tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(false),
+            // Gemma ties its embeddings whatever the config says.
+            tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(gemma) || gemma,
             attention_bias: raw.attention_bias,
             mlp_bias: raw.mlp_bias,
             sliding_window,
+            sliding_layers,
+            gemma,
+            gemma2,
+            attn_logit_softcapping: raw.attn_logit_softcapping.filter(|_| gemma2),
+            final_logit_softcapping: raw.final_logit_softcapping.filter(|_| gemma2),
+            query_pre_attn_scalar: raw.query_pre_attn_scalar.filter(|_| gemma2),
         };
         limits.check_params(config.implied_params())?;
         Ok(config)
@@ -189,7 +227,8 @@ impl Config {
     pub fn implied_params(&self) -> u64 {
         let (h, i, v) = (self.hidden_size as u64, self.intermediate_size as u64, self.vocab_size as u64);
         let (q, kv) = ((self.num_attention_heads * self.head_dim) as u64, (self.num_key_value_heads * self.head_dim) as u64);
-        let layer = h * q * 2 + h * kv * 2 + h * i * 3 + 2 * h;
+        let norms = if self.gemma2 { 4 * h } else { 2 * h };
+        let layer = h * q * 2 + h * kv * 2 + h * i * 3 + norms;
         let embeddings = if self.tie_word_embeddings { v * h } else { 2 * v * h };
         layer.saturating_mul(self.num_hidden_layers as u64).saturating_add(embeddings + h)
     }

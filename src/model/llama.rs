@@ -1,7 +1,8 @@
-//! The Llama family (Llama 1–3, Mistral, Qwen2) with hidden states for every position, written
-//! after transformers' modeling files: RMSNorm, rotary embeddings (rotate-half form, Llama 3
-//! frequency scaling), grouped-query attention with an optional sliding window, SwiGLU MLP,
-//! optional biases and tied embeddings. Logits are never built for the whole sequence: the loss
+//! The Llama family (Llama 1–3, Mistral, Qwen2, Gemma, Gemma2) with hidden states for every
+//! position, written after transformers' modeling files: RMSNorm, rotary embeddings (rotate-half
+//! form, Llama 3 frequency scaling), grouped-query attention with an optional sliding window,
+//! gated MLP, optional biases and tied embeddings; Gemma's scaled embeddings and `1 + w` norms,
+//! Gemma2's extra norms and logit soft-capping. Logits are never built for the whole sequence: the loss
 //! takes them `LOSS_CHUNK` positions at a time.
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
@@ -17,12 +18,16 @@ struct Attention {
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
+    scale: f64,
+    softcap: Option<f64>,
+    sliding: bool,
 }
 
 struct Mlp {
     gate: Linear,
     up: Linear,
     down: Linear,
+    gelu: bool,
 }
 
 struct Layer {
@@ -30,6 +35,8 @@ struct Layer {
     mlp: Mlp,
     input_norm: Tensor,
     post_attention_norm: Tensor,
+    /// Gemma2's norms around the MLP.
+    feedforward_norms: Option<(Tensor, Tensor)>,
 }
 
 pub struct Llama {
@@ -40,6 +47,8 @@ pub struct Llama {
     inv_freq: Vec<f32>,
     eps: f32,
     sliding_window: Option<usize>,
+    embed_scale: Option<f64>,
+    final_softcap: Option<f64>,
     device: Device,
 }
 
@@ -65,8 +74,14 @@ fn inverse_frequencies(c: &Config) -> Vec<f32> {
     }
 }
 
-fn norm_weight(vb: &VarBuilder, size: usize) -> Result<Tensor> {
-    vb.get(size, "weight")
+/// RMSNorm weight; Gemma stores `w - 1` and multiplies by `1 + w`.
+fn norm_weight(vb: &VarBuilder, size: usize, gemma: bool) -> Result<Tensor> {
+    let w = vb.get(size, "weight")?;
+    if gemma {
+        w + 1.0
+    } else {
+        Ok(w)
+    }
 }
 
 impl Llama {
@@ -90,19 +105,39 @@ impl Llama {
                     heads: c.num_attention_heads,
                     kv_heads: c.num_key_value_heads,
                     head_dim: c.head_dim,
+                    scale: 1.0 / c.query_pre_attn_scalar.unwrap_or(c.head_dim as f64).sqrt(),
+                    softcap: c.attn_logit_softcapping,
+                    sliding: c.sliding_layers.as_ref().is_none_or(|s| s[i]),
                 },
                 mlp: Mlp {
                     gate: linear_b(c.hidden_size, c.intermediate_size, c.mlp_bias, f.pp("gate_proj"))?,
                     up: linear_b(c.hidden_size, c.intermediate_size, c.mlp_bias, f.pp("up_proj"))?,
                     down: linear_b(c.intermediate_size, c.hidden_size, c.mlp_bias, f.pp("down_proj"))?,
+                    gelu: c.gemma,
                 },
-                input_norm: norm_weight(&l.pp("input_layernorm"), c.hidden_size)?,
-                post_attention_norm: norm_weight(&l.pp("post_attention_layernorm"), c.hidden_size)?,
+                input_norm: norm_weight(&l.pp("input_layernorm"), c.hidden_size, c.gemma)?,
+                post_attention_norm: norm_weight(&l.pp("post_attention_layernorm"), c.hidden_size, c.gemma)?,
+                feedforward_norms: match c.gemma2 {
+                    true => Some((norm_weight(&l.pp("pre_feedforward_layernorm"), c.hidden_size, true)?, norm_weight(&l.pp("post_feedforward_layernorm"), c.hidden_size, true)?)),
+                    false => None,
+                },
             });
         }
-        let norm = norm_weight(&m.pp("norm"), c.hidden_size)?;
+        let norm = norm_weight(&m.pp("norm"), c.hidden_size, c.gemma)?;
         let lm_head = if c.tie_word_embeddings { embed.embeddings().clone() } else { vb.pp("lm_head").get((c.vocab_size, c.hidden_size), "weight")? };
-        Ok(Self { device: embed.embeddings().device().clone(), embed, layers, norm, lm_head, inv_freq: inverse_frequencies(c), eps: c.rms_norm_eps as f32, sliding_window: c.sliding_window })
+        Ok(Self {
+            device: embed.embeddings().device().clone(),
+            embed,
+            layers,
+            norm,
+            lm_head,
+            inv_freq: inverse_frequencies(c),
+            eps: c.rms_norm_eps as f32,
+            sliding_window: c.sliding_window,
+            // transformers multiplies by sqrt(hidden) rounded to the activation dtype.
+            embed_scale: c.gemma.then(|| f64::from((c.hidden_size as f32).sqrt())),
+            final_softcap: c.final_logit_softcapping,
+        })
     }
 
     pub fn device(&self) -> &Device {
@@ -110,8 +145,8 @@ impl Llama {
     }
 
     /// Additive mask: 0 where position i may attend to j (j <= i, within the window), -inf elsewhere.
-    fn mask(&self, t: usize, dtype: DType) -> Result<Tensor> {
-        let window = self.sliding_window.unwrap_or(usize::MAX);
+    fn mask(&self, t: usize, dtype: DType, window: Option<usize>) -> Result<Tensor> {
+        let window = window.unwrap_or(usize::MAX);
         let values: Vec<f32> = (0..t).flat_map(|i| (0..t).map(move |j| if j <= i && i - j < window { 0.0 } else { f32::NEG_INFINITY })).collect();
         Tensor::from_vec(values, (t, t), &self.device)?.to_dtype(dtype)
     }
@@ -128,14 +163,24 @@ impl Llama {
     pub fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
         let (_, t) = ids.dims2()?;
         let mut x = self.embed.forward(ids)?;
+        if let Some(scale) = self.embed_scale {
+            x = (x * scale)?;
+        }
         let dtype = x.dtype();
-        let mask = self.mask(t, dtype)?;
+        let full = self.mask(t, dtype, None)?;
+        let sliding = self.mask(t, dtype, self.sliding_window)?;
         let (cos, sin) = self.rotary(t, dtype)?;
+        let norm = |x: &Tensor, w: &Tensor| candle_nn::ops::rms_norm(x, w, self.eps);
         for layer in &self.layers {
-            let h = candle_nn::ops::rms_norm(&x, &layer.input_norm, self.eps)?;
-            x = (x + layer.attention.forward(&h, &cos, &sin, &mask)?)?;
-            let h = candle_nn::ops::rms_norm(&x, &layer.post_attention_norm, self.eps)?;
-            x = (x + layer.mlp.forward(&h)?)?;
+            let mask = if layer.attention.sliding { &sliding } else { &full };
+            let attended = layer.attention.forward(&norm(&x, &layer.input_norm)?, &cos, &sin, mask)?;
+            if let Some((pre, post)) = &layer.feedforward_norms {
+                x = (x + norm(&attended, &layer.post_attention_norm)?)?;
+                x = (&x + norm(&layer.mlp.forward(&norm(&x, pre)?)?, post)?)?;
+            } else {
+                x = (x + attended)?;
+                x = (&x + layer.mlp.forward(&norm(&x, &layer.post_attention_norm)?)?)?;
+            }
         }
         candle_nn::ops::rms_norm(&x, &self.norm, self.eps)
     }
@@ -143,7 +188,8 @@ impl Llama {
     /// The most likely next token after the position `hidden` (`[1, hidden]`) holds: the first
     /// maximum, as torch's argmax.
     pub fn argmax_next(&self, hidden: &Tensor) -> Result<u32> {
-        let logits: Vec<f32> = hidden.to_dtype(DType::F32)?.matmul(&self.lm_head.to_dtype(DType::F32)?.t()?)?.squeeze(0)?.to_vec1()?;
+        let logits = softcap(hidden.to_dtype(DType::F32)?.matmul(&self.lm_head.to_dtype(DType::F32)?.t()?)?, self.final_softcap)?;
+        let logits: Vec<f32> = logits.squeeze(0)?.to_vec1()?;
         let mut best = 0;
         for (i, &l) in logits.iter().enumerate() {
             if l > logits[best] {
@@ -160,7 +206,7 @@ impl Llama {
         for start in (0..targets.len()).step_by(LOSS_CHUNK) {
             let len = LOSS_CHUNK.min(targets.len() - start);
             let h = hidden.narrow(0, start, len)?.to_dtype(DType::F32)?;
-            let logits = h.matmul(&self.lm_head.to_dtype(DType::F32)?.t()?)?;
+            let logits = softcap(h.matmul(&self.lm_head.to_dtype(DType::F32)?.t()?)?, self.final_softcap)?;
             let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
             let index = Tensor::new(&targets[start..start + len], &self.device)?.unsqueeze(1)?;
             let picked: Vec<f32> = log_probs.gather(&index, 1)?.squeeze(1)?.to_vec1()?;
@@ -179,11 +225,18 @@ impl Attention {
         let v = shape(self.v.forward(x)?, self.kv_heads)?;
         let groups = self.heads / self.kv_heads;
         let (k, v) = (repeat_kv(k, groups)?, repeat_kv(v, groups)?);
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
+        let scores = softcap((q.matmul(&k.t()?)? * self.scale)?, self.softcap)?.broadcast_add(mask)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, self.heads * self.head_dim))?;
         self.o.forward(&out)
+    }
+}
+
+/// Gemma2's soft-capping: `tanh(x / cap) * cap`.
+fn softcap(x: Tensor, cap: Option<f64>) -> Result<Tensor> {
+    match cap {
+        Some(cap) => (x / cap)?.tanh()? * cap,
+        None => Ok(x),
     }
 }
 
@@ -198,7 +251,9 @@ fn repeat_kv(x: Tensor, n: usize) -> Result<Tensor> {
 
 impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = candle_nn::ops::silu(&self.gate.forward(x)?)?;
+        let gate = self.gate.forward(x)?;
+        // gelu_pytorch_tanh for Gemma (candle's gelu is the tanh approximation), SiLU otherwise.
+        let gate = if self.gelu { gate.gelu()? } else { candle_nn::ops::silu(&gate)? };
         self.down.forward(&(gate * self.up.forward(x)?)?)
     }
 }
