@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, Gemma2Config, GemmaConfig, LlamaConfig, MistralConfig, Qwen2Config
+from transformers import AutoModelForCausalLM, Gemma2Config, GemmaConfig, LlamaConfig, MistralConfig, Phi3Config, Qwen2Config
 
 OUT = Path(__file__).resolve().parent.parent / "testdata" / "models"
 VOCAB = 600  # testdata/tokenizer's vocabulary, so the demo can score sampled batches
@@ -37,6 +37,8 @@ VARIANTS = {
     "gemma": GemmaConfig(**COMMON, num_key_value_heads=1, head_dim=32, hidden_activation="gelu_pytorch_tanh"),
     "gemma2": Gemma2Config(**COMMON, num_key_value_heads=2, head_dim=16, sliding_window=16,
                            attn_logit_softcapping=50.0, final_logit_softcapping=30.0, query_pre_attn_scalar=24),
+    "phi3-partial-rotary": Phi3Config(**COMMON, num_key_value_heads=2, partial_rotary_factor=0.5, sliding_window=32,
+                                      pad_token_id=0),
 }
 
 

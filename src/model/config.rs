@@ -45,6 +45,10 @@ pub struct Config {
     pub attn_logit_softcapping: Option<f64>,
     pub final_logit_softcapping: Option<f64>,
     pub query_pre_attn_scalar: Option<f64>,
+    /// Phi3 stores q, k, v as one `qkv_proj` and gate, up as one `gate_up_proj`.
+    pub fused_projections: bool,
+    /// Dimensions of each head that rotate (Phi3's `partial_rotary_factor`); the rest pass through.
+    pub rotary_dim: usize,
 }
 
 /// Bounds applied before loading: what the competition allows, and what the machine can hold.
@@ -129,6 +133,7 @@ struct Raw {
     attn_logit_softcapping: Option<f64>,
     final_logit_softcapping: Option<f64>,
     query_pre_attn_scalar: Option<f64>,
+    partial_rotary_factor: Option<f64>,
 }
 
 /// Upper bounds on a single dimension: far above any real model, far below an allocation bomb.
@@ -176,10 +181,16 @@ impl Config {
         let scaling = raw.rope_scaling.as_ref().filter(|s| !s.is_null()).or(params);
         let rope_scaling = rope_scaling_of(scaling)?;
         let sliding_window = match (architecture.as_str(), raw.use_sliding_window) {
-            ("Qwen2ForCausalLM", Some(true)) | ("MistralForCausalLM" | "Gemma2ForCausalLM", _) => raw.sliding_window.map(|w| w as usize),
+            ("Qwen2ForCausalLM", Some(true)) | ("MistralForCausalLM" | "Gemma2ForCausalLM" | "Phi3ForCausalLM", _) => raw.sliding_window.map(|w| w as usize),
             _ => None,
         };
         let gemma = matches!(architecture.as_str(), "GemmaForCausalLM" | "Gemma2ForCausalLM");
+        let phi3 = architecture == "Phi3ForCausalLM";
+        let rotary_factor = raw.partial_rotary_factor.or_else(|| params.and_then(|p| p["partial_rotary_factor"].as_f64())).unwrap_or(1.0);
+        let rotary_dim = (head_dim as f64 * rotary_factor) as usize;
+        if !(rotary_factor > 0.0 && rotary_factor <= 1.0) || rotary_dim % 2 != 0 || rotary_dim == 0 {
+            return Err(Error::Config(format!("partial_rotary_factor {rotary_factor} gives {rotary_dim} rotary dimensions of {head_dim}")));
+        }
         let gemma2 = architecture == "Gemma2ForCausalLM";
         let activation = raw.hidden_activation.as_deref().or(raw.hidden_act.as_deref()).unwrap_or(if gemma { "gelu_pytorch_tanh" } else { "silu" });
         let expected = if gemma { "gelu_pytorch_tanh" } else { "silu" };
@@ -218,6 +229,8 @@ impl Config {
             attn_logit_softcapping: raw.attn_logit_softcapping.filter(|_| gemma2),
             final_logit_softcapping: raw.final_logit_softcapping.filter(|_| gemma2),
             query_pre_attn_scalar: raw.query_pre_attn_scalar.filter(|_| gemma2),
+            fused_projections: phi3,
+            rotary_dim,
         };
         limits.check_params(config.implied_params())?;
         Ok(config)

@@ -21,6 +21,7 @@ struct Attention {
     scale: f64,
     softcap: Option<f64>,
     sliding: bool,
+    rotary_dim: usize,
 }
 
 struct Mlp {
@@ -54,7 +55,7 @@ pub struct Llama {
 
 /// Inverse rotary frequencies, with Llama 3's scaling of the low frequencies when asked.
 fn inverse_frequencies(c: &Config) -> Vec<f32> {
-    let d = c.head_dim;
+    let d = c.rotary_dim;
     let base: Vec<f64> = (0..d / 2).map(|i| 1.0 / c.rope_theta.powf((2 * i) as f64 / d as f64)).collect();
     match c.rope_scaling {
         RopeScaling::None => base.into_iter().map(|f| f as f32).collect(),
@@ -91,16 +92,35 @@ impl Llama {
         let (q_dim, kv_dim) = (c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);
         let qkv_bias = c.attention_bias || c.qkv_bias_only;
         let o_bias = c.attention_bias && !c.qkv_bias_only;
+        // Phi3's fused projections, split into the usual ones once at load.
+        let split = |vb: &VarBuilder, name: &str, parts: &[usize]| -> Result<Vec<Linear>> {
+            let w = vb.pp(name).get((parts.iter().sum::<usize>(), c.hidden_size), "weight")?;
+            let mut start = 0;
+            parts.iter().map(|&n| { let l = Linear::new(w.narrow(0, start, n)?, None); start += n; Ok(l) }).collect()
+        };
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for i in 0..c.num_hidden_layers {
             let l = m.pp(format!("layers.{i}"));
             let a = l.pp("self_attn");
             let f = l.pp("mlp");
+            let (q, k, v, gate, up) = if c.fused_projections {
+                let [q, k, v]: [Linear; 3] = split(&a, "qkv_proj", &[q_dim, kv_dim, kv_dim])?.try_into().map_err(|_| candle_core::Error::Msg("qkv split".into()))?;
+                let [gate, up]: [Linear; 2] = split(&f, "gate_up_proj", &[c.intermediate_size, c.intermediate_size])?.try_into().map_err(|_| candle_core::Error::Msg("gate_up split".into()))?;
+                (q, k, v, gate, up)
+            } else {
+                (
+                    linear_b(c.hidden_size, q_dim, qkv_bias, a.pp("q_proj"))?,
+                    linear_b(c.hidden_size, kv_dim, qkv_bias, a.pp("k_proj"))?,
+                    linear_b(c.hidden_size, kv_dim, qkv_bias, a.pp("v_proj"))?,
+                    linear_b(c.hidden_size, c.intermediate_size, c.mlp_bias, f.pp("gate_proj"))?,
+                    linear_b(c.hidden_size, c.intermediate_size, c.mlp_bias, f.pp("up_proj"))?,
+                )
+            };
             layers.push(Layer {
                 attention: Attention {
-                    q: linear_b(c.hidden_size, q_dim, qkv_bias, a.pp("q_proj"))?,
-                    k: linear_b(c.hidden_size, kv_dim, qkv_bias, a.pp("k_proj"))?,
-                    v: linear_b(c.hidden_size, kv_dim, qkv_bias, a.pp("v_proj"))?,
+                    q,
+                    k,
+                    v,
                     o: linear_b(q_dim, c.hidden_size, o_bias, a.pp("o_proj"))?,
                     heads: c.num_attention_heads,
                     kv_heads: c.num_key_value_heads,
@@ -108,10 +128,11 @@ impl Llama {
                     scale: 1.0 / c.query_pre_attn_scalar.unwrap_or(c.head_dim as f64).sqrt(),
                     softcap: c.attn_logit_softcapping,
                     sliding: c.sliding_layers.as_ref().is_none_or(|s| s[i]),
+                    rotary_dim: c.rotary_dim,
                 },
                 mlp: Mlp {
-                    gate: linear_b(c.hidden_size, c.intermediate_size, c.mlp_bias, f.pp("gate_proj"))?,
-                    up: linear_b(c.hidden_size, c.intermediate_size, c.mlp_bias, f.pp("up_proj"))?,
+                    gate,
+                    up,
                     down: linear_b(c.intermediate_size, c.hidden_size, c.mlp_bias, f.pp("down_proj"))?,
                     gelu: c.gemma,
                 },
@@ -217,11 +238,21 @@ impl Llama {
 }
 
 impl Attention {
+    /// RoPE on the first `rotary_dim` dimensions of each head; the rest pass through.
+    fn rotate(&self, x: Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        if self.rotary_dim == self.head_dim {
+            return candle_nn::rotary_emb::rope(&x, cos, sin);
+        }
+        let rotated = candle_nn::rotary_emb::rope(&x.narrow(D::Minus1, 0, self.rotary_dim)?.contiguous()?, cos, sin)?;
+        let rest = x.narrow(D::Minus1, self.rotary_dim, self.head_dim - self.rotary_dim)?;
+        Tensor::cat(&[&rotated, &rest], D::Minus1)?.contiguous()
+    }
+
     fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let shape = |y: Tensor, heads: usize| y.reshape((b, t, heads, self.head_dim))?.transpose(1, 2)?.contiguous();
-        let q = candle_nn::rotary_emb::rope(&shape(self.q.forward(x)?, self.heads)?, cos, sin)?;
-        let k = candle_nn::rotary_emb::rope(&shape(self.k.forward(x)?, self.kv_heads)?, cos, sin)?;
+        let q = self.rotate(shape(self.q.forward(x)?, self.heads)?, cos, sin)?;
+        let k = self.rotate(shape(self.k.forward(x)?, self.kv_heads)?, cos, sin)?;
         let v = shape(self.v.forward(x)?, self.kv_heads)?;
         let groups = self.heads / self.kv_heads;
         let (k, v) = (repeat_kv(k, groups)?, repeat_kv(v, groups)?);

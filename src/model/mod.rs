@@ -48,7 +48,7 @@ pub struct Model {
 }
 
 /// Architectures with a full-sequence forward in this crate.
-pub const SUPPORTED: [&str; 5] = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "GemmaForCausalLM", "Gemma2ForCausalLM"];
+pub const SUPPORTED: [&str; 6] = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "GemmaForCausalLM", "Gemma2ForCausalLM", "Phi3ForCausalLM"];
 
 impl Model {
     /// Checks and loads the snapshot in `dir`. `limits` bound dimensions and parameters before
