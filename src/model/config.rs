@@ -188,7 +188,8 @@ impl Config {
         let phi3 = architecture == "Phi3ForCausalLM";
         let rotary_factor = raw.partial_rotary_factor.or_else(|| params.and_then(|p| p["partial_rotary_factor"].as_f64())).unwrap_or(1.0);
         let rotary_dim = (head_dim as f64 * rotary_factor) as usize;
-        if !(rotary_factor > 0.0 && rotary_factor <= 1.0) || !rotary_dim.is_multiple_of(2) || rotary_dim == 0 {
+        let usable = rotary_factor > 0.0 && rotary_factor <= 1.0 && rotary_dim > 0 && rotary_dim.is_multiple_of(2);
+        if !usable {
             return Err(Error::Config(format!("partial_rotary_factor {rotary_factor} gives {rotary_dim} rotary dimensions of {head_dim}")));
         }
         let gemma2 = architecture == "Gemma2ForCausalLM";
