@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, Gemma2Config, GemmaConfig, LlamaConfig, MistralConfig, Phi3Config, Qwen2Config
+from transformers import (AutoModelForCausalLM, Gemma2Config, GemmaConfig, GPTNeoXConfig, LlamaConfig, MistralConfig,
+                          Phi3Config, PhiConfig, Qwen2Config)
 
 OUT = Path(__file__).resolve().parent.parent / "testdata" / "models"
 VOCAB = 600  # testdata/tokenizer's vocabulary, so the demo can score sampled batches
@@ -39,6 +40,12 @@ VARIANTS = {
                            attn_logit_softcapping=50.0, final_logit_softcapping=30.0, query_pre_attn_scalar=24),
     "phi3-partial-rotary": Phi3Config(**COMMON, num_key_value_heads=2, partial_rotary_factor=0.5, sliding_window=32,
                                       pad_token_id=0),
+    "gpt-neox": GPTNeoXConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                              num_attention_heads=4, max_position_embeddings=512, rotary_pct=0.25),
+    "gpt-neox-sequential": GPTNeoXConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                         num_attention_heads=4, max_position_embeddings=512, rotary_pct=0.5,
+                                         use_parallel_residual=False),
+    "phi": PhiConfig(**{k: v for k, v in COMMON.items() if k != "rms_norm_eps"}, num_key_value_heads=2, partial_rotary_factor=0.5),
 }
 
 

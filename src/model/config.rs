@@ -49,6 +49,11 @@ pub struct Config {
     pub fused_projections: bool,
     /// Dimensions of each head that rotate (Phi3's `partial_rotary_factor`); the rest pass through.
     pub rotary_dim: usize,
+    /// GPT-NeoX and Phi: LayerNorm with bias, attention and MLP side by side, GELU.
+    pub neox: bool,
+    pub phi: bool,
+    pub parallel_residual: bool,
+    pub layer_norm_eps: f64,
 }
 
 /// Bounds applied before loading: what the competition allows, and what the machine can hold.
@@ -134,6 +139,12 @@ struct Raw {
     final_logit_softcapping: Option<f64>,
     query_pre_attn_scalar: Option<f64>,
     partial_rotary_factor: Option<f64>,
+    rotary_pct: Option<f64>,
+    rotary_emb_base: Option<f64>,
+    use_parallel_residual: Option<bool>,
+    layer_norm_eps: Option<f64>,
+    #[serde(default)]
+    qk_layernorm: bool,
 }
 
 /// Upper bounds on a single dimension: far above any real model, far below an allocation bomb.
@@ -177,7 +188,7 @@ impl Config {
             return Err(Error::Config(format!("head_dim {head_dim} is odd")));
         }
         let params = raw.rope_parameters.as_ref();
-        let rope_theta = raw.rope_theta.or_else(|| params.and_then(|p| p["rope_theta"].as_f64())).unwrap_or(10_000.0);
+        let rope_theta = raw.rope_theta.or(raw.rotary_emb_base).or_else(|| params.and_then(|p| p["rope_theta"].as_f64())).unwrap_or(10_000.0);
         let scaling = raw.rope_scaling.as_ref().filter(|s| !s.is_null()).or(params);
         let rope_scaling = rope_scaling_of(scaling)?;
         let sliding_window = match (architecture.as_str(), raw.use_sliding_window) {
@@ -186,15 +197,21 @@ impl Config {
         };
         let gemma = matches!(architecture.as_str(), "GemmaForCausalLM" | "Gemma2ForCausalLM");
         let phi3 = architecture == "Phi3ForCausalLM";
-        let rotary_factor = raw.partial_rotary_factor.or_else(|| params.and_then(|p| p["partial_rotary_factor"].as_f64())).unwrap_or(1.0);
+        let neox = architecture == "GPTNeoXForCausalLM";
+        let phi = architecture == "PhiForCausalLM";
+        if phi && raw.qk_layernorm {
+            return Err(Error::Architecture("PhiForCausalLM with qk_layernorm".into()));
+        }
+        let default_factor = if neox { 0.25 } else if phi { 0.5 } else { 1.0 };
+        let rotary_factor = raw.partial_rotary_factor.or(raw.rotary_pct).or_else(|| params.and_then(|p| p["partial_rotary_factor"].as_f64())).unwrap_or(default_factor);
         let rotary_dim = (head_dim as f64 * rotary_factor) as usize;
         let usable = rotary_factor > 0.0 && rotary_factor <= 1.0 && rotary_dim > 0 && rotary_dim.is_multiple_of(2);
         if !usable {
             return Err(Error::Config(format!("partial_rotary_factor {rotary_factor} gives {rotary_dim} rotary dimensions of {head_dim}")));
         }
         let gemma2 = architecture == "Gemma2ForCausalLM";
-        let activation = raw.hidden_activation.as_deref().or(raw.hidden_act.as_deref()).unwrap_or(if gemma { "gelu_pytorch_tanh" } else { "silu" });
-        let expected = if gemma { "gelu_pytorch_tanh" } else { "silu" };
+        let activation = raw.hidden_activation.as_deref().or(raw.hidden_act.as_deref()).unwrap_or(if gemma { "gelu_pytorch_tanh" } else if neox { "gelu" } else if phi { "gelu_new" } else { "silu" });
+        let expected = if gemma { "gelu_pytorch_tanh" } else if neox { "gelu" } else if phi { "gelu_new" } else { "silu" };
         if activation != expected && !(gemma && activation == "gelu") {
             return Err(Error::Architecture(format!("{architecture} with activation {activation:?}")));
         }
@@ -221,7 +238,8 @@ impl Config {
             rope_scaling,
             // Gemma ties its embeddings whatever the config says.
             tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(gemma) || gemma,
-            attention_bias: raw.attention_bias,
+            // GPT-NeoX and Phi always carry attention biases.
+            attention_bias: raw.attention_bias || neox || phi,
             mlp_bias: raw.mlp_bias,
             sliding_window,
             sliding_layers,
@@ -232,6 +250,10 @@ impl Config {
             query_pre_attn_scalar: raw.query_pre_attn_scalar.filter(|_| gemma2),
             fused_projections: phi3,
             rotary_dim,
+            neox,
+            phi,
+            parallel_residual: phi || (neox && raw.use_parallel_residual.unwrap_or(true)),
+            layer_norm_eps: raw.layer_norm_eps.unwrap_or(1e-5),
         };
         limits.check_params(config.implied_params())?;
         Ok(config)

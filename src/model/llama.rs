@@ -5,10 +5,11 @@
 //! Gemma2's extra norms and logit soft-capping. Logits are never built for the whole sequence: the loss
 //! takes them `LOSS_CHUNK` positions at a time.
 
-use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_core::{Device, Module, Result, Tensor, D};
 use candle_nn::{embedding, linear_b, Embedding, Linear, VarBuilder};
 
-use super::config::{Config, RopeScaling, LOSS_CHUNK};
+use super::config::{Config, RopeScaling};
+use super::head;
 
 struct Attention {
     q: Linear,
@@ -44,12 +45,12 @@ pub struct Llama {
     embed: Embedding,
     layers: Vec<Layer>,
     norm: Tensor,
-    lm_head: Tensor,
+    lm_head: Linear,
+    final_softcap: Option<f64>,
     inv_freq: Vec<f32>,
     eps: f32,
     sliding_window: Option<usize>,
     embed_scale: Option<f64>,
-    final_softcap: Option<f64>,
     device: Device,
 }
 
@@ -145,7 +146,7 @@ impl Llama {
             });
         }
         let norm = norm_weight(&m.pp("norm"), c.hidden_size, c.gemma)?;
-        let lm_head = if c.tie_word_embeddings { embed.embeddings().clone() } else { vb.pp("lm_head").get((c.vocab_size, c.hidden_size), "weight")? };
+        let lm_head = Linear::new(if c.tie_word_embeddings { embed.embeddings().clone() } else { vb.pp("lm_head").get((c.vocab_size, c.hidden_size), "weight")? }, None);
         Ok(Self {
             device: embed.embeddings().device().clone(),
             embed,
@@ -165,19 +166,8 @@ impl Llama {
         &self.device
     }
 
-    /// Additive mask: 0 where position i may attend to j (j <= i, within the window), -inf elsewhere.
-    fn mask(&self, t: usize, dtype: DType, window: Option<usize>) -> Result<Tensor> {
-        let window = window.unwrap_or(usize::MAX);
-        let values: Vec<f32> = (0..t).flat_map(|i| (0..t).map(move |j| if j <= i && i - j < window { 0.0 } else { f32::NEG_INFINITY })).collect();
-        Tensor::from_vec(values, (t, t), &self.device)?.to_dtype(dtype)
-    }
-
-    fn rotary(&self, t: usize, dtype: DType) -> Result<(Tensor, Tensor)> {
-        let half = self.inv_freq.len();
-        let inv = Tensor::from_vec(self.inv_freq.clone(), (1, half), &self.device)?;
-        let positions = Tensor::arange(0u32, t as u32, &self.device)?.to_dtype(DType::F32)?.reshape((t, 1))?;
-        let freqs = positions.matmul(&inv)?;
-        Ok((freqs.cos()?.to_dtype(dtype)?, freqs.sin()?.to_dtype(dtype)?))
+    pub fn lm_head(&self) -> (&Linear, Option<f64>) {
+        (&self.lm_head, self.final_softcap)
     }
 
     /// Final-norm hidden states for every position: `[1, T, hidden]`.
@@ -188,9 +178,9 @@ impl Llama {
             x = (x * scale)?;
         }
         let dtype = x.dtype();
-        let full = self.mask(t, dtype, None)?;
-        let sliding = self.mask(t, dtype, self.sliding_window)?;
-        let (cos, sin) = self.rotary(t, dtype)?;
+        let full = head::causal_mask(t, None, dtype, &self.device)?;
+        let sliding = head::causal_mask(t, self.sliding_window, dtype, &self.device)?;
+        let (cos, sin) = head::rotary_tables(&self.inv_freq, t, dtype, &self.device)?;
         let norm = |x: &Tensor, w: &Tensor| candle_nn::ops::rms_norm(x, w, self.eps);
         for layer in &self.layers {
             let mask = if layer.attention.sliding { &sliding } else { &full };
@@ -206,35 +196,6 @@ impl Llama {
         candle_nn::ops::rms_norm(&x, &self.norm, self.eps)
     }
 
-    /// The most likely next token after the position `hidden` (`[1, hidden]`) holds: the first
-    /// maximum, as torch's argmax.
-    pub fn argmax_next(&self, hidden: &Tensor) -> Result<u32> {
-        let logits = softcap(hidden.to_dtype(DType::F32)?.matmul(&self.lm_head.to_dtype(DType::F32)?.t()?)?, self.final_softcap)?;
-        let logits: Vec<f32> = logits.squeeze(0)?.to_vec1()?;
-        let mut best = 0;
-        for (i, &l) in logits.iter().enumerate() {
-            if l > logits[best] {
-                best = i;
-            }
-        }
-        Ok(best as u32)
-    }
-
-    /// Sum of negative log-likelihoods of `targets` given `hidden` (`[n, hidden]`), computed in
-    /// f32 with a stable log-softmax over chunks of positions.
-    pub fn nll_sum(&self, hidden: &Tensor, targets: &[u32]) -> Result<f64> {
-        let mut total = 0.0f64;
-        for start in (0..targets.len()).step_by(LOSS_CHUNK) {
-            let len = LOSS_CHUNK.min(targets.len() - start);
-            let h = hidden.narrow(0, start, len)?.to_dtype(DType::F32)?;
-            let logits = softcap(h.matmul(&self.lm_head.to_dtype(DType::F32)?.t()?)?, self.final_softcap)?;
-            let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-            let index = Tensor::new(&targets[start..start + len], &self.device)?.unsqueeze(1)?;
-            let picked: Vec<f32> = log_probs.gather(&index, 1)?.squeeze(1)?.to_vec1()?;
-            total -= picked.iter().map(|&p| f64::from(p)).sum::<f64>();
-        }
-        Ok(total)
-    }
 }
 
 impl Attention {
@@ -255,29 +216,12 @@ impl Attention {
         let k = self.rotate(shape(self.k.forward(x)?, self.kv_heads)?, cos, sin)?;
         let v = shape(self.v.forward(x)?, self.kv_heads)?;
         let groups = self.heads / self.kv_heads;
-        let (k, v) = (repeat_kv(k, groups)?, repeat_kv(v, groups)?);
-        let scores = softcap((q.matmul(&k.t()?)? * self.scale)?, self.softcap)?.broadcast_add(mask)?;
+        let (k, v) = (head::repeat_kv(k, groups)?, head::repeat_kv(v, groups)?);
+        let scores = head::softcap((q.matmul(&k.t()?)? * self.scale)?, self.softcap)?.broadcast_add(mask)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, self.heads * self.head_dim))?;
         self.o.forward(&out)
     }
-}
-
-/// Gemma2's soft-capping: `tanh(x / cap) * cap`.
-fn softcap(x: Tensor, cap: Option<f64>) -> Result<Tensor> {
-    match cap {
-        Some(cap) => (x / cap)?.tanh()? * cap,
-        None => Ok(x),
-    }
-}
-
-/// `[b, kv, t, d]` → `[b, kv * n, t, d]`, each key/value head repeated for its query group.
-fn repeat_kv(x: Tensor, n: usize) -> Result<Tensor> {
-    if n == 1 {
-        return Ok(x);
-    }
-    let (b, kv, t, d) = x.dims4()?;
-    x.unsqueeze(2)?.expand((b, kv, n, t, d))?.reshape((b, kv * n, t, d))
 }
 
 impl Mlp {

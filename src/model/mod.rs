@@ -5,7 +5,9 @@
 
 mod config;
 pub mod device;
+mod head;
 mod llama;
+mod parallel;
 mod weights;
 
 use std::path::Path;
@@ -40,15 +42,46 @@ pub enum Error {
     Candle(#[from] candle_core::Error),
 }
 
+enum Network {
+    Llama(llama::Llama),
+    Parallel(parallel::Parallel),
+}
+
+impl Network {
+    fn device(&self) -> &Device {
+        match self {
+            Self::Llama(m) => m.device(),
+            Self::Parallel(m) => m.device(),
+        }
+    }
+
+    fn hidden_states(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Llama(m) => m.hidden_states(ids),
+            Self::Parallel(m) => m.hidden_states(ids),
+        }
+    }
+
+    fn lm_head(&self) -> (&candle_nn::Linear, Option<f64>) {
+        match self {
+            Self::Llama(m) => m.lm_head(),
+            Self::Parallel(m) => (m.lm_head(), None),
+        }
+    }
+}
+
 /// A model ready to score token sequences.
 pub struct Model {
-    inner: llama::Llama,
+    inner: Network,
     pub architecture: String,
     pub n_params: u64,
 }
 
 /// Architectures with a full-sequence forward in this crate.
-pub const SUPPORTED: [&str; 6] = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "GemmaForCausalLM", "Gemma2ForCausalLM", "Phi3ForCausalLM"];
+pub const SUPPORTED: [&str; 8] = [
+    "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "GemmaForCausalLM", "Gemma2ForCausalLM", "Phi3ForCausalLM",
+    "GPTNeoXForCausalLM", "PhiForCausalLM",
+];
 
 impl Model {
     /// Checks and loads the snapshot in `dir`. `limits` bound dimensions and parameters before
@@ -68,7 +101,12 @@ impl Model {
         // tensor inside the file) and are not modified while the model is alive; memory-mapping
         // avoids a second copy of the weights.
         let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files.paths, dtype, device)? };
-        let inner = llama::Llama::load(&config, vb).map_err(|e| Error::Mismatch(e.to_string()))?;
+        let inner = if config.neox || config.phi {
+            parallel::Parallel::load(&config, vb).map(Network::Parallel)
+        } else {
+            llama::Llama::load(&config, vb).map(Network::Llama)
+        };
+        let inner = inner.map_err(|e| Error::Mismatch(e.to_string()))?;
         Ok(Self { inner, architecture: config.architecture, n_params })
     }
 
@@ -85,7 +123,8 @@ impl Model {
         let first = context_len.saturating_sub(1);
         let targets = &tokens[first + 1..];
         let hidden = hidden.narrow(0, first, targets.len())?;
-        let sum = self.inner.nll_sum(&hidden, targets)?;
+        let (lm_head, cap) = self.inner.lm_head();
+        let sum = head::nll_sum(lm_head, cap, &hidden, targets)?;
         let n = targets.len();
         Ok((sum / n as f64, u32::try_from(n).expect("a batch fits u32 tokens")))
     }
@@ -100,7 +139,8 @@ impl Model {
             let ids = Tensor::new(tokens.as_slice(), self.inner.device())?.unsqueeze(0)?;
             let hidden = self.inner.hidden_states(&ids)?.squeeze(0)?;
             let last = hidden.narrow(0, tokens.len() - 1, 1)?;
-            tokens.push(self.inner.argmax_next(&last)?);
+            let (lm_head, cap) = self.inner.lm_head();
+            tokens.push(head::argmax_next(lm_head, cap, &last)?);
         }
         Ok(tokens[prompt.len()..].to_vec())
     }
