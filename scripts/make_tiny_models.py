@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import (AutoModelForCausalLM, Gemma2Config, GemmaConfig, GPTNeoXConfig, LlamaConfig, MistralConfig,
-                          Phi3Config, PhiConfig, Qwen2Config)
+from transformers import (AutoModelForCausalLM, FalconConfig, Gemma2Config, GemmaConfig, GPTNeoXConfig, LlamaConfig,
+                          MistralConfig, Phi3Config, PhiConfig, Qwen2Config)
 
 OUT = Path(__file__).resolve().parent.parent / "testdata" / "models"
 VOCAB = 600  # testdata/tokenizer's vocabulary, so the demo can score sampled batches
@@ -46,6 +46,12 @@ VARIANTS = {
                                          num_attention_heads=4, max_position_embeddings=512, rotary_pct=0.5,
                                          use_parallel_residual=False),
     "phi": PhiConfig(**{k: v for k, v in COMMON.items() if k != "rms_norm_eps"}, num_key_value_heads=2, partial_rotary_factor=0.5),
+    "falcon-multi-query": FalconConfig(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                       multi_query=True, parallel_attn=True, bias=False),
+    "falcon-new-decoder": FalconConfig(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                       new_decoder_architecture=True, num_kv_heads=2, bias=False),
+    "falcon-sequential-bias": FalconConfig(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                           multi_query=False, parallel_attn=False, bias=True, tie_word_embeddings=False),
 }
 
 

@@ -54,6 +54,18 @@ pub struct Config {
     pub phi: bool,
     pub parallel_residual: bool,
     pub layer_norm_eps: f64,
+    /// Falcon: fused qkv (three layouts), LayerNorm, exact GELU, optional biases.
+    pub falcon: Option<Falcon>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Falcon {
+    pub new_decoder_architecture: bool,
+    pub multi_query: bool,
+    pub parallel_attn: bool,
+    pub bias: bool,
+    /// New-architecture models with two norms per layer (one per branch) or one.
+    pub two_norms: bool,
 }
 
 /// Bounds applied before loading: what the competition allows, and what the machine can hold.
@@ -171,7 +183,9 @@ impl Config {
             return Err(Error::Config(format!("config.json is {len} bytes")));
         }
         let text = std::fs::read_to_string(&path).map_err(io)?;
-        let raw: Raw = serde_json::from_str(&text).map_err(|e| Error::Config(format!("config.json: {e}")))?;
+        let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Config(format!("config.json: {e}")))?;
+        let falcon = falcon_fields(&mut value)?;
+        let raw: Raw = serde_json::from_value(value).map_err(|e| Error::Config(format!("config.json: {e}")))?;
         let architecture = raw.architectures.as_ref().and_then(|a| a.first()).cloned().ok_or_else(|| Error::Config("config.json names no architecture".into()))?;
         let heads = bounded("num_attention_heads", raw.num_attention_heads, MAX_HEADS)?;
         let kv_heads = bounded("num_key_value_heads", raw.num_key_value_heads.unwrap_or(raw.num_attention_heads), MAX_HEADS)?;
@@ -211,7 +225,7 @@ impl Config {
         }
         let gemma2 = architecture == "Gemma2ForCausalLM";
         let activation = raw.hidden_activation.as_deref().or(raw.hidden_act.as_deref()).unwrap_or(if gemma { "gelu_pytorch_tanh" } else if neox { "gelu" } else if phi { "gelu_new" } else { "silu" });
-        let expected = if gemma { "gelu_pytorch_tanh" } else if neox { "gelu" } else if phi { "gelu_new" } else { "silu" };
+        let expected = if gemma { "gelu_pytorch_tanh" } else if neox || falcon.is_some() { "gelu" } else if phi { "gelu_new" } else { "silu" };
         if activation != expected && !(gemma && activation == "gelu") {
             return Err(Error::Architecture(format!("{architecture} with activation {activation:?}")));
         }
@@ -238,8 +252,8 @@ impl Config {
             rope_scaling,
             // Gemma ties its embeddings whatever the config says.
             tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(gemma) || gemma,
-            // GPT-NeoX and Phi always carry attention biases.
-            attention_bias: raw.attention_bias || neox || phi,
+            // GPT-NeoX and Phi always carry attention biases; Falcon when `bias` says so.
+            attention_bias: falcon.map_or(raw.attention_bias || neox || phi, |f| f.bias),
             mlp_bias: raw.mlp_bias,
             sliding_window,
             sliding_layers,
@@ -252,8 +266,9 @@ impl Config {
             rotary_dim,
             neox,
             phi,
-            parallel_residual: phi || (neox && raw.use_parallel_residual.unwrap_or(true)),
+            parallel_residual: falcon.map_or(phi || (neox && raw.use_parallel_residual.unwrap_or(true)), |f| f.parallel_attn || f.new_decoder_architecture),
             layer_norm_eps: raw.layer_norm_eps.unwrap_or(1e-5),
+            falcon,
         };
         limits.check_params(config.implied_params())?;
         Ok(config)
@@ -268,6 +283,38 @@ impl Config {
         let embeddings = if self.tie_word_embeddings { v * h } else { 2 * v * h };
         layer.saturating_mul(self.num_hidden_layers as u64).saturating_add(embeddings + h)
     }
+}
+
+/// Falcon names its fields its own way; they are mapped onto the common ones (kv heads, FFN
+/// size, norm epsilon) and its layout switches returned. ALiBi models are refused.
+fn falcon_fields(v: &mut serde_json::Value) -> Result<Option<Falcon>, Error> {
+    if v["architectures"][0].as_str() != Some("FalconForCausalLM") {
+        return Ok(None);
+    }
+    if v["alibi"].as_bool() == Some(true) || v["rotary"].as_bool() == Some(false) {
+        return Err(Error::Architecture("FalconForCausalLM with ALiBi".into()));
+    }
+    let flag = |v: &serde_json::Value, k: &str, default: bool| v[k].as_bool().unwrap_or(default);
+    let falcon = Falcon {
+        new_decoder_architecture: flag(v, "new_decoder_architecture", false),
+        multi_query: flag(v, "multi_query", true),
+        parallel_attn: flag(v, "parallel_attn", true),
+        bias: flag(v, "bias", false),
+        two_norms: v["num_ln_in_parallel_attn"].as_u64().unwrap_or(2) == 2,
+    };
+    let heads = v["num_attention_heads"].as_u64().unwrap_or(0);
+    let hidden = v["hidden_size"].as_u64().unwrap_or(0);
+    let kv = if falcon.new_decoder_architecture { v["num_kv_heads"].as_u64().unwrap_or(heads) } else if falcon.multi_query { 1 } else { heads };
+    let map = v.as_object_mut().ok_or_else(|| Error::Config("config.json is not an object".into()))?;
+    map.insert("num_key_value_heads".into(), kv.into());
+    let ffn = map.get("ffn_hidden_size").and_then(|f| f.as_u64()).unwrap_or(4 * hidden);
+    map.insert("intermediate_size".into(), ffn.into());
+    if let Some(eps) = map.get("layer_norm_epsilon").cloned() {
+        map.insert("layer_norm_eps".into(), eps);
+    }
+    map.entry("tie_word_embeddings").or_insert(true.into());
+    map.insert("hidden_act".into(), "gelu".into());
+    Ok(Some(falcon))
 }
 
 fn rope_scaling_of(value: Option<&serde_json::Value>) -> Result<RopeScaling, Error> {

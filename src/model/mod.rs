@@ -78,9 +78,9 @@ pub struct Model {
 }
 
 /// Architectures with a full-sequence forward in this crate.
-pub const SUPPORTED: [&str; 8] = [
+pub const SUPPORTED: [&str; 9] = [
     "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "GemmaForCausalLM", "Gemma2ForCausalLM", "Phi3ForCausalLM",
-    "GPTNeoXForCausalLM", "PhiForCausalLM",
+    "GPTNeoXForCausalLM", "PhiForCausalLM", "FalconForCausalLM",
 ];
 
 impl Model {
@@ -101,7 +101,7 @@ impl Model {
         // tensor inside the file) and are not modified while the model is alive; memory-mapping
         // avoids a second copy of the weights.
         let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files.paths, dtype, device)? };
-        let inner = if config.neox || config.phi {
+        let inner = if config.neox || config.phi || config.falcon.is_some() {
             parallel::Parallel::load(&config, vb).map(Network::Parallel)
         } else {
             llama::Llama::load(&config, vb).map(Network::Llama)

@@ -1,13 +1,13 @@
-//! GPT-NeoX (Pythia) and Phi (phi-1.5/2) with hidden states for every position, after
-//! transformers' modeling files: LayerNorm with bias, partial rotary embeddings, attention and
-//! MLP computed from the same input and added together (parallel residual), GELU MLP with biases.
-//! GPT-NeoX fuses q, k, v per head (`[heads, 3, head_dim]` rows); Phi has separate projections
+//! GPT-NeoX (Pythia), Phi (phi-1.5/2) and Falcon with hidden states for every position, after
+//! transformers' modeling files: LayerNorm, (partial) rotary embeddings, attention and MLP
+//! computed side by side and added (parallel residual) or one after the other, GELU MLP.
+//! GPT-NeoX fuses q, k, v per head; Falcon in one of three layouts; Phi has separate projections
 //! and a biased `lm_head`.
 
 use candle_core::{Device, Module, Result, Tensor, D};
 use candle_nn::{embedding, layer_norm, linear_b, Embedding, LayerNorm, LayerNormConfig, Linear, VarBuilder};
 
-use super::config::Config;
+use super::config::{Config, Falcon};
 use super::head;
 
 struct Layer {
@@ -38,33 +38,104 @@ pub struct Parallel {
     device: Device,
 }
 
+/// How a fused `query_key_value` weight orders its rows.
+#[derive(Clone, Copy)]
+enum QkvLayout {
+    /// `[heads, 3, head_dim]`: GPT-NeoX and Falcon without multi-query.
+    PerHead,
+    /// `[heads + 2, head_dim]`: all queries, then the one key and the one value (Falcon-7B).
+    MultiQuery,
+    /// `[kv_heads, heads / kv_heads + 2, head_dim]`: each group's queries, key, value (Falcon-40B).
+    Grouped,
+}
+
+/// Splits a fused projection (and its bias) into q, k, v.
+fn split_qkv(c: &Config, vb: &VarBuilder, layout: QkvLayout, bias: bool) -> Result<(Linear, Linear, Linear)> {
+    let (h, d, heads, kv) = (c.hidden_size, c.head_dim, c.num_attention_heads, c.num_key_value_heads);
+    let rows = (heads + 2 * kv) * d;
+    let w = vb.get((rows, h), "weight")?;
+    let b = if bias { Some(vb.get(rows, "bias")?) } else { None };
+    // Each part as (weight, bias) from a view of the rows with `cols` trailing dimensions.
+    let take = |t: &Tensor, trailing: &[usize]| -> Result<[Tensor; 3]> {
+        let with = |shape: Vec<usize>| -> Vec<usize> { shape.into_iter().chain(trailing.iter().copied()).collect() };
+        let parts = match layout {
+            QkvLayout::PerHead => {
+                let t = t.reshape(with(vec![heads, 3, d]))?;
+                [0, 1, 2].map(|j| t.narrow(1, j, 1))
+            }
+            QkvLayout::MultiQuery => {
+                let t = t.reshape(with(vec![heads + 2, d]))?;
+                [t.narrow(0, 0, heads), t.narrow(0, heads, 1), t.narrow(0, heads + 1, 1)]
+            }
+            QkvLayout::Grouped => {
+                let per = heads / kv;
+                let t = t.reshape(with(vec![kv, per + 2, d]))?;
+                [t.narrow(1, 0, per), t.narrow(1, per, 1), t.narrow(1, per + 1, 1)]
+            }
+        };
+        let [q, k, v] = parts;
+        let flat = |x: Result<Tensor>, n: usize| x?.reshape(with(vec![n * d]));
+        Ok([flat(q, heads)?, flat(k, kv)?, flat(v, kv)?])
+    };
+    let [wq, wk, wv] = take(&w, &[h])?;
+    let (bq, bk, bv) = match &b {
+        Some(b) => {
+            let [q, k, v] = take(b, &[])?;
+            (Some(q), Some(k), Some(v))
+        }
+        None => (None, None, None),
+    };
+    Ok((Linear::new(wq, bq), Linear::new(wk, bk), Linear::new(wv, bv)))
+}
+
+fn falcon_layer(c: &Config, f: Falcon, l: &VarBuilder, eps: LayerNormConfig) -> Result<Layer> {
+    let h = c.hidden_size;
+    let layout = if f.new_decoder_architecture { QkvLayout::Grouped } else if f.multi_query { QkvLayout::MultiQuery } else { QkvLayout::PerHead };
+    let a = l.pp("self_attention");
+    let (q, k, v) = split_qkv(c, &a.pp("query_key_value"), layout, f.bias)?;
+    let (input_norm, mlp_norm) = match (f.new_decoder_architecture, f.two_norms, f.parallel_attn) {
+        (true, true, _) => (layer_norm(h, eps, l.pp("ln_attn"))?, Some(layer_norm(h, eps, l.pp("ln_mlp"))?)),
+        (true, false, _) | (false, _, true) => (layer_norm(h, eps, l.pp("input_layernorm"))?, None),
+        (false, _, false) => (layer_norm(h, eps, l.pp("input_layernorm"))?, Some(layer_norm(h, eps, l.pp("post_attention_layernorm"))?)),
+    };
+    Ok(Layer {
+        input_norm,
+        mlp_norm,
+        q,
+        k,
+        v,
+        o: linear_b(c.num_attention_heads * c.head_dim, h, f.bias, a.pp("dense"))?,
+        up: linear_b(h, c.intermediate_size, f.bias, l.pp("mlp").pp("dense_h_to_4h"))?,
+        down: linear_b(c.intermediate_size, h, f.bias, l.pp("mlp").pp("dense_4h_to_h"))?,
+    })
+}
+
 impl Parallel {
     pub fn load(c: &Config, vb: VarBuilder) -> Result<Self> {
         let eps = LayerNormConfig { eps: c.layer_norm_eps, ..Default::default() };
         let h = c.hidden_size;
         let (q_dim, kv_dim) = (c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);
-        let (root, layers_at, embed_name, norm_name) = if c.neox { ("gpt_neox", "layers", "embed_in", "final_layer_norm") } else { ("model", "layers", "embed_tokens", "final_layernorm") };
+        let (root, layers_at, embed_name, norm_name) = match (c.neox, c.falcon) {
+            (true, _) => ("gpt_neox", "layers", "embed_in", "final_layer_norm"),
+            (_, Some(_)) => ("transformer", "h", "word_embeddings", "ln_f"),
+            _ => ("model", "layers", "embed_tokens", "final_layernorm"),
+        };
         let m = vb.pp(root);
         let embed = embedding(c.vocab_size, h, m.pp(embed_name))?;
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for i in 0..c.num_hidden_layers {
             let l = m.pp(format!("{layers_at}.{i}"));
-            let layer = if c.neox {
+            let layer = if let Some(f) = c.falcon {
+                falcon_layer(c, f, &l, eps)?
+            } else if c.neox {
                 let a = l.pp("attention");
-                // Rows of query_key_value are grouped per head: [q_h, k_h, v_h] for each head.
-                let w = a.pp("query_key_value").get((3 * q_dim, h), "weight")?.reshape((c.num_attention_heads, 3, c.head_dim, h))?;
-                let b = a.pp("query_key_value").get(3 * q_dim, "bias")?.reshape((c.num_attention_heads, 3, c.head_dim))?;
-                let part = |j: usize| -> Result<Linear> {
-                    let w = w.narrow(1, j, 1)?.reshape((q_dim, h))?;
-                    let b = b.narrow(1, j, 1)?.reshape(q_dim)?;
-                    Ok(Linear::new(w, Some(b)))
-                };
+                let (q, k, v) = split_qkv(c, &a.pp("query_key_value"), QkvLayout::PerHead, true)?;
                 Layer {
                     input_norm: layer_norm(h, eps, l.pp("input_layernorm"))?,
                     mlp_norm: Some(layer_norm(h, eps, l.pp("post_attention_layernorm"))?),
-                    q: part(0)?,
-                    k: part(1)?,
-                    v: part(2)?,
+                    q,
+                    k,
+                    v,
                     o: linear_b(q_dim, h, true, a.pp("dense"))?,
                     up: linear_b(h, c.intermediate_size, true, l.pp("mlp").pp("dense_h_to_4h"))?,
                     down: linear_b(c.intermediate_size, h, true, l.pp("mlp").pp("dense_4h_to_h"))?,
@@ -87,6 +158,9 @@ impl Parallel {
         let norm = layer_norm(h, eps, m.pp(norm_name))?;
         let lm_head = if c.neox {
             Linear::new(vb.pp("embed_out").get((c.vocab_size, h), "weight")?, None)
+        } else if c.falcon.is_some() {
+            let w = if c.tie_word_embeddings { embed.embeddings().clone() } else { vb.pp("lm_head").get((c.vocab_size, h), "weight")? };
+            Linear::new(w, None)
         } else {
             linear_b(h, c.vocab_size, true, vb.pp("lm_head"))?
         };
@@ -102,7 +176,7 @@ impl Parallel {
             rotary_dim: c.rotary_dim,
             rope_theta: c.rope_theta,
             parallel_residual: c.parallel_residual,
-            exact_gelu: c.neox,
+            exact_gelu: c.neox || c.falcon.is_some(),
         })
     }
 
