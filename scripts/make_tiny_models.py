@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import (AutoModelForCausalLM, FalconConfig, Gemma2Config, GemmaConfig, GPTNeoXConfig, LlamaConfig,
+from transformers import (AutoModelForCausalLM, BartConfig, FalconConfig, Gemma2Config, GemmaConfig, GPTNeoXConfig, LlamaConfig,
                           MistralConfig, Phi3Config, PhiConfig, Qwen2Config)
 
 OUT = Path(__file__).resolve().parent.parent / "testdata" / "models"
@@ -52,6 +52,9 @@ VARIANTS = {
                                        new_decoder_architecture=True, num_kv_heads=2, bias=False),
     "falcon-sequential-bias": FalconConfig(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                            multi_query=False, parallel_attn=False, bias=True, tie_word_embeddings=False),
+    "bart": BartConfig(vocab_size=VOCAB, d_model=64, decoder_layers=2, decoder_attention_heads=4, decoder_ffn_dim=128,
+                       encoder_layers=1, encoder_attention_heads=4, encoder_ffn_dim=128, max_position_embeddings=128,
+                       scale_embedding=True),
 }
 
 
@@ -69,7 +72,7 @@ def batches():
 def loss(model, batch):
     ids = torch.tensor([batch["token_ids"]])
     with torch.inference_mode():
-        logits = model(ids).logits[0].float()
+        logits = model(ids, use_cache=False).logits[0].float()
     shifted, targets = logits[:-1], ids[0, 1:]
     if batch["context_len"]:
         n = len(batch["token_ids"]) - batch["context_len"]

@@ -106,7 +106,7 @@ fn every_architecture_matches_pytorch_and_bad_models_become_failed_rows() {
         std::fs::write(p.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
     });
     let unknown = broken(&dir, "unknown-architecture", |p| {
-        let text = std::fs::read_to_string(p.join("config.json")).unwrap().replace("LlamaForCausalLM", "GPTNeoXForCausalLM");
+        let text = std::fs::read_to_string(p.join("config.json")).unwrap().replace("LlamaForCausalLM", "MambaForCausalLM");
         std::fs::write(p.join("config.json"), text).unwrap();
     });
     let bad = [(100, Some(pickled), "pickle-file"), (101, Some(renamed), "pickle-file"), (102, Some(huge), "out-of-memory"), (103, Some(big_header), "not-safetensors"), (104, Some(truncated), "not-safetensors"), (105, Some(unknown), "unsupported-architecture"), (106, None, "missing-local-path")];

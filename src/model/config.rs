@@ -56,6 +56,14 @@ pub struct Config {
     pub layer_norm_eps: f64,
     /// Falcon: fused qkv (three layouts), LayerNorm, exact GELU, optional biases.
     pub falcon: Option<Falcon>,
+    /// BART's decoder: learned positions, post-LayerNorm layers, no rotary embeddings.
+    pub bart: Option<Bart>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bart {
+    pub scale_embedding: bool,
+    pub max_position_embeddings: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +193,7 @@ impl Config {
         let text = std::fs::read_to_string(&path).map_err(io)?;
         let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Config(format!("config.json: {e}")))?;
         let falcon = falcon_fields(&mut value)?;
+        let bart = bart_fields(&mut value)?;
         let raw: Raw = serde_json::from_value(value).map_err(|e| Error::Config(format!("config.json: {e}")))?;
         let architecture = raw.architectures.as_ref().and_then(|a| a.first()).cloned().ok_or_else(|| Error::Config("config.json names no architecture".into()))?;
         let heads = bounded("num_attention_heads", raw.num_attention_heads, MAX_HEADS)?;
@@ -225,7 +234,7 @@ impl Config {
         }
         let gemma2 = architecture == "Gemma2ForCausalLM";
         let activation = raw.hidden_activation.as_deref().or(raw.hidden_act.as_deref()).unwrap_or(if gemma { "gelu_pytorch_tanh" } else if neox { "gelu" } else if phi { "gelu_new" } else { "silu" });
-        let expected = if gemma { "gelu_pytorch_tanh" } else if neox || falcon.is_some() { "gelu" } else if phi { "gelu_new" } else { "silu" };
+        let expected = if gemma { "gelu_pytorch_tanh" } else if neox || falcon.is_some() || bart.is_some() { "gelu" } else if phi { "gelu_new" } else { "silu" };
         if activation != expected && !(gemma && activation == "gelu") {
             return Err(Error::Architecture(format!("{architecture} with activation {activation:?}")));
         }
@@ -269,6 +278,7 @@ impl Config {
             parallel_residual: falcon.map_or(phi || (neox && raw.use_parallel_residual.unwrap_or(true)), |f| f.parallel_attn || f.new_decoder_architecture),
             layer_norm_eps: raw.layer_norm_eps.unwrap_or(1e-5),
             falcon,
+            bart,
         };
         limits.check_params(config.implied_params())?;
         Ok(config)
@@ -315,6 +325,29 @@ fn falcon_fields(v: &mut serde_json::Value) -> Result<Option<Falcon>, Error> {
     map.entry("tie_word_embeddings").or_insert(true.into());
     map.insert("hidden_act".into(), "gelu".into());
     Ok(Some(falcon))
+}
+
+/// BART names its decoder's fields after the encoder-decoder; they are mapped onto the common ones.
+fn bart_fields(v: &mut serde_json::Value) -> Result<Option<Bart>, Error> {
+    if v["architectures"][0].as_str() != Some("BartForCausalLM") {
+        return Ok(None);
+    }
+    let bart = Bart {
+        scale_embedding: v["scale_embedding"].as_bool().unwrap_or(false),
+        max_position_embeddings: v["max_position_embeddings"].as_u64().unwrap_or(1024).min(1 << 20) as usize,
+    };
+    if v["add_final_layer_norm"].as_bool() == Some(true) || v["normalize_before"].as_bool() == Some(true) {
+        return Err(Error::Architecture("BartForCausalLM with mBART-style pre-norm layers".into()));
+    }
+    let map = v.as_object_mut().ok_or_else(|| Error::Config("config.json is not an object".into()))?;
+    for (common, own) in [("hidden_size", "d_model"), ("num_hidden_layers", "decoder_layers"), ("num_attention_heads", "decoder_attention_heads"), ("intermediate_size", "decoder_ffn_dim"), ("hidden_act", "activation_function")] {
+        if let Some(value) = map.get(own).cloned() {
+            map.insert(common.into(), value);
+        }
+    }
+    map.remove("num_key_value_heads");
+    map.entry("tie_word_embeddings").or_insert(true.into());
+    Ok(Some(bart))
 }
 
 fn rope_scaling_of(value: Option<&serde_json::Value>) -> Result<RopeScaling, Error> {

@@ -3,6 +3,7 @@
 //! `config.json` bounded before anything is allocated, weights only from `.safetensors`, never
 //! code from the repository. Reads only the directory it is given; never the network.
 
+mod bart;
 mod config;
 pub mod device;
 mod head;
@@ -45,6 +46,7 @@ pub enum Error {
 enum Network {
     Llama(llama::Llama),
     Parallel(parallel::Parallel),
+    Bart(bart::Bart),
 }
 
 impl Network {
@@ -52,6 +54,7 @@ impl Network {
         match self {
             Self::Llama(m) => m.device(),
             Self::Parallel(m) => m.device(),
+            Self::Bart(m) => m.device(),
         }
     }
 
@@ -59,6 +62,7 @@ impl Network {
         match self {
             Self::Llama(m) => m.hidden_states(ids),
             Self::Parallel(m) => m.hidden_states(ids),
+            Self::Bart(m) => m.hidden_states(ids),
         }
     }
 
@@ -66,6 +70,7 @@ impl Network {
         match self {
             Self::Llama(m) => m.lm_head(),
             Self::Parallel(m) => (m.lm_head(), None),
+            Self::Bart(m) => (m.lm_head(), None),
         }
     }
 }
@@ -78,9 +83,9 @@ pub struct Model {
 }
 
 /// Architectures with a full-sequence forward in this crate.
-pub const SUPPORTED: [&str; 9] = [
+pub const SUPPORTED: [&str; 10] = [
     "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "GemmaForCausalLM", "Gemma2ForCausalLM", "Phi3ForCausalLM",
-    "GPTNeoXForCausalLM", "PhiForCausalLM", "FalconForCausalLM",
+    "GPTNeoXForCausalLM", "PhiForCausalLM", "FalconForCausalLM", "BartForCausalLM",
 ];
 
 impl Model {
@@ -101,7 +106,9 @@ impl Model {
         // tensor inside the file) and are not modified while the model is alive; memory-mapping
         // avoids a second copy of the weights.
         let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files.paths, dtype, device)? };
-        let inner = if config.neox || config.phi || config.falcon.is_some() {
+        let inner = if let Some(b) = config.bart {
+            bart::Bart::load(&config, b, vb).map(Network::Bart)
+        } else if config.neox || config.phi || config.falcon.is_some() {
             parallel::Parallel::load(&config, vb).map(Network::Parallel)
         } else {
             llama::Llama::load(&config, vb).map(Network::Llama)

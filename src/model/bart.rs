@@ -1,0 +1,111 @@
+//! BART's decoder as a causal LM (`BartForCausalLM`), after transformers' modeling file: token
+//! embeddings (times sqrt(d_model) with `scale_embedding`) plus learned positions offset by 2,
+//! a LayerNorm, then post-norm layers (self-attention with biases, GELU feed-forward). The
+//! cross-attention weights are present but unused without an encoder.
+
+use candle_core::{Device, Module, Result, Tensor};
+use candle_nn::{embedding, layer_norm, linear_b, Embedding, LayerNorm, LayerNormConfig, Linear, VarBuilder};
+
+use super::config::{Bart as BartConfig, Config};
+use super::head;
+
+/// BART's learned positional embedding starts at row 2.
+const POSITION_OFFSET: usize = 2;
+
+struct Layer {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    attention_norm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    final_norm: LayerNorm,
+}
+
+pub struct Bart {
+    embed: Embedding,
+    positions: Tensor,
+    embed_norm: LayerNorm,
+    layers: Vec<Layer>,
+    lm_head: Linear,
+    heads: usize,
+    head_dim: usize,
+    embed_scale: f64,
+    max_positions: usize,
+    device: Device,
+}
+
+impl Bart {
+    pub fn load(c: &Config, b: BartConfig, vb: VarBuilder) -> Result<Self> {
+        let d = vb.pp("model").pp("decoder");
+        let h = c.hidden_size;
+        let eps = LayerNormConfig::default();
+        let embed = embedding(c.vocab_size, h, d.pp("embed_tokens"))?;
+        let positions = d.pp("embed_positions").get((b.max_position_embeddings + POSITION_OFFSET, h), "weight")?;
+        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        for i in 0..c.num_hidden_layers {
+            let l = d.pp(format!("layers.{i}"));
+            let a = l.pp("self_attn");
+            layers.push(Layer {
+                q: linear_b(h, h, true, a.pp("q_proj"))?,
+                k: linear_b(h, h, true, a.pp("k_proj"))?,
+                v: linear_b(h, h, true, a.pp("v_proj"))?,
+                o: linear_b(h, h, true, a.pp("out_proj"))?,
+                attention_norm: layer_norm(h, eps, l.pp("self_attn_layer_norm"))?,
+                fc1: linear_b(h, c.intermediate_size, true, l.pp("fc1"))?,
+                fc2: linear_b(c.intermediate_size, h, true, l.pp("fc2"))?,
+                final_norm: layer_norm(h, eps, l.pp("final_layer_norm"))?,
+            });
+        }
+        let lm_head = Linear::new(if c.tie_word_embeddings { embed.embeddings().clone() } else { vb.pp("lm_head").get((c.vocab_size, h), "weight")? }, None);
+        Ok(Self {
+            device: embed.embeddings().device().clone(),
+            embed_norm: layer_norm(h, eps, d.pp("layernorm_embedding"))?,
+            embed,
+            positions,
+            layers,
+            lm_head,
+            heads: c.num_attention_heads,
+            head_dim: c.head_dim,
+            embed_scale: if b.scale_embedding { (h as f64).sqrt() } else { 1.0 },
+            max_positions: b.max_position_embeddings,
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn lm_head(&self) -> &Linear {
+        &self.lm_head
+    }
+
+    fn attention(&self, layer: &Layer, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let shape = |y: Tensor| y.reshape((b, t, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous();
+        // BART scales the queries before the product.
+        let q = shape((layer.q.forward(x)? * (self.head_dim as f64).powf(-0.5))?)?;
+        let (k, v) = (shape(layer.k.forward(x)?)?, shape(layer.v.forward(x)?)?);
+        let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;
+        let out = candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)?.transpose(1, 2)?.reshape((b, t, self.heads * self.head_dim))?;
+        layer.o.forward(&out)
+    }
+
+    pub fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
+        let (_, t) = ids.dims2()?;
+        if t > self.max_positions {
+            candle_core::bail!("{t} tokens exceed BART's {} learned positions", self.max_positions);
+        }
+        let tokens = (self.embed.forward(ids)? * self.embed_scale)?;
+        let positions = self.positions.narrow(0, POSITION_OFFSET, t)?.unsqueeze(0)?;
+        let mut x = self.embed_norm.forward(&tokens.broadcast_add(&positions)?)?;
+        let mask = head::causal_mask(t, None, x.dtype(), &self.device)?;
+        for layer in &self.layers {
+            x = layer.attention_norm.forward(&(&x + self.attention(layer, &x, &mask)?)?)?;
+            let ff = layer.fc2.forward(&layer.fc1.forward(&x)?.gelu_erf()?)?;
+            x = layer.final_norm.forward(&(&x + ff)?)?;
+        }
+        Ok(x)
+    }
+}
