@@ -84,11 +84,9 @@ impl Bart {
     fn attention(&self, layer: &Layer, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let shape = |y: Tensor| y.reshape((b, t, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous();
-        // BART scales the queries before the product.
-        let q = shape((layer.q.forward(x)? * (self.head_dim as f64).powf(-0.5))?)?;
+        let q = shape(layer.q.forward(x)?)?;
         let (k, v) = (shape(layer.k.forward(x)?)?, shape(layer.v.forward(x)?)?);
-        let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;
-        let out = candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)?.transpose(1, 2)?.reshape((b, t, self.heads * self.head_dim))?;
+        let out = head::attention(&q, k, v, (self.head_dim as f64).powf(-0.5), None, None, mask)?;
         layer.o.forward(&out)
     }
 

@@ -27,6 +27,59 @@ pub fn rotary_tables(inv_freq: &[f32], t: usize, dtype: DType, device: &Device) 
     Ok((freqs.cos()?.to_dtype(dtype)?, freqs.sin()?.to_dtype(dtype)?))
 }
 
+/// Queries per block in the f32 CPU attention: each block only multiplies by the keys it can see.
+const ATTENTION_BLOCK: usize = 256;
+
+/// Causal attention of `q` `[1, heads, t, d]` over `k`, `v` `[1, kv_heads, t, d]`, as
+/// `[1, t, heads * d]`, with an optional sliding window (a query sees the `window` latest
+/// positions, itself included) and score soft-capping. On CPU in f32 the queries go in blocks
+/// that multiply only by the keys they can see and the masked softmax runs in place, which is
+/// about three times faster than materialising `[t × t]` scores and a mask; other devices and
+/// dtypes take the materialised path with `mask`.
+pub fn attention(q: &Tensor, k: Tensor, v: Tensor, scale: f64, softcap_at: Option<f64>, window: Option<usize>, mask: &Tensor) -> Result<Tensor> {
+    let (b, heads, t, d) = q.dims4()?;
+    let groups = heads / k.dim(1)?;
+    let (k, v) = (repeat_kv(k, groups)?, repeat_kv(v, groups)?);
+    if !(b == 1 && q.dtype() == DType::F32 && q.device().is_cpu()) {
+        let scores = softcap((q.matmul(&k.t()?)? * scale)?, softcap_at)?.broadcast_add(mask)?;
+        return candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)?.transpose(1, 2)?.reshape((b, t, heads * d));
+    }
+    let mut blocks = Vec::with_capacity(t.div_ceil(ATTENTION_BLOCK));
+    for first in (0..t).step_by(ATTENTION_BLOCK) {
+        let rows = ATTENTION_BLOCK.min(t - first);
+        let key_start = window.map_or(0, |w| (first + 1).saturating_sub(w));
+        let keys = first + rows - key_start;
+        let scores = q.narrow(2, first, rows)?.matmul(&k.narrow(2, key_start, keys)?.t()?)?;
+        let scores = softcap((scores * scale)?, softcap_at)?;
+        let mut values: Vec<f32> = scores.flatten_all()?.to_vec1()?;
+        for (r, row) in values.chunks_exact_mut(keys).enumerate() {
+            let position = first + r % rows;
+            let lo = window.map_or(0, |w| (position + 1).saturating_sub(w)).max(key_start) - key_start;
+            let hi = position - key_start;
+            masked_softmax(row, lo, hi);
+        }
+        let probs = Tensor::from_vec(values, (1, heads, rows, keys), q.device())?;
+        blocks.push(probs.matmul(&v.narrow(2, key_start, keys)?)?);
+    }
+    Tensor::cat(&blocks, 2)?.transpose(1, 2)?.reshape((b, t, heads * d))
+}
+
+/// Softmax of `row[lo..=hi]` in place (f32, max-subtracted); every other entry becomes 0.
+fn masked_softmax(row: &mut [f32], lo: usize, hi: usize) {
+    let max = row[lo..=hi].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    for x in &mut row[lo..=hi] {
+        *x = (*x - max).exp();
+        sum += *x;
+    }
+    let inv = 1.0 / sum;
+    for x in &mut row[lo..=hi] {
+        *x *= inv;
+    }
+    row[..lo].fill(0.0);
+    row[hi + 1..].fill(0.0);
+}
+
 /// `[b, kv, t, d]` → `[b, kv * n, t, d]`, each key/value head repeated for its query group.
 pub fn repeat_kv(x: Tensor, n: usize) -> Result<Tensor> {
     if n == 1 {
@@ -51,16 +104,22 @@ fn logits(lm_head: &Linear, hidden: &Tensor, cap: Option<f64>) -> Result<Tensor>
     softcap(Linear::new(w, b).forward(&h)?, cap)
 }
 
-/// Sum of negative log-likelihoods of `targets` given `hidden` (`[n, hidden]`), in f32 with a
-/// stable log-softmax over chunks of positions, accumulated in f64.
+/// Sum of negative log-likelihoods of `targets` given `hidden` (`[n, hidden]`): logits in f32
+/// a chunk of positions at a time, each row's stable log-sum-exp (`crate::loss::token_nll`)
+/// accumulated in f64. One pass over the row instead of log-softmax's several.
 pub fn nll_sum(lm_head: &Linear, cap: Option<f64>, hidden: &Tensor, targets: &[u32]) -> Result<f64> {
     let mut total = 0.0f64;
     for start in (0..targets.len()).step_by(LOSS_CHUNK) {
         let len = LOSS_CHUNK.min(targets.len() - start);
-        let log_probs = candle_nn::ops::log_softmax(&logits(lm_head, &hidden.narrow(0, start, len)?, cap)?, D::Minus1)?;
-        let index = Tensor::new(&targets[start..start + len], hidden.device())?.unsqueeze(1)?;
-        let picked: Vec<f32> = log_probs.gather(&index, 1)?.squeeze(1)?.to_vec1()?;
-        total -= picked.iter().map(|&p| f64::from(p)).sum::<f64>();
+        let rows = logits(lm_head, &hidden.narrow(0, start, len)?, cap)?;
+        let vocab = rows.dim(D::Minus1)?;
+        let values: Vec<f32> = rows.flatten_all()?.to_vec1()?;
+        for (row, &target) in values.chunks_exact(vocab).zip(&targets[start..start + len]) {
+            if target as usize >= vocab {
+                candle_core::bail!("token {target} is outside the vocabulary of {vocab}");
+            }
+            total += crate::loss::token_nll(row, target);
+        }
     }
     Ok(total)
 }
@@ -76,4 +135,28 @@ pub fn argmax_next(lm_head: &Linear, cap: Option<f64>, hidden: &Tensor) -> Resul
         }
     }
     Ok(best as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The blocked CPU path against plain materialised attention, across block boundaries.
+    #[test]
+    fn blocked_attention_matches_materialised() {
+        let device = Device::Cpu;
+        let (heads, kv, t, d) = (4, 2, 600, 16);
+        let q = Tensor::randn(0f32, 1.0, (1, heads, t, d), &device).unwrap();
+        let k = Tensor::randn(0f32, 1.0, (1, kv, t, d), &device).unwrap();
+        let v = Tensor::randn(0f32, 1.0, (1, kv, t, d), &device).unwrap();
+        for (window, cap) in [(None, None), (Some(100), None), (Some(300), Some(5.0))] {
+            let mask = causal_mask(t, window, DType::F32, &device).unwrap();
+            let got = attention(&q, k.clone(), v.clone(), 0.25, cap, window, &mask).unwrap();
+            let (k2, v2) = (repeat_kv(k.clone(), 2).unwrap(), repeat_kv(v.clone(), 2).unwrap());
+            let scores = softcap((q.matmul(&k2.t().unwrap()).unwrap() * 0.25).unwrap(), cap).unwrap().broadcast_add(&mask).unwrap();
+            let want = candle_nn::ops::softmax_last_dim(&scores).unwrap().matmul(&v2).unwrap().transpose(1, 2).unwrap().reshape((1, t, heads * d)).unwrap();
+            let diff: f32 = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            assert!(diff < 1e-5, "window {window:?}: max difference {diff}");
+        }
+    }
 }

@@ -183,8 +183,9 @@ impl Llama {
         let (cos, sin) = head::rotary_tables(&self.inv_freq, t, dtype, &self.device)?;
         let norm = |x: &Tensor, w: &Tensor| candle_nn::ops::rms_norm(x, w, self.eps);
         for layer in &self.layers {
-            let mask = if layer.attention.sliding { &sliding } else { &full };
-            let attended = layer.attention.forward(&norm(&x, &layer.input_norm)?, &cos, &sin, mask)?;
+            let window = self.sliding_window.filter(|_| layer.attention.sliding);
+            let mask = if window.is_some() { &sliding } else { &full };
+            let attended = layer.attention.forward(&norm(&x, &layer.input_norm)?, &cos, &sin, window, mask)?;
             if let Some((pre, post)) = &layer.feedforward_norms {
                 x = (x + norm(&attended, &layer.post_attention_norm)?)?;
                 x = (&x + norm(&layer.mlp.forward(&norm(&x, pre)?)?, post)?)?;
@@ -209,17 +210,13 @@ impl Attention {
         Tensor::cat(&[&rotated, &rest], D::Minus1)?.contiguous()
     }
 
-    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, window: Option<usize>, mask: &Tensor) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let shape = |y: Tensor, heads: usize| y.reshape((b, t, heads, self.head_dim))?.transpose(1, 2)?.contiguous();
         let q = self.rotate(shape(self.q.forward(x)?, self.heads)?, cos, sin)?;
         let k = self.rotate(shape(self.k.forward(x)?, self.kv_heads)?, cos, sin)?;
         let v = shape(self.v.forward(x)?, self.kv_heads)?;
-        let groups = self.heads / self.kv_heads;
-        let (k, v) = (head::repeat_kv(k, groups)?, head::repeat_kv(v, groups)?);
-        let scores = head::softcap((q.matmul(&k.t()?)? * self.scale)?, self.softcap)?.broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, self.heads * self.head_dim))?;
+        let out = head::attention(&q, k, v, self.scale, self.softcap, window, mask)?;
         self.o.forward(&out)
     }
 }

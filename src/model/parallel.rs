@@ -199,10 +199,7 @@ impl Parallel {
         let q = rotate(shape(layer.q.forward(x)?, self.heads)?)?;
         let k = rotate(shape(layer.k.forward(x)?, self.kv_heads)?)?;
         let v = shape(layer.v.forward(x)?, self.kv_heads)?;
-        let groups = self.heads / self.kv_heads;
-        let (k, v) = (head::repeat_kv(k, groups)?, head::repeat_kv(v, groups)?);
-        let scores = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?.broadcast_add(mask)?;
-        let out = candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)?.transpose(1, 2)?.reshape((b, t, self.heads * self.head_dim))?;
+        let out = head::attention(&q, k, v, 1.0 / (self.head_dim as f64).sqrt(), None, None, mask)?;
         layer.o.forward(&out)
     }
 
