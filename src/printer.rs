@@ -9,11 +9,23 @@ use std::io::{self, IsTerminal, Write};
 pub struct Printer {
     quiet: bool,
     json: bool,
+    /// Bars only on a terminal, and not under -q or -v (they would tear the logs).
+    bars: bool,
 }
 
 impl Printer {
     pub fn new(quiet: bool, json: bool) -> Self {
-        Self { quiet, json }
+        Self { quiet, json, bars: false }
+    }
+
+    /// Allows progress bars when stderr is a terminal and `--no-progress`/`-q`/`-v` are absent.
+    pub fn with_progress(self, wanted: bool) -> Self {
+        Self { bars: wanted && !self.quiet && io::stderr().is_terminal(), ..self }
+    }
+
+    /// The reporter a long stage draws through: a bar per unit of work, or nothing.
+    pub fn reporter(&self) -> ProgressReporter {
+        ProgressReporter { bar: self.bars.then(indicatif::ProgressBar::hidden) }
     }
 
     /// The same printer with its summary kept off stdout, for a stage whose output is stdout.
@@ -59,5 +71,38 @@ impl Printer {
     /// The single line a failed run prints, with its whole cause chain.
     pub fn error(&self, err: &anyhow::Error) {
         eprintln!("error: {err:#}");
+    }
+}
+
+/// indicatif bars for `stages::Reporter`: one bar per model, in tokens, with tokens/s.
+pub struct ProgressReporter {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl crate::stages::Reporter for ProgressReporter {
+    fn start(&self, name: &str, _steps: u64, tokens: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.reset();
+            bar.set_length(tokens);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} tokens, {per_sec} ({eta})")
+                    .expect("static template")
+                    .progress_chars("=> "),
+            );
+            bar.set_message(name.to_string());
+        }
+    }
+
+    fn advance(&self, tokens: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(tokens);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
     }
 }

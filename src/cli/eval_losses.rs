@@ -65,7 +65,8 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         model_timeout,
     };
     // CPU-bound: run it off the async executor's worker threads.
-    let (outcome, summary) = tokio::task::block_in_place(|| eval_losses::run(&options))?;
+    let reporter = printer.reporter();
+    let (outcome, summary) = tokio::task::block_in_place(|| eval_losses::run(&options, &reporter))?;
     let human = format!(
         "{} models evaluated ({} with failures), {} rows ({} resumed), {:.0} tokens/s over {:.1} s\nwrote {}",
         summary.models, summary.failed_models, summary.rows, summary.resumed_rows, summary.tokens as f64 / summary.seconds.max(1e-9), summary.seconds, options.out

@@ -31,6 +31,9 @@ pub struct Cli {
     /// Print a one-line JSON summary on stdout (for `inspect`: rows as JSON lines).
     #[arg(long, global = true)]
     json: bool,
+    /// No progress bars (they are drawn only on a terminal anyway).
+    #[arg(long, global = true)]
+    no_progress: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -55,7 +58,7 @@ impl Cli {
     }
 
     pub fn printer(&self) -> Printer {
-        Printer::new(self.quiet, self.json)
+        Printer::new(self.quiet, self.json).with_progress(!self.no_progress && self.verbose == 0)
     }
 }
 

@@ -65,7 +65,7 @@ pub struct Summary {
 /// The batches one model is scored on, grouped by task in table order.
 type TaskBatches<'a> = BTreeMap<&'a str, Vec<&'a batches::Row>>;
 
-pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
+pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Outcome, Summary)> {
     let started = Instant::now();
     let model_file = tables::decode_file::<models::Models>(&files::read(&opts.models)?)?;
     let batch_file = tables::decode_file::<batches::Batches>(&files::read(&opts.batches)?)?;
@@ -98,7 +98,10 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
             continue;
         }
         let competition = competition_rules(opts.profile.as_ref(), competition_id, &model_file.meta.provenance)?;
-        let model_rows = evaluate_model(opts, m, competition_id, &todo, competition);
+        let todo_tokens: u64 = todo.values().flatten().map(|b| b.token_ids.len() as u64).sum();
+        reporter.start(&format!("uid {}", m.uid), todo.values().map(|b| b.len() as u64).sum(), todo_tokens);
+        let model_rows = evaluate_model(opts, m, competition_id, &todo, competition, reporter);
+        reporter.finish();
         if model_rows.iter().any(|r| r.status == losses::Status::Failed) {
             failed_models += 1;
         }
@@ -147,9 +150,9 @@ fn row(m: &models::Row, competition_id: u16, b: &batches::Row, loss: f64, n_toke
 }
 
 /// One model, isolated: a panic inside the numerics is a failed model, not a failed run.
-fn evaluate_model(opts: &Options, m: &models::Row, competition_id: u16, tasks: &TaskBatches, competition: Option<&Competition>) -> Vec<losses::Row> {
+fn evaluate_model(opts: &Options, m: &models::Row, competition_id: u16, tasks: &TaskBatches, competition: Option<&Competition>, reporter: &dyn super::Reporter) -> Vec<losses::Row> {
     let started = Instant::now();
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluate(opts, m, competition_id, tasks, competition, started)));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluate(opts, m, competition_id, tasks, competition, started, reporter)));
     let rows = match result {
         Ok(Ok(rows)) => rows,
         Ok(Err(reason)) => failed_rows(m, competition_id, tasks, &format!("{reason} (after {:.1} s)", started.elapsed().as_secs_f64())),
@@ -160,7 +163,8 @@ fn evaluate_model(opts: &Options, m: &models::Row, competition_id: u16, tasks: &
     rows
 }
 
-fn evaluate(opts: &Options, m: &models::Row, competition_id: u16, tasks: &TaskBatches, competition: Option<&Competition>, started: Instant) -> Result<Vec<losses::Row>, String> {
+#[allow(clippy::too_many_arguments)]
+fn evaluate(opts: &Options, m: &models::Row, competition_id: u16, tasks: &TaskBatches, competition: Option<&Competition>, started: Instant, reporter: &dyn super::Reporter) -> Result<Vec<losses::Row>, String> {
     let dir = m.local_path.as_deref().ok_or("missing-local-path: the models table gives no snapshot directory")?;
     if !Path::new(dir).is_dir() {
         return Err(format!("missing-local-path: {dir} is not a directory"));
@@ -192,7 +196,9 @@ fn evaluate(opts: &Options, m: &models::Row, competition_id: u16, tasks: &TaskBa
                 rows.push(row(m, competition_id, b, f64::INFINITY, 0, Some(reason)));
                 continue;
             }
-            match model.loss(&b.token_ids, b.context_len as usize) {
+            let result = model.loss(&b.token_ids, b.context_len as usize);
+            reporter.advance(b.token_ids.len() as u64);
+            match result {
                 Ok((loss, n)) if loss.is_finite() => rows.push(row(m, competition_id, b, loss, n, None)),
                 Ok((loss, _)) => rows.push(row(m, competition_id, b, f64::INFINITY, 0, Some(format!("non-finite-loss: {loss}")))),
                 Err(e) => rows.push(row(m, competition_id, b, f64::INFINITY, 0, Some(e.to_string()))),

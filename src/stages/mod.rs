@@ -6,3 +6,21 @@ pub mod compute_wins;
 pub mod eval_losses;
 pub mod sample_batches;
 pub mod inspect;
+
+/// Progress events a long stage reports; the CLI draws them (`printer::ProgressReporter`),
+/// tests pass `NoProgress`. Stages never draw anything themselves.
+pub trait Reporter: Sync {
+    /// A unit of work (a model) starts: `steps` batches, `tokens` tokens in all.
+    fn start(&self, name: &str, steps: u64, tokens: u64);
+    /// `tokens` more tokens done.
+    fn advance(&self, tokens: u64);
+    fn finish(&self);
+}
+
+pub struct NoProgress;
+
+impl Reporter for NoProgress {
+    fn start(&self, _: &str, _: u64, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
