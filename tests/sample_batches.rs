@@ -270,3 +270,30 @@ fn sn37_samples_match_the_python_reference() {
         assert_eq!(pages, want["pages"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect::<Vec<_>>(), "{task}");
     }
 }
+
+#[test]
+fn parquet_corpora_sample_like_jsonl() {
+    let dir = TestDir::new();
+    for dataset in ["web", "math"] {
+        let source = repo_path(&format!("testdata/demo/corpora/{dataset}"));
+        std::fs::create_dir_all(dir.path(&format!("corpora/{dataset}"))).unwrap();
+        for entry in std::fs::read_dir(&source).unwrap() {
+            let path = entry.unwrap().path();
+            let texts: Vec<String> = std::fs::read_to_string(&path).unwrap().lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["text"].as_str().unwrap().to_string()).collect();
+            let ids: Vec<i64> = (0..texts.len() as i64).collect();
+            let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+                arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false),
+                arrow::datatypes::Field::new("text", arrow::datatypes::DataType::Utf8, false),
+            ]));
+            let batch = arrow::array::RecordBatch::try_new(schema, vec![std::sync::Arc::new(arrow::array::Int64Array::from(ids)), std::sync::Arc::new(arrow::array::StringArray::from(texts))]).unwrap();
+            let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+            write_foreign(&dir.path(&format!("corpora/{dataset}/{stem}.parquet")), &batch, &[]);
+        }
+    }
+    std::fs::copy(repo_path("testdata/demo/competitions.toml"), dir.path("competitions.toml")).unwrap();
+    let args = |profile: String, out: String| vec!["sample-batches".to_string(), "--competitions".into(), profile, "--competition-id".into(), "1".into(), "--seed".into(), "7".into(), "--tokenizer".into(), tokenizer(), "-o".into(), out];
+    let run_args = |a: Vec<String>| run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_exit!(run_args(args(repo_path("testdata/demo/competitions.toml").display().to_string(), dir.arg("jsonl.parquet"))), 0);
+    assert_exit!(run_args(args(dir.arg("competitions.toml"), dir.arg("parquet.parquet"))), 0);
+    assert_eq!(by_task(&dir.path("jsonl.parquet")), by_task(&dir.path("parquet.parquet")));
+}

@@ -1,6 +1,7 @@
-//! A local dataset: a directory whose `*.jsonl` files are its configs (split `train`), one JSON
-//! object per line — the rows a datasets-server would return. For custom subnets and offline
-//! runs; sampled with the same RNG scheme as remote datasets.
+//! A local dataset: a directory whose `*.jsonl` or `*.parquet` files are its configs (split
+//! `train`): one JSON object per line, or one row per Parquet row (its string, number and boolean
+//! columns) — the rows a datasets-server would return. For custom subnets and offline runs;
+//! sampled with the same RNG scheme as remote datasets.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,44 @@ pub struct LocalDataset {
     configs: BTreeMap<String, Vec<serde_json::Value>>,
 }
 
+fn jsonl_rows(path: &Path) -> Result<Vec<serde_json::Value>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Local { path: path.display().to_string(), what: e.to_string() })?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::Local { path: path.display().to_string(), what: format!("line {}: {e}", i + 1) }))
+        .collect()
+}
+
+/// Each row as a JSON object of its string, integer, float and boolean columns.
+fn parquet_rows(path: &Path) -> Result<Vec<serde_json::Value>, Error> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{DataType, Float64Type, Int64Type};
+    let err = |what: String| Error::Local { path: path.display().to_string(), what };
+    let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build()).map_err(|e| err(format!("not a readable Parquet file: {e}")))?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| err(e.to_string()))?;
+        let mut columns: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
+        for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
+            let cast = |to: &DataType| arrow::compute::cast(array, to).map_err(|e| err(e.to_string()));
+            let values: Vec<serde_json::Value> = match array.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => cast(&DataType::Utf8)?.as_string::<i32>().iter().map(|v| v.map_or(serde_json::Value::Null, |s| s.into())).collect(),
+                t if t.is_integer() => cast(&DataType::Int64)?.as_primitive::<Int64Type>().iter().map(|v| v.map_or(serde_json::Value::Null, |n| n.into())).collect(),
+                t if t.is_floating() => cast(&DataType::Float64)?.as_primitive::<Float64Type>().iter().map(|v| v.map_or(serde_json::Value::Null, |n| n.into())).collect(),
+                DataType::Boolean => array.as_boolean().iter().map(|v| v.map_or(serde_json::Value::Null, |b| b.into())).collect(),
+                _ => continue,
+            };
+            columns.push((field.name().clone(), values));
+        }
+        for i in 0..batch.num_rows() {
+            rows.push(serde_json::Value::Object(columns.iter().map(|(name, values)| (name.clone(), values[i].clone())).collect()));
+        }
+    }
+    Ok(rows)
+}
+
 impl LocalDataset {
     pub fn open(dir: &Path, name: &str) -> Result<Self, Error> {
         let err = |what: String| Error::Local { path: dir.display().to_string(), what };
@@ -23,21 +62,16 @@ impl LocalDataset {
         let mut configs = BTreeMap::new();
         for entry in entries {
             let path = entry.map_err(|e| err(e.to_string()))?.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
-                continue;
-            }
+            let rows = match path.extension().and_then(|e| e.to_str()) {
+                Some("jsonl") => jsonl_rows(&path)?,
+                Some("parquet") => parquet_rows(&path)?,
+                _ => continue,
+            };
             let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::Local { path: path.display().to_string(), what: e.to_string() })?;
-            let rows = text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-                .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::Local { path: path.display().to_string(), what: format!("line {}: {e}", i + 1) }))
-                .collect::<Result<Vec<_>, _>>()?;
             configs.insert(name, rows);
         }
         if configs.is_empty() {
-            return Err(err("no .jsonl files".into()));
+            return Err(err("no .jsonl or .parquet files".into()));
         }
         Ok(Self { dir: dir.to_path_buf(), name: name.to_string(), configs })
     }
