@@ -24,9 +24,21 @@ fn main() {
     prov.insert("block".to_string(), "5200000".to_string());
     let graph: Vec<metagraph::Row> = (0..UIDS)
         .map(|uid| metagraph::Row {
-            netuid: 9, uid, hotkey: format!("hotkey-{uid}"), coldkey: format!("coldkey-{uid}"), stake: 1.0, validator_permit: uid == 0,
-            registration_block: 0, commitment: Some(format!("ns:m{uid}:rev:hash:4")), commit_block: Some(5_000_000 + u64::from(uid) * 700),
-            repo_namespace: None, repo_name: None, revision: None, secure_hash: None, competition_id: Some(4), metadata_error: None,
+            netuid: 9,
+            uid,
+            hotkey: format!("hotkey-{uid}"),
+            coldkey: format!("coldkey-{uid}"),
+            stake: 1.0,
+            validator_permit: uid == 0,
+            registration_block: 0,
+            commitment: Some(format!("ns:m{uid}:rev:hash:4")),
+            commit_block: Some(5_000_000 + u64::from(uid) * 700),
+            repo_namespace: None,
+            repo_name: None,
+            revision: None,
+            secure_hash: None,
+            competition_id: Some(4),
+            metadata_error: None,
         })
         .collect();
     std::fs::write(path("metagraph.parquet"), encode_file::<metagraph::Metagraph>(graph, &prov).unwrap()).unwrap();
@@ -36,14 +48,33 @@ fn main() {
             for b in 0..BATCHES {
                 // Deterministic, distinct losses: a per-model quality times a per-batch difficulty.
                 let loss = (2.0 + f64::from(uid % 97) * 1e-3) * (1.0 + 0.1 * t as f64 + 0.01 * f64::from(b % 7));
-                rows.push(losses::Row { uid, hotkey: format!("hotkey-{uid}"), competition_id: 4, task: task.to_string(), batch_index: b, loss, n_tokens: 4095, status: losses::Status::Ok, reason: None });
+                rows.push(losses::Row {
+                    uid,
+                    hotkey: format!("hotkey-{uid}"),
+                    competition_id: 4,
+                    task: task.to_string(),
+                    batch_index: b,
+                    loss,
+                    n_tokens: 4095,
+                    status: losses::Status::Ok,
+                    reason: None,
+                });
             }
         }
     }
     std::fs::write(path("losses.parquet"), encode_file::<losses::Losses>(rows, &BTreeMap::new()).unwrap()).unwrap();
     let previous: Vec<tracker::Row> = [2u16, 4]
         .iter()
-        .flat_map(|&c| (0..UIDS).map(move |uid| tracker::Row { competition_id: c, uid, weight: if uid == 7 { 1.0 } else { 0.0 }, keep: uid == 7, hotkey: Some(format!("hotkey-{uid}")), history: vec![] }))
+        .flat_map(|&c| {
+            (0..UIDS).map(move |uid| tracker::Row {
+                competition_id: c,
+                uid,
+                weight: if uid == 7 { 1.0 } else { 0.0 },
+                keep: uid == 7,
+                hotkey: Some(format!("hotkey-{uid}")),
+                history: vec![],
+            })
+        })
         .collect();
     std::fs::write(path("tracker.parquet"), encode_file::<tracker::Tracker>(previous, &BTreeMap::new()).unwrap()).unwrap();
 

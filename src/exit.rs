@@ -41,10 +41,7 @@ pub fn code(result: &anyhow::Result<Outcome>) -> ExitCode {
 
 /// `valkit inspect x.parquet | head` closes our stdout; that is the reader's choice, not an error.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| {
-        e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    err.chain().any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 #[cfg(test)]

@@ -13,9 +13,17 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read {location}")]
-    Read { location: Location, #[source] source: io::Error },
+    Read {
+        location: Location,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot write {location}")]
-    Write { location: Location, #[source] source: io::Error },
+    Write {
+        location: Location,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// A file argument: a path, or `-` for stdin (inputs) / stdout (outputs).
@@ -84,10 +92,7 @@ impl AtomicFile {
         let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
         // Like `cargo build --target-dir`, a missing output directory is created.
         fs::create_dir_all(&dir).map_err(|source| Error::Write { location: Location::Path(target.to_path_buf()), source })?;
-        let file = File::create(&temp).map_err(|source| Error::Write {
-            location: Location::Path(target.to_path_buf()),
-            source,
-        })?;
+        let file = File::create(&temp).map_err(|source| Error::Write { location: Location::Path(target.to_path_buf()), source })?;
         Ok(Self { target: target.to_path_buf(), temp, file: Some(file) })
     }
 
@@ -122,14 +127,11 @@ pub fn write(location: &Location, bytes: &[u8]) -> Result<(), Error> {
     match location {
         Location::Std => {
             let mut out = io::stdout().lock();
-            out.write_all(bytes)
-                .and_then(|()| out.flush())
-                .map_err(|source| Error::Write { location: location.clone(), source })
+            out.write_all(bytes).and_then(|()| out.flush()).map_err(|source| Error::Write { location: location.clone(), source })
         }
         Location::Path(path) => {
             let mut file = AtomicFile::create(path)?;
-            file.write_all(bytes)
-                .map_err(|source| Error::Write { location: location.clone(), source })?;
+            file.write_all(bytes).map_err(|source| Error::Write { location: location.clone(), source })?;
             file.commit()
         }
     }

@@ -11,14 +11,14 @@ pub mod exit;
 pub mod files;
 pub mod hub;
 pub mod logging;
-pub mod model;
 pub mod loss;
+pub mod model;
 pub mod printer;
 pub mod sampling;
-pub mod tokenizer;
 pub mod scoring;
 pub mod stages;
 pub mod tables;
+pub mod tokenizer;
 pub mod weights;
 
 /// The version written into every table's `valkit.version` metadata.

@@ -18,8 +18,7 @@ pub fn init(verbosity: i8) -> anyhow::Result<()> {
     #[allow(clippy::disallowed_methods)] // RUST_LOG is the logging module's own variable
     let rust_log = std::env::var("RUST_LOG");
     let filter = match rust_log {
-        Ok(spec) if !spec.is_empty() => EnvFilter::try_new(&spec)
-            .with_context(|| format!("invalid RUST_LOG value {spec:?}"))?,
+        Ok(spec) if !spec.is_empty() => EnvFilter::try_new(&spec).with_context(|| format!("invalid RUST_LOG value {spec:?}"))?,
         _ => EnvFilter::new(default),
     };
     tracing_subscriber::fmt()

@@ -11,7 +11,11 @@ use tokenizers::{Tokenizer as HfTokenizer, TruncationParams};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read {path}")]
-    Read { path: PathBuf, #[source] source: std::io::Error },
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path} is not a tokenizer.json that parses: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}: {message}")]
@@ -44,7 +48,11 @@ impl Tokenizer {
     /// Loads from a snapshot directory (tokenizer.json + optional tokenizer_config.json) or
     /// from a tokenizer.json file with its config beside it.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let (dir, file) = if path.is_dir() { (path.to_path_buf(), path.join("tokenizer.json")) } else { (path.parent().map(Path::to_path_buf).unwrap_or_default(), path.to_path_buf()) };
+        let (dir, file) = if path.is_dir() {
+            (path.to_path_buf(), path.join("tokenizer.json"))
+        } else {
+            (path.parent().map(Path::to_path_buf).unwrap_or_default(), path.to_path_buf())
+        };
         let bytes = std::fs::read(&file).map_err(|source| Error::Read { path: file.clone(), source })?;
         let inner = HfTokenizer::from_bytes(&bytes).map_err(|e| Error::Parse { path: file.clone(), message: e.to_string() })?;
         let mut truncating = inner.clone();
@@ -65,11 +73,25 @@ impl Tokenizer {
         }
         let chat_template = match &config["chat_template"] {
             serde_json::Value::String(t) => Some(t.clone()),
-            serde_json::Value::Array(named) => named.iter().find(|t| t["name"] == "default").and_then(|t| t["template"].as_str()).map(str::to_string),
+            serde_json::Value::Array(named) => {
+                named.iter().find(|t| t["name"] == "default").and_then(|t| t["template"].as_str()).map(str::to_string)
+            }
             _ => None,
         };
-        let special_tokens = ["bos_token", "eos_token", "unk_token", "pad_token"].iter().filter_map(|k| token_text(&config[*k]).map(|t| (k.to_string(), t))).collect();
-        Ok(Self { truncating, inner, special_tokens, eos_token_id, model_max_length, chat_template, sha256: hex::encode(Sha256::digest(&bytes)), path: file })
+        let special_tokens = ["bos_token", "eos_token", "unk_token", "pad_token"]
+            .iter()
+            .filter_map(|k| token_text(&config[*k]).map(|t| (k.to_string(), t)))
+            .collect();
+        Ok(Self {
+            truncating,
+            inner,
+            special_tokens,
+            eos_token_id,
+            model_max_length,
+            chat_template,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            path: file,
+        })
     }
 
     pub fn eos_token_id(&self) -> u32 {
@@ -101,7 +123,10 @@ impl Tokenizer {
     /// from tokenizer_config.json rendered as transformers renders it (Jinja with trim_blocks and
     /// lstrip_blocks, loop controls, `raise_exception`, Python string methods, the special tokens).
     pub fn apply_chat_template(&self, messages: &[(&str, &str)], add_generation_prompt: bool) -> Result<String, Error> {
-        let template = self.chat_template.as_deref().ok_or_else(|| Error::Config { path: self.path.clone(), message: "the tokenizer has no chat_template".into() })?;
+        let template = self
+            .chat_template
+            .as_deref()
+            .ok_or_else(|| Error::Config { path: self.path.clone(), message: "the tokenizer has no chat_template".into() })?;
         let render_error = |e: minijinja::Error| Error::Config { path: self.path.clone(), message: format!("chat template: {e}") };
         let mut env = minijinja::Environment::new();
         env.set_syntax(minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build().map_err(render_error)?);
@@ -110,8 +135,8 @@ impl Tokenizer {
             Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, message))
         });
         env.add_template("chat", template).map_err(render_error)?;
-        use std::collections::BTreeMap;
         use minijinja::Value;
+        use std::collections::BTreeMap;
         let messages: Vec<Value> = messages
             .iter()
             .map(|(role, content)| Value::from(BTreeMap::from([("role", Value::from(*role)), ("content", Value::from(*content))])))

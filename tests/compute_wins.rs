@@ -6,9 +6,19 @@ use crate::util::*;
 
 fn demo_args(out: &str) -> Vec<String> {
     [
-        "compute-wins", "--profile", "sn9", "--competition-id", "4",
-        "--metagraph", &demo("metagraph.parquet"), "--losses", &demo("losses.parquet"),
-        "--tracker", &demo("tracker.parquet"), "--out-dir", out,
+        "compute-wins",
+        "--profile",
+        "sn9",
+        "--competition-id",
+        "4",
+        "--metagraph",
+        &demo("metagraph.parquet"),
+        "--losses",
+        &demo("losses.parquet"),
+        "--tracker",
+        &demo("tracker.parquet"),
+        "--out-dir",
+        out,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -107,7 +117,9 @@ fn simulation_profile(sn37: bool) -> String {
              [competitions.C4]\nid = 4\nepsilon = {{ kind = \"linear-decay\", start = 0.05, end = 0.01, decay_blocks = 21600 }}\nweighting = {{ kind = \"winner-takes-all\" }}\n{common}"
         )
     } else {
-        let comp = |key: &str, id: u16| format!("[competitions.{key}]\nid = {id}\nepsilon = {{ kind = \"linear-decay\", start = 0.005, end = 0.0001, decay_blocks = 14400 }}\nweighting = {{ kind = \"softmax\", temperature = 0.01 }}\n{common}");
+        let comp = |key: &str, id: u16| {
+            format!("[competitions.{key}]\nid = {id}\nepsilon = {{ kind = \"linear-decay\", start = 0.005, end = 0.0001, decay_blocks = 14400 }}\nweighting = {{ kind = \"softmax\", temperature = 0.01 }}\n{common}")
+        };
         format!(
             "name = \"sim9\"\nnetuid = 9\n[subnet]\nalpha = 0.5\nsample_min = 5\nkeep_fill_by_score = true\nweights_version_key = 1\nsync_cadence = 150\n\
              [[schedule]]\nblock = 0\ncompetitions = [{{ competition = \"C6\", reward = 0.55 }}, {{ competition = \"C2\", reward = 0.15 }}, {{ competition = \"C4\", reward = 0.3 }}]\n\
@@ -145,12 +157,17 @@ fn simulate_through_cli(case: &serde_json::Value, sn37: bool, seed: Option<Vec<f
     let n = case["num_neurons"].as_u64().unwrap() as u16;
     let mut tracker_arg: Option<String> = None;
     if let Some(weights) = seed {
-        let rows = weights.iter().enumerate().map(|(uid, &w)| tracker::Row { competition_id: 4, uid: uid as u16, weight: w, keep: false, hotkey: None, history: vec![] }).collect();
+        let rows = weights
+            .iter()
+            .enumerate()
+            .map(|(uid, &w)| tracker::Row { competition_id: 4, uid: uid as u16, weight: w, keep: false, hotkey: None, history: vec![] })
+            .collect();
         write_table::<tracker::Tracker>(&dir.path("seed.parquet"), rows, &[]);
         tracker_arg = Some(dir.arg("seed.parquet"));
     }
     for (i, step) in case["steps"].as_array().unwrap().iter().enumerate() {
-        let blocks: BTreeMap<u16, f64> = step["uid_to_block"].as_object().unwrap().iter().map(|(k, v)| (k.parse().unwrap(), num(v))).collect();
+        let blocks: BTreeMap<u16, f64> =
+            step["uid_to_block"].as_object().unwrap().iter().map(|(k, v)| (k.parse().unwrap(), num(v))).collect();
         let rows = (0..n).map(|uid| metagraph_row(uid, blocks.get(&uid).map(|&b| b as u64))).collect();
         write_table::<metagraph::Metagraph>(&dir.path("metagraph.parquet"), rows, &[]);
         let losses: Vec<losses::Row> = step["uid_to_score"]
@@ -160,7 +177,17 @@ fn simulate_through_cli(case: &serde_json::Value, sn37: bool, seed: Option<Vec<f
             .map(|(uid, score)| {
                 let (uid, loss) = (uid.parse::<u16>().unwrap(), num(score));
                 let status = if loss.is_finite() { losses::Status::Ok } else { losses::Status::Failed };
-                losses::Row { uid, hotkey: format!("hotkey-{uid}"), competition_id: 4, task: "LOSS".into(), batch_index: 0, loss, n_tokens: 1, status, reason: None }
+                losses::Row {
+                    uid,
+                    hotkey: format!("hotkey-{uid}"),
+                    competition_id: 4,
+                    task: "LOSS".into(),
+                    batch_index: 0,
+                    loss,
+                    n_tokens: 1,
+                    status,
+                    reason: None,
+                }
             })
             .collect();
         write_table::<losses::Losses>(&dir.path("losses.parquet"), losses, &[]);
@@ -293,7 +320,8 @@ fn unknown_competition_and_bad_profile_are_refused() {
     assert_refused(&dir, &args, "competition 99 is not defined in profile sn9");
     args[at + 1] = "3".into();
     assert_refused(&dir, &args, "competition 3 is not defined");
-    std::fs::write(dir.path("bad.toml"), valkit::competition::Profile::builtin_text("sn9").unwrap().replace("alpha = 0.5", "alpha = 1.5")).unwrap();
+    std::fs::write(dir.path("bad.toml"), valkit::competition::Profile::builtin_text("sn9").unwrap().replace("alpha = 0.5", "alpha = 1.5"))
+        .unwrap();
     let mut args = demo_args(&dir.arg("out"));
     let at = args.iter().position(|a| a == "--profile").unwrap();
     args[at] = "--competitions".into();

@@ -58,7 +58,13 @@ fn broken(dir: &TestDir, name: &str, edit: impl FnOnce(&Path)) -> PathBuf {
 }
 
 fn good_models() -> Vec<(u16, String, PathBuf)> {
-    reference()["models"].as_object().unwrap().keys().enumerate().map(|(i, name)| (i as u16, name.clone(), repo_path(&format!("testdata/models/{name}")))).collect()
+    reference()["models"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .enumerate()
+        .map(|(i, name)| (i as u16, name.clone(), repo_path(&format!("testdata/models/{name}"))))
+        .collect()
 }
 
 fn losses_by_uid(path: &Path) -> BTreeMap<u16, Vec<losses::Row>> {
@@ -73,7 +79,15 @@ fn losses_by_uid(path: &Path) -> BTreeMap<u16, Vec<losses::Row>> {
 }
 
 fn eval(dir: &TestDir, out: &str, extra: &[&str]) -> Run {
-    let mut args = vec!["eval-losses".to_string(), "--models".into(), dir.arg("models.parquet"), "--batches".into(), dir.arg("batches.parquet"), "--out".into(), dir.arg(out)];
+    let mut args = vec![
+        "eval-losses".to_string(),
+        "--models".into(),
+        dir.arg("models.parquet"),
+        "--batches".into(),
+        dir.arg("batches.parquet"),
+        "--out".into(),
+        dir.arg(out),
+    ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     run(&refs)
@@ -85,7 +99,9 @@ fn every_architecture_matches_pytorch_and_bad_models_become_failed_rows() {
     write_batches(&dir);
     let mut rows: Vec<models::Row> = good_models().iter().map(|(uid, _, path)| model_row(*uid, Some(path))).collect();
     let pickled = broken(&dir, "pickle", |p| std::fs::write(p.join("pytorch_model.bin"), b"\x80\x02}q\x00.").unwrap());
-    let renamed = broken(&dir, "renamed-pickle", |p| std::fs::write(p.join("model.safetensors"), b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94.").unwrap());
+    let renamed = broken(&dir, "renamed-pickle", |p| {
+        std::fs::write(p.join("model.safetensors"), b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94.").unwrap()
+    });
     let huge = broken(&dir, "huge-config", |p| {
         let mut c: Value = serde_json::from_str(&std::fs::read_to_string(p.join("config.json")).unwrap()).unwrap();
         c["hidden_size"] = 65536.into();
@@ -109,7 +125,15 @@ fn every_architecture_matches_pytorch_and_bad_models_become_failed_rows() {
         let text = std::fs::read_to_string(p.join("config.json")).unwrap().replace("LlamaForCausalLM", "MambaForCausalLM");
         std::fs::write(p.join("config.json"), text).unwrap();
     });
-    let bad = [(100, Some(pickled), "pickle-file"), (101, Some(renamed), "pickle-file"), (102, Some(huge), "out-of-memory"), (103, Some(big_header), "not-safetensors"), (104, Some(truncated), "not-safetensors"), (105, Some(unknown), "unsupported-architecture"), (106, None, "missing-local-path")];
+    let bad = [
+        (100, Some(pickled), "pickle-file"),
+        (101, Some(renamed), "pickle-file"),
+        (102, Some(huge), "out-of-memory"),
+        (103, Some(big_header), "not-safetensors"),
+        (104, Some(truncated), "not-safetensors"),
+        (105, Some(unknown), "unsupported-architecture"),
+        (106, None, "missing-local-path"),
+    ];
     for (uid, path, _) in &bad {
         rows.push(model_row(*uid, path.as_deref()));
     }

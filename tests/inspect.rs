@@ -54,10 +54,21 @@ fn stdin_works() {
 fn a_reader_closing_the_pipe_is_not_an_error() {
     let dir = TestDir::new();
     let rows: Vec<losses::Row> = (0..20_000u32)
-        .map(|i| losses::Row { uid: (i % 200) as u16, hotkey: "h".into(), competition_id: 4, task: "FINEWEB".into(), batch_index: i / 200, loss: 2.0, n_tokens: 4095, status: losses::Status::Ok, reason: None })
+        .map(|i| losses::Row {
+            uid: (i % 200) as u16,
+            hotkey: "h".into(),
+            competition_id: 4,
+            task: "FINEWEB".into(),
+            batch_index: i / 200,
+            loss: 2.0,
+            n_tokens: 4095,
+            status: losses::Status::Ok,
+            reason: None,
+        })
         .collect();
     write_table::<losses::Losses>(&dir.path("big.parquet"), rows, &[]);
-    let mut child = valkit().args(["inspect", &dir.arg("big.parquet"), "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        valkit().args(["inspect", &dir.arg("big.parquet"), "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
     // The reader (like `head -1`) is gone now.

@@ -12,9 +12,9 @@ mod compute_wins;
 mod eval_losses;
 /// `inspect`: aligned table, JSON lines, CSV, metadata, closed pipes.
 mod inspect;
-/// `sample-batches`: pages and windows as upstream's loaders pick them, against a local datasets-server.
-mod sample_batches;
 /// `profile` and `--help`: built-in profiles round-trip, every stage has an example.
 mod profile;
+/// `sample-batches`: pages and windows as upstream's loaders pick them, against a local datasets-server.
+mod sample_batches;
 /// Table files: round trips, byte-identical rewrites, refusals.
 mod tables;

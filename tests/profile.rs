@@ -22,7 +22,10 @@ fn show_prints_a_profile_that_loads_back() {
 #[test]
 fn check_names_the_field_in_error() {
     let dir = TestDir::new();
-    let text = Profile::builtin_text("sn37").unwrap().replace("weight = 0.5, pages = 1, dataset = { loader = \"codeforces-cots\"", "weight = 0.4, pages = 1, dataset = { loader = \"codeforces-cots\"");
+    let text = Profile::builtin_text("sn37").unwrap().replace(
+        "weight = 0.5, pages = 1, dataset = { loader = \"codeforces-cots\"",
+        "weight = 0.4, pages = 1, dataset = { loader = \"codeforces-cots\"",
+    );
     std::fs::write(dir.path("p.toml"), text).unwrap();
     assert_bad_input(&run(&["profile", "check", &dir.arg("p.toml")]), "competitions.DISTILLED_REASONING_3B.tasks: task weights sum to 0.9");
 }

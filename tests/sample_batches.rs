@@ -18,10 +18,26 @@ fn tokenizer() -> String {
 
 fn sn9_args(server: &DatasetsServer, out: &str) -> Vec<String> {
     let hash = reference()["block_hash"].as_str().unwrap().to_string();
-    ["sample-batches", "--profile", "sn9", "--competition-id", "4", "--block-hash", &hash, "--datasets-endpoint", &server.url, "--tokenizer", &tokenizer(), "--retry-delay", "0", "-o", out]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "sample-batches",
+        "--profile",
+        "sn9",
+        "--competition-id",
+        "4",
+        "--block-hash",
+        &hash,
+        "--datasets-endpoint",
+        &server.url,
+        "--tokenizer",
+        &tokenizer(),
+        "--retry-delay",
+        "0",
+        "-o",
+        out,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 fn run_owned(args: &[String]) -> Run {
@@ -69,7 +85,10 @@ fn sn9_windows_match_the_python_reference() {
     let meta = read_table::<batches::Batches>(&dir.path("b.parquet")).meta;
     assert_eq!(meta.provenance["seed"], expected["seed"].as_str().unwrap());
     let pages: Vec<String> = serde_json::from_str(&meta.provenance["task.FINEWEB.pages"]).unwrap();
-    assert_eq!(pages, expected["tasks"]["FINEWEB"]["pages"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        pages,
+        expected["tasks"]["FINEWEB"]["pages"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect::<Vec<_>>()
+    );
     assert!(meta.provenance["task.STACKV2_DEDUP.error"].contains("AWS"));
 }
 
@@ -104,7 +123,12 @@ fn plan_lists_the_reference_pages_without_fetching_rows() {
             continue;
         }
         let dataset = plan["dataset"].as_str().unwrap();
-        let names: Vec<String> = plan["pages"].as_array().unwrap().iter().map(|p| format!("{dataset}:{}:{}:{}", p["config"].as_str().unwrap(), p["split"].as_str().unwrap(), p["offset"])).collect();
+        let names: Vec<String> = plan["pages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| format!("{dataset}:{}:{}:{}", p["config"].as_str().unwrap(), p["split"].as_str().unwrap(), p["offset"]))
+            .collect();
         let want: Vec<String> = want["pages"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect();
         assert_eq!(names, want[..names.len()].to_vec(), "{task}");
     }
@@ -115,14 +139,32 @@ fn plan_lists_the_reference_pages_without_fetching_rows() {
 fn sn37_plan_matches_finetuning_loaders() {
     let server = datasets::start();
     let hash = reference()["block_hash"].as_str().unwrap().to_string();
-    let r = run(&["--json", "sample-batches", "--profile", "sn37", "--competition-id", "4", "--block-hash", &hash, "--datasets-endpoint", &server.url, "--plan"]);
+    let r = run(&[
+        "--json",
+        "sample-batches",
+        "--profile",
+        "sn37",
+        "--competition-id",
+        "4",
+        "--block-hash",
+        &hash,
+        "--datasets-endpoint",
+        &server.url,
+        "--plan",
+    ]);
     assert_exit!(r, 0);
     let expected = &reference()["sn37_plans"];
     for line in r.stdout_text().lines() {
         let plan: Value = serde_json::from_str(line).unwrap();
         let task = plan["task"].as_str().unwrap();
         let page = &plan["pages"][0];
-        let name = format!("{}:{}:{}:{}", plan["dataset"].as_str().unwrap(), page["config"].as_str().unwrap(), page["split"].as_str().unwrap(), page["offset"]);
+        let name = format!(
+            "{}:{}:{}:{}",
+            plan["dataset"].as_str().unwrap(),
+            page["config"].as_str().unwrap(),
+            page["split"].as_str().unwrap(),
+            page["offset"]
+        );
         assert_eq!(name, expected[task]["pages"][0].as_str().unwrap(), "{task}");
         assert_eq!(plan["initial_offset"], expected[task]["initial_offset"], "{task}");
         assert_eq!(page["length"], 100, "{task}: the server's default page, as upstream's ignored `limit` gets");
@@ -172,7 +214,8 @@ fn a_hanging_page_times_out_and_is_replaced() {
     assert!(failed[0].starts_with(&first) && failed[0].contains("no answer within"), "{failed:?}");
     // A row-offset loader retries the same page, so once it answers the windows are upstream's.
     let hashes: Vec<String> = by_task(&dir.path("b.parquet"))["PES2OX"].iter().map(|r| window_hash(&r.token_ids)).collect();
-    let want: Vec<String> = reference()["tasks"]["PES2OX"]["windows_sha256"].as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_string()).collect();
+    let want: Vec<String> =
+        reference()["tasks"]["PES2OX"]["windows_sha256"].as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_string()).collect();
     assert_eq!(hashes, want);
 }
 
@@ -218,7 +261,19 @@ fn bad_tokenizer_and_missing_seed_are_refused() {
     let r = run(&["sample-batches", "--profile", "sn9", "--competition-id", "4", "-o", &dir.arg("b.parquet")]);
     assert_exit!(r, 2);
     // A metagraph without the sync block hash cannot seed anything.
-    let args = ["sample-batches", "--profile", "sn9", "--competition-id", "4", "--metagraph", &demo("metagraph.parquet"), "--tokenizer", &tokenizer(), "-o", &dir.arg("b.parquet")];
+    let args = [
+        "sample-batches",
+        "--profile",
+        "sn9",
+        "--competition-id",
+        "4",
+        "--metagraph",
+        &demo("metagraph.parquet"),
+        "--tokenizer",
+        &tokenizer(),
+        "-o",
+        &dir.arg("b.parquet"),
+    ];
     assert_bad_input(&run(&args), "no `valkit.sync_block_hash` metadata");
 }
 
@@ -226,7 +281,21 @@ fn bad_tokenizer_and_missing_seed_are_refused() {
 fn local_corpora_give_the_same_bytes_from_any_directory() {
     let dir = TestDir::new();
     let profile = repo_path("testdata/demo/competitions.toml");
-    let args = |out: &str| vec!["sample-batches".to_string(), "--competitions".into(), profile.display().to_string(), "--competition-id".into(), "1".into(), "--seed".into(), "42".into(), "--tokenizer".into(), tokenizer(), "-o".into(), out.to_string()];
+    let args = |out: &str| {
+        vec![
+            "sample-batches".to_string(),
+            "--competitions".into(),
+            profile.display().to_string(),
+            "--competition-id".into(),
+            "1".into(),
+            "--seed".into(),
+            "42".into(),
+            "--tokenizer".into(),
+            tokenizer(),
+            "-o".into(),
+            out.to_string(),
+        ]
+    };
     let refs = |a: &[String]| a.iter().map(String::clone).collect::<Vec<_>>();
     let first = refs(&args(&dir.arg("a.parquet")));
     let out = valkit().args(&first).current_dir(repo_path(".")).output().unwrap();
@@ -243,7 +312,19 @@ fn local_corpora_give_the_same_bytes_from_any_directory() {
 #[test]
 fn batches_stream_to_stdout() {
     let profile = repo_path("testdata/demo/competitions.toml").display().to_string();
-    let r = run(&["sample-batches", "--competitions", &profile, "--competition-id", "1", "--seed", "42", "--tokenizer", &tokenizer(), "-o", "-"]);
+    let r = run(&[
+        "sample-batches",
+        "--competitions",
+        &profile,
+        "--competition-id",
+        "1",
+        "--seed",
+        "42",
+        "--tokenizer",
+        &tokenizer(),
+        "-o",
+        "-",
+    ]);
     assert_exit!(r, 0);
     assert_eq!(&r.stdout[..4], b"PAR1", "stdout carries the Parquet file");
 }
@@ -253,7 +334,23 @@ fn sn37_samples_match_the_python_reference() {
     let server = datasets::start();
     let hash = reference()["block_hash"].as_str().unwrap().to_string();
     let dir = TestDir::new();
-    let r = run(&["sample-batches", "--profile", "sn37", "--competition-id", "4", "--block-hash", &hash, "--datasets-endpoint", &server.url, "--tokenizer", &tokenizer(), "--retry-delay", "0", "-o", &dir.arg("b.parquet")]);
+    let r = run(&[
+        "sample-batches",
+        "--profile",
+        "sn37",
+        "--competition-id",
+        "4",
+        "--block-hash",
+        &hash,
+        "--datasets-endpoint",
+        &server.url,
+        "--tokenizer",
+        &tokenizer(),
+        "--retry-delay",
+        "0",
+        "-o",
+        &dir.arg("b.parquet"),
+    ]);
     assert_exit!(r, 0);
     let got = by_task(&dir.path("b.parquet"));
     let file = read_table::<batches::Batches>(&dir.path("b.parquet"));
@@ -279,19 +376,41 @@ fn parquet_corpora_sample_like_jsonl() {
         std::fs::create_dir_all(dir.path(&format!("corpora/{dataset}"))).unwrap();
         for entry in std::fs::read_dir(&source).unwrap() {
             let path = entry.unwrap().path();
-            let texts: Vec<String> = std::fs::read_to_string(&path).unwrap().lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["text"].as_str().unwrap().to_string()).collect();
+            let texts: Vec<String> = std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap()["text"].as_str().unwrap().to_string())
+                .collect();
             let ids: Vec<i64> = (0..texts.len() as i64).collect();
             let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
                 arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false),
                 arrow::datatypes::Field::new("text", arrow::datatypes::DataType::Utf8, false),
             ]));
-            let batch = arrow::array::RecordBatch::try_new(schema, vec![std::sync::Arc::new(arrow::array::Int64Array::from(ids)), std::sync::Arc::new(arrow::array::StringArray::from(texts))]).unwrap();
+            let batch = arrow::array::RecordBatch::try_new(
+                schema,
+                vec![std::sync::Arc::new(arrow::array::Int64Array::from(ids)), std::sync::Arc::new(arrow::array::StringArray::from(texts))],
+            )
+            .unwrap();
             let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
             write_foreign(&dir.path(&format!("corpora/{dataset}/{stem}.parquet")), &batch, &[]);
         }
     }
     std::fs::copy(repo_path("testdata/demo/competitions.toml"), dir.path("competitions.toml")).unwrap();
-    let args = |profile: String, out: String| vec!["sample-batches".to_string(), "--competitions".into(), profile, "--competition-id".into(), "1".into(), "--seed".into(), "7".into(), "--tokenizer".into(), tokenizer(), "-o".into(), out];
+    let args = |profile: String, out: String| {
+        vec![
+            "sample-batches".to_string(),
+            "--competitions".into(),
+            profile,
+            "--competition-id".into(),
+            "1".into(),
+            "--seed".into(),
+            "7".into(),
+            "--tokenizer".into(),
+            tokenizer(),
+            "-o".into(),
+            out,
+        ]
+    };
     let run_args = |a: Vec<String>| run(&a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_exit!(run_args(args(repo_path("testdata/demo/competitions.toml").display().to_string(), dir.arg("jsonl.parquet"))), 0);
     assert_exit!(run_args(args(dir.arg("competitions.toml"), dir.arg("parquet.parquet"))), 0);

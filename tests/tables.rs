@@ -21,7 +21,14 @@ where
 
 #[test]
 fn batches_round_trip_in_key_order() {
-    let row = |task: &str, i: u32| batches::Row { competition_id: 4, task: task.into(), batch_index: i, token_ids: vec![1, 2, i], context_len: 0, source: format!("ds:cfg:train:{i}") };
+    let row = |task: &str, i: u32| batches::Row {
+        competition_id: 4,
+        task: task.into(),
+        batch_index: i,
+        token_ids: vec![1, 2, i],
+        context_len: 0,
+        source: format!("ds:cfg:train:{i}"),
+    };
     let back = round_trip::<batches::Batches>(vec![row("B", 1), row("A", 2), row("A", 0)]);
     assert_eq!(back, vec![row("A", 0), row("A", 2), row("B", 1)]);
 }
@@ -29,8 +36,18 @@ fn batches_round_trip_in_key_order() {
 #[test]
 fn models_and_tracker_round_trip() {
     let model = models::Row {
-        uid: 3, hotkey: "h".into(), competition_id: Some(4), repo_id: Some("a/b".into()), revision: None, commit_block: Some(9),
-        local_path: None, size_bytes: None, n_params: Some(10), architecture: None, status: models::Status::Rejected, reason: Some("pickle-file: model.bin".into()),
+        uid: 3,
+        hotkey: "h".into(),
+        competition_id: Some(4),
+        repo_id: Some("a/b".into()),
+        revision: None,
+        commit_block: Some(9),
+        local_path: None,
+        size_bytes: None,
+        n_params: Some(10),
+        architecture: None,
+        status: models::Status::Rejected,
+        reason: Some("pickle-file: model.bin".into()),
     };
     assert_eq!(round_trip::<models::Models>(vec![model.clone()]), vec![model]);
     let history = vec![EvalResult { block: 5, score: f64::INFINITY, winning_model_block: f64::INFINITY, winning_model_score: 1.5 }];
@@ -61,9 +78,22 @@ fn a_missing_column_and_a_wrong_type_are_named() {
     let dir = TestDir::new();
     let batch = read_batch(std::path::Path::new(&demo("losses.parquet")));
     let labels = [("valkit.table", "losses"), ("valkit.schema_version", "1")];
-    let without_loss = batch.project(&(0..batch.num_columns()).filter(|&i| batch.schema().field(i).name() != "loss").collect::<Vec<_>>()).unwrap();
+    let without_loss =
+        batch.project(&(0..batch.num_columns()).filter(|&i| batch.schema().field(i).name() != "loss").collect::<Vec<_>>()).unwrap();
     write_foreign(&dir.path("no-loss.parquet"), &without_loss, &labels);
-    let r = run(&["compute-wins", "--profile", "sn9", "--competition-id", "4", "--metagraph", &demo("metagraph.parquet"), "--losses", &dir.arg("no-loss.parquet"), "--out-dir", &dir.arg("out")]);
+    let r = run(&[
+        "compute-wins",
+        "--profile",
+        "sn9",
+        "--competition-id",
+        "4",
+        "--metagraph",
+        &demo("metagraph.parquet"),
+        "--losses",
+        &dir.arg("no-loss.parquet"),
+        "--out-dir",
+        &dir.arg("out"),
+    ]);
     assert_bad_input(&r, "missing column `loss` of the losses table");
     // A researcher's table with extra columns and int64 ids is fine.
     let extra = arrow::array::StringArray::from(vec!["note"; batch.num_rows()]);
@@ -84,6 +114,18 @@ fn a_missing_column_and_a_wrong_type_are_named() {
     write_foreign(&dir.path("text-uid.parquet"), &text_uid, &labels);
     let r = run(&["inspect", &dir.arg("text-uid.parquet")]);
     assert_exit!(r, 0);
-    let r = run(&["compute-wins", "--profile", "sn9", "--competition-id", "4", "--metagraph", &demo("metagraph.parquet"), "--losses", &dir.arg("text-uid.parquet"), "--out-dir", &dir.arg("out")]);
+    let r = run(&[
+        "compute-wins",
+        "--profile",
+        "sn9",
+        "--competition-id",
+        "4",
+        "--metagraph",
+        &demo("metagraph.parquet"),
+        "--losses",
+        &dir.arg("text-uid.parquet"),
+        "--out-dir",
+        &dir.arg("out"),
+    ]);
     assert_bad_input(&r, "column `uid` has type Utf8, expected uint16");
 }

@@ -111,7 +111,11 @@ mod tests {
         assert_eq!(id, expected(&v["parsed"]));
         assert_eq!(id.to_compressed(), compressed);
         assert_eq!(compressed.len() as u64, v["len_bytes"].as_u64().unwrap());
-        let legacy = format!("my-org:old-7b:{}:{}", v["legacy_4_token_parsed"]["commit"].as_str().unwrap(), v["legacy_4_token_parsed"]["hash"].as_str().unwrap());
+        let legacy = format!(
+            "my-org:old-7b:{}:{}",
+            v["legacy_4_token_parsed"]["commit"].as_str().unwrap(),
+            v["legacy_4_token_parsed"]["hash"].as_str().unwrap()
+        );
         assert_eq!(ModelId::parse(&legacy).unwrap(), expected(&v["legacy_4_token_parsed"]));
         assert_eq!(MAX_REPO_ID_LENGTH as u64, v["max_repo_id_length"].as_u64().unwrap());
         let none = ModelId::parse(v["none_fields_example"].as_str().unwrap()).unwrap();

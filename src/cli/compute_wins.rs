@@ -8,7 +8,9 @@ use crate::stages::compute_wins::{self, Overrides};
 
 /// Score one competition step from stored losses: wins, weights and the next tracker.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  valkit compute-wins --profile sn9 --competition-id 4 \\\n      --metagraph metagraph.parquet --losses losses.parquet --tracker state/tracker.parquet \\\n      --out-dir state/\n\nRe-score the same losses with a faster-decaying epsilon:\n  valkit compute-wins --profile sn9 --competition-id 4 --metagraph m.parquet --losses l.parquet \\\n      --epsilon-decay-blocks 7200 --out-dir rescored/\n\nWrites OUT_DIR/wins.parquet, OUT_DIR/weights.parquet and OUT_DIR/tracker.parquet (all or none).")]
+#[command(
+    after_help = "Example:\n  valkit compute-wins --profile sn9 --competition-id 4 \\\n      --metagraph metagraph.parquet --losses losses.parquet --tracker state/tracker.parquet \\\n      --out-dir state/\n\nRe-score the same losses with a faster-decaying epsilon:\n  valkit compute-wins --profile sn9 --competition-id 4 --metagraph m.parquet --losses l.parquet \\\n      --epsilon-decay-blocks 7200 --out-dir rescored/\n\nWrites OUT_DIR/wins.parquet, OUT_DIR/weights.parquet and OUT_DIR/tracker.parquet (all or none)."
+)]
 pub struct Args {
     #[command(flatten)]
     competition: CompetitionArgs,
@@ -82,7 +84,9 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
             );
             printer.summary(&human, &serde_json::to_value(&s)?)?;
         }
-        (Outcome::NothingToDo { why }, None) => printer.summary(&format!("nothing to do: {why}"), &serde_json::json!({ "nothing_to_do": why }))?,
+        (Outcome::NothingToDo { why }, None) => {
+            printer.summary(&format!("nothing to do: {why}"), &serde_json::json!({ "nothing_to_do": why }))?
+        }
         _ => {}
     }
     Ok(outcome)

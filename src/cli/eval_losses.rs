@@ -9,7 +9,9 @@ use crate::stages::eval_losses::{self, Shard};
 
 /// Compute every model's loss on every batch of its competition.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  valkit eval-losses --models models.parquet --batches batches.parquet --out losses.parquet --profile sn9\n  valkit eval-losses --models m.parquet --batches b.parquet --out losses-1.parquet --shard 1/4 --resume\n\nWithout --profile/--competitions any supported model is evaluated (fetch-models has already\nenforced the competition's limits); with one, its architectures, parameter bounds and sanity\ncheck apply. Shards (K/N, K from 0) split the models by uid order; their tables concatenate.")]
+#[command(
+    after_help = "Examples:\n  valkit eval-losses --models models.parquet --batches batches.parquet --out losses.parquet --profile sn9\n  valkit eval-losses --models m.parquet --batches b.parquet --out losses-1.parquet --shard 1/4 --resume\n\nWithout --profile/--competitions any supported model is evaluated (fetch-models has already\nenforced the competition's limits); with one, its architectures, parameter bounds and sanity\ncheck apply. Shards (K/N, K from 0) split the models by uid order; their tables concatenate."
+)]
 pub struct Args {
     /// The models table written by fetch-models.
     #[arg(long, value_name = "FILE")]
@@ -51,7 +53,12 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
     };
     let device = device::select(&args.device)?;
     let dtype = device::dtype(&args.dtype, &device)?;
-    let model_timeout = args.model_timeout.map(|s| Duration::try_from_secs_f64(s).map_err(|_| anyhow::anyhow!("--model-timeout must be a non-negative number of seconds, got {s}"))).transpose()?;
+    let model_timeout = args
+        .model_timeout
+        .map(|s| {
+            Duration::try_from_secs_f64(s).map_err(|_| anyhow::anyhow!("--model-timeout must be a non-negative number of seconds, got {s}"))
+        })
+        .transpose()?;
     let options = eval_losses::Options {
         models: Location::parse(&args.models),
         batches: Location::parse(&args.batches),
@@ -69,7 +76,13 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
     let (outcome, summary) = tokio::task::block_in_place(|| eval_losses::run(&options, &reporter))?;
     let human = format!(
         "{} models evaluated ({} with failures), {} rows ({} resumed), {:.0} tokens/s over {:.1} s\nwrote {}",
-        summary.models, summary.failed_models, summary.rows, summary.resumed_rows, summary.tokens as f64 / summary.seconds.max(1e-9), summary.seconds, options.out
+        summary.models,
+        summary.failed_models,
+        summary.rows,
+        summary.resumed_rows,
+        summary.tokens as f64 / summary.seconds.max(1e-9),
+        summary.seconds,
+        options.out
     );
     let printer = if matches!(options.out, Location::Std) { printer.stdout_taken() } else { printer };
     printer.summary(&human, &serde_json::to_value(&summary)?)?;

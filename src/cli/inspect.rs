@@ -5,7 +5,9 @@ use crate::stages::inspect::{self, Format};
 
 /// Show a table's name, schema version, provenance and rows.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  valkit inspect out/weights.parquet\n  valkit inspect losses.parquet --json | jq 'select(.status != \"ok\")'\n  valkit inspect wins.parquet --csv > wins.csv\n  valkit inspect batches.parquet --meta")]
+#[command(
+    after_help = "Examples:\n  valkit inspect out/weights.parquet\n  valkit inspect losses.parquet --json | jq 'select(.status != \"ok\")'\n  valkit inspect wins.parquet --csv > wins.csv\n  valkit inspect batches.parquet --meta"
+)]
 pub struct Args {
     /// A Parquet file, or `-` for stdin.
     #[arg(value_name = "FILE")]

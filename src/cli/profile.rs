@@ -7,7 +7,9 @@ use crate::printer::Printer;
 
 /// Show, list or check competition profiles.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  valkit profile show sn9 > my-subnet.toml   # then edit and use --competitions my-subnet.toml\n  valkit profile check my-subnet.toml\n  valkit profile list")]
+#[command(
+    after_help = "Examples:\n  valkit profile show sn9 > my-subnet.toml   # then edit and use --competitions my-subnet.toml\n  valkit profile check my-subnet.toml\n  valkit profile list"
+)]
 pub struct Args {
     #[command(subcommand)]
     action: Action,
@@ -37,7 +39,8 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
             let p = Profile::from_file(&file)?;
             writeln!(out, "{}: profile {} for netuid {} is valid", file.display(), p.name, p.netuid)?;
             for entry in &p.schedule {
-                let comps: Vec<String> = entry.competitions.iter().map(|c| format!("{} (id {}, reward {})", c.name, c.id, c.reward)).collect();
+                let comps: Vec<String> =
+                    entry.competitions.iter().map(|c| format!("{} (id {}, reward {})", c.name, c.id, c.reward)).collect();
                 writeln!(out, "  from block {}: {}", entry.block, comps.join(", "))?;
             }
         }

@@ -11,7 +11,9 @@ use crate::stages::sample_batches::{self, SeedSource, TokenizerSource};
 
 /// Sample a competition's evaluation batches, as the reference validators pick them.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  valkit sample-batches --profile sn9 --competition-id 4 --metagraph metagraph.parquet -o batches.parquet\n  valkit sample-batches --profile sn9 --competition-id 4 --block-hash 0x4dc0…cdf5 --plan --json\n  valkit sample-batches --competitions my-subnet.toml --competition-id 1 --seed 42 \\\n      --tokenizer ./tokenizer/ -o batches.parquet")]
+#[command(
+    after_help = "Examples:\n  valkit sample-batches --profile sn9 --competition-id 4 --metagraph metagraph.parquet -o batches.parquet\n  valkit sample-batches --profile sn9 --competition-id 4 --block-hash 0x4dc0…cdf5 --plan --json\n  valkit sample-batches --competitions my-subnet.toml --competition-id 1 --seed 42 \\\n      --tokenizer ./tokenizer/ -o batches.parquet"
+)]
 #[command(group(clap::ArgGroup::new("seed_source").required(true).args(["metagraph", "block_hash", "seed"])))]
 #[command(group(clap::ArgGroup::new("output").required(true).args(["out", "plan"])))]
 pub struct Args {

@@ -11,17 +11,18 @@ mod raw;
 
 pub use epsilon::EpsilonFunc;
 
-const BUILTIN: [(&str, &str); 2] = [
-    ("sn9", include_str!("profiles/sn9.toml")),
-    ("sn37", include_str!("profiles/sn37.toml")),
-];
+const BUILTIN: [(&str, &str); 2] = [("sn9", include_str!("profiles/sn9.toml")), ("sn37", include_str!("profiles/sn37.toml"))];
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("unknown profile {0:?} (built-in profiles: sn9, sn37)")]
     UnknownProfile(String),
     #[error("cannot read competitions file {path}")]
-    Read { path: String, #[source] source: std::io::Error },
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{origin}: {message}")]
     Parse { origin: String, message: String },
     #[error("{origin}: {field}: {problem}")]
@@ -143,10 +144,8 @@ pub struct DatasetSpec {
     pub auth: bool,
 }
 
-const LOADERS: [&str; 8] = [
-    "config-sampling", "row-offset", "stack-v2", "synthetic-1-sft", "codeforces-cots",
-    "peoples-speech", "generated", "local",
-];
+const LOADERS: [&str; 8] =
+    ["config-sampling", "row-offset", "stack-v2", "synthetic-1-sft", "codeforces-cots", "peoples-speech", "generated", "local"];
 
 impl Profile {
     pub fn builtin_names() -> impl Iterator<Item = &'static str> {
@@ -155,11 +154,7 @@ impl Profile {
 
     /// The TOML text of a built-in profile, comments included, for `profile show`.
     pub fn builtin_text(name: &str) -> Result<&'static str, Error> {
-        BUILTIN
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, text)| *text)
-            .ok_or_else(|| Error::UnknownProfile(name.to_string()))
+        BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, text)| *text).ok_or_else(|| Error::UnknownProfile(name.to_string()))
     }
 
     pub fn builtin(name: &str) -> Result<Self, Error> {
@@ -167,8 +162,7 @@ impl Profile {
     }
 
     pub fn from_file(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.display().to_string(), source })?;
         let mut profile = Self::parse(&text, &path.display().to_string())?;
         profile.base_dir = path.parent().map(Path::to_path_buf);
         Ok(profile)
@@ -176,10 +170,8 @@ impl Profile {
 
     /// Parses and validates profile TOML; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, Error> {
-        let raw: raw::Profile = toml::from_str(text).map_err(|e| Error::Parse {
-            origin: origin.to_string(),
-            message: one_line_toml_error(text, &e),
-        })?;
+        let raw: raw::Profile =
+            toml::from_str(text).map_err(|e| Error::Parse { origin: origin.to_string(), message: one_line_toml_error(text, &e) })?;
         validate(raw, origin)
     }
 
@@ -269,7 +261,11 @@ fn validate(raw: raw::Profile, origin: &str) -> Result<Profile, Error> {
     let check = Check { origin };
     let s = &raw.subnet;
     check.ensure((0.0..=1.0).contains(&s.alpha), "subnet.alpha", format!("{} is not in [0, 1]", s.alpha))?;
-    check.ensure((0.0..1.0).contains(&s.weight_threshold), "subnet.weight_threshold", format!("{} is not in [0, 1)", s.weight_threshold))?;
+    check.ensure(
+        (0.0..1.0).contains(&s.weight_threshold),
+        "subnet.weight_threshold",
+        format!("{} is not in [0, 1)", s.weight_threshold),
+    )?;
     check.ensure(s.sample_min >= 1, "subnet.sample_min", "must be at least 1")?;
     check.ensure(s.sync_cadence >= 1, "subnet.sync_cadence", "must be at least 1")?;
     check.ensure(s.max_batches_per_task >= 1, "subnet.max_batches_per_task", "must be at least 1")?;
@@ -286,10 +282,21 @@ fn validate(raw: raw::Profile, origin: &str) -> Result<Profile, Error> {
         let mut competitions = Vec::new();
         for sc in &entry.competitions {
             let def = raw.competitions.get(&sc.competition).ok_or_else(|| {
-                check.fail(&at, format!("unknown competition {:?} (defined: {})", sc.competition, raw.competitions.keys().cloned().collect::<Vec<_>>().join(", ")))
+                check.fail(
+                    &at,
+                    format!(
+                        "unknown competition {:?} (defined: {})",
+                        sc.competition,
+                        raw.competitions.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                )
             })?;
             check.ensure(sc.reward.is_finite() && sc.reward > 0.0, &at, format!("reward of {} must be > 0", sc.competition))?;
-            check.ensure(competitions.iter().all(|c: &Competition| c.id != def.id), &at, format!("competition id {} appears twice", def.id))?;
+            check.ensure(
+                competitions.iter().all(|c: &Competition| c.id != def.id),
+                &at,
+                format!("competition id {} appears twice", def.id),
+            )?;
             competitions.push(competition(&check, &raw, &sc.competition, def, sc.reward)?);
         }
         let total: f64 = competitions.iter().map(|c| c.reward).sum();
@@ -323,7 +330,11 @@ fn competition(check: &Check, raw: &raw::Profile, key: &str, def: &raw::Competit
             EpsilonFunc::Fixed { value }
         }
         raw::Epsilon::LinearDecay { start, end, decay_blocks } => {
-            check.ensure((0.0..1.0).contains(&start) && (0.0..=start).contains(&end), format!("{at}.epsilon"), format!("need 0 <= end <= start < 1, got start {start}, end {end}"))?;
+            check.ensure(
+                (0.0..1.0).contains(&start) && (0.0..=start).contains(&end),
+                format!("{at}.epsilon"),
+                format!("need 0 <= end <= start < 1, got start {start}, end {end}"),
+            )?;
             check.ensure(decay_blocks > 0, format!("{at}.epsilon.decay_blocks"), "must be > 0")?;
             EpsilonFunc::LinearDecay { start, end, decay_blocks: decay_blocks as f64 }
         }
@@ -337,7 +348,9 @@ fn competition(check: &Check, raw: &raw::Profile, key: &str, def: &raw::Competit
     };
     let raw_tasks = match &def.tasks {
         raw::Tasks::Inline(tasks) => tasks,
-        raw::Tasks::Set(name) => raw.task_sets.get(name).ok_or_else(|| check.fail(format!("{at}.tasks"), format!("unknown task set {name:?}")))?,
+        raw::Tasks::Set(name) => {
+            raw.task_sets.get(name).ok_or_else(|| check.fail(format!("{at}.tasks"), format!("unknown task set {name:?}")))?
+        }
     };
     check.ensure(!raw_tasks.is_empty(), format!("{at}.tasks"), "no eval tasks")?;
     let mut tasks: Vec<EvalTask> = Vec::new();
@@ -351,7 +364,12 @@ fn competition(check: &Check, raw: &raw::Profile, key: &str, def: &raw::Competit
             "multiple-choice" => EvalMethod::MultipleChoice,
             "if-eval" => EvalMethod::IfEval,
             "wer" => EvalMethod::Wer,
-            other => return Err(check.fail(format!("{tat}.method"), format!("unknown method {other:?} (text-loss, reference-loss, multiple-choice, if-eval, wer)"))),
+            other => {
+                return Err(check.fail(
+                    format!("{tat}.method"),
+                    format!("unknown method {other:?} (text-loss, reference-loss, multiple-choice, if-eval, wer)"),
+                ))
+            }
         };
         let normalization = match t.normalization {
             None | Some(raw::Normalization::None) => Normalization::None,
@@ -361,7 +379,11 @@ fn competition(check: &Check, raw: &raw::Profile, key: &str, def: &raw::Competit
             }
         };
         let d = &t.dataset;
-        check.ensure(LOADERS.contains(&d.loader.as_str()), format!("{tat}.dataset.loader"), format!("unknown loader {:?} ({})", d.loader, LOADERS.join(", ")))?;
+        check.ensure(
+            LOADERS.contains(&d.loader.as_str()),
+            format!("{tat}.dataset.loader"),
+            format!("unknown loader {:?} ({})", d.loader, LOADERS.join(", ")),
+        )?;
         tasks.push(EvalTask {
             name: t.name.clone(),
             method,
@@ -396,7 +418,11 @@ fn competition(check: &Check, raw: &raw::Profile, key: &str, def: &raw::Competit
             dtype: def.dtype.clone(),
             eval_block_delay: def.eval_block_delay,
             sanity_check: def.sanity_check,
-            norm_validation: def.norm_validation.as_ref().map(|n| NormValidation { soft: n.soft, soft_fraction: n.soft_fraction, hard: n.hard }),
+            norm_validation: def.norm_validation.as_ref().map(|n| NormValidation {
+                soft: n.soft,
+                soft_fraction: n.soft_fraction,
+                hard: n.hard,
+            }),
         },
         epsilon,
         weighting,

@@ -22,7 +22,9 @@ fn jsonl_rows(path: &Path) -> Result<Vec<serde_json::Value>, Error> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::Local { path: path.display().to_string(), what: format!("line {}: {e}", i + 1) }))
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| Error::Local { path: path.display().to_string(), what: format!("line {}: {e}", i + 1) })
+        })
         .collect()
 }
 
@@ -32,7 +34,9 @@ fn parquet_rows(path: &Path) -> Result<Vec<serde_json::Value>, Error> {
     use arrow::datatypes::{DataType, Float64Type, Int64Type};
     let err = |what: String| Error::Local { path: path.display().to_string(), what };
     let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build()).map_err(|e| err(format!("not a readable Parquet file: {e}")))?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(|e| err(format!("not a readable Parquet file: {e}")))?;
     let mut rows = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| err(e.to_string()))?;
@@ -40,9 +44,19 @@ fn parquet_rows(path: &Path) -> Result<Vec<serde_json::Value>, Error> {
         for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
             let cast = |to: &DataType| arrow::compute::cast(array, to).map_err(|e| err(e.to_string()));
             let values: Vec<serde_json::Value> = match array.data_type() {
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => cast(&DataType::Utf8)?.as_string::<i32>().iter().map(|v| v.map_or(serde_json::Value::Null, |s| s.into())).collect(),
-                t if t.is_integer() => cast(&DataType::Int64)?.as_primitive::<Int64Type>().iter().map(|v| v.map_or(serde_json::Value::Null, |n| n.into())).collect(),
-                t if t.is_floating() => cast(&DataType::Float64)?.as_primitive::<Float64Type>().iter().map(|v| v.map_or(serde_json::Value::Null, |n| n.into())).collect(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                    cast(&DataType::Utf8)?.as_string::<i32>().iter().map(|v| v.map_or(serde_json::Value::Null, |s| s.into())).collect()
+                }
+                t if t.is_integer() => cast(&DataType::Int64)?
+                    .as_primitive::<Int64Type>()
+                    .iter()
+                    .map(|v| v.map_or(serde_json::Value::Null, |n| n.into()))
+                    .collect(),
+                t if t.is_floating() => cast(&DataType::Float64)?
+                    .as_primitive::<Float64Type>()
+                    .iter()
+                    .map(|v| v.map_or(serde_json::Value::Null, |n| n.into()))
+                    .collect(),
                 DataType::Boolean => array.as_boolean().iter().map(|v| v.map_or(serde_json::Value::Null, |b| b.into())).collect(),
                 _ => continue,
             };
@@ -81,11 +95,17 @@ impl LocalDataset {
     }
 
     pub fn size(&self) -> Vec<ConfigRows> {
-        self.configs.iter().map(|(config, rows)| ConfigRows { config: config.clone(), split: "train".into(), num_rows: rows.len() as u64 }).collect()
+        self.configs
+            .iter()
+            .map(|(config, rows)| ConfigRows { config: config.clone(), split: "train".into(), num_rows: rows.len() as u64 })
+            .collect()
     }
 
     pub fn rows(&self, config: &str, split: &str, offset: u64, length: u64) -> Result<Vec<serde_json::Value>, Error> {
-        let rows = self.configs.get(config).filter(|_| split == "train").ok_or_else(|| Error::Local { path: self.dir.display().to_string(), what: format!("no config {config:?} with split {split:?}") })?;
+        let rows = self.configs.get(config).filter(|_| split == "train").ok_or_else(|| Error::Local {
+            path: self.dir.display().to_string(),
+            what: format!("no config {config:?} with split {split:?}"),
+        })?;
         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(rows.len());
         let end = start.saturating_add(usize::try_from(length).unwrap_or(usize::MAX)).min(rows.len());
         Ok(rows[start..end].to_vec())

@@ -41,7 +41,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 impl Client {
     pub fn new(options: ClientOptions) -> Result<Self, Error> {
-        let base = Url::parse(&format!("{}/", options.endpoint.trim_end_matches('/'))).map_err(|e| Error::Malformed { url: options.endpoint.clone(), what: format!("not a URL: {e}") })?;
+        let base = Url::parse(&format!("{}/", options.endpoint.trim_end_matches('/')))
+            .map_err(|e| Error::Malformed { url: options.endpoint.clone(), what: format!("not a URL: {e}") })?;
         let http = reqwest::Client::builder()
             .timeout(options.timeout)
             .user_agent(concat!("valkit/", env!("CARGO_PKG_VERSION")))
@@ -86,7 +87,13 @@ impl Client {
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> Error {
-        let detail = if e.is_timeout() { format!("no answer within {} s", self.options.timeout.as_secs_f64()) } else if e.is_connect() { "cannot connect".into() } else { e.to_string() };
+        let detail = if e.is_timeout() {
+            format!("no answer within {} s", self.options.timeout.as_secs_f64())
+        } else if e.is_connect() {
+            "cannot connect".into()
+        } else {
+            e.to_string()
+        };
         Error::Unreachable(Unreachable { service: "datasets server", endpoint: self.options.endpoint.clone(), detail })
     }
 
@@ -108,8 +115,22 @@ impl Client {
     }
 
     /// `GET /rows?dataset&config&split&offset&length`: the `row` objects.
-    pub async fn rows(&self, dataset: &str, config: &str, split: &str, offset: u64, length: u64, auth: bool) -> Result<Vec<serde_json::Value>, Error> {
-        let params = [("dataset", dataset.to_string()), ("config", config.to_string()), ("split", split.to_string()), ("offset", offset.to_string()), ("length", length.to_string())];
+    pub async fn rows(
+        &self,
+        dataset: &str,
+        config: &str,
+        split: &str,
+        offset: u64,
+        length: u64,
+        auth: bool,
+    ) -> Result<Vec<serde_json::Value>, Error> {
+        let params = [
+            ("dataset", dataset.to_string()),
+            ("config", config.to_string()),
+            ("split", split.to_string()),
+            ("offset", offset.to_string()),
+            ("length", length.to_string()),
+        ];
         let (body, url) = self.get_json("rows", &params, auth).await?;
         let malformed = |what: &str| Error::Malformed { url: url.clone(), what: what.into() };
         let rows = body["rows"].as_array().ok_or_else(|| malformed("no rows list"))?;

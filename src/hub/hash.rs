@@ -74,7 +74,8 @@ mod tests {
             std::fs::write(&path, BASE64.decode(content.as_str().unwrap()).unwrap()).unwrap();
         }
         std::fs::create_dir(dir.path().join("empty")).unwrap();
-        let order: Vec<String> = walk_order(dir.path()).unwrap().iter().map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string()).collect();
+        let order: Vec<String> =
+            walk_order(dir.path()).unwrap().iter().map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string()).collect();
         let expected: Vec<&str> = v["directory"]["walk_order"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
         assert_eq!(order, expected);
         assert_eq!(hash_of_directory(dir.path()).unwrap(), v["directory"]["get_hash_of_directory"].as_str().unwrap());

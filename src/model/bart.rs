@@ -58,7 +58,7 @@ impl Bart {
                 final_norm: layer_norm(h, eps, l.pp("final_layer_norm"))?,
             });
         }
-        let lm_head = Linear::new(if c.tie_word_embeddings { embed.embeddings().clone() } else { vb.pp("lm_head").get((c.vocab_size, h), "weight")? }, None);
+        let lm_head = head::tied_or_own(c.tie_word_embeddings, &embed, &vb, c.vocab_size, h)?;
         Ok(Self {
             device: embed.embeddings().device().clone(),
             embed_norm: layer_norm(h, eps, d.pp("layernorm_embedding"))?,

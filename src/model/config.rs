@@ -13,7 +13,12 @@ use super::Error;
 pub enum RopeScaling {
     None,
     /// Llama 3's frequency-dependent scaling.
-    Llama3 { factor: f64, low_freq_factor: f64, high_freq_factor: f64, original_max_position_embeddings: f64 },
+    Llama3 {
+        factor: f64,
+        low_freq_factor: f64,
+        high_freq_factor: f64,
+        original_max_position_embeddings: f64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -195,7 +200,12 @@ impl Config {
         let falcon = falcon_fields(&mut value)?;
         let bart = bart_fields(&mut value)?;
         let raw: Raw = serde_json::from_value(value).map_err(|e| Error::Config(format!("config.json: {e}")))?;
-        let architecture = raw.architectures.as_ref().and_then(|a| a.first()).cloned().ok_or_else(|| Error::Config("config.json names no architecture".into()))?;
+        let architecture = raw
+            .architectures
+            .as_ref()
+            .and_then(|a| a.first())
+            .cloned()
+            .ok_or_else(|| Error::Config("config.json names no architecture".into()))?;
         let heads = bounded("num_attention_heads", raw.num_attention_heads, MAX_HEADS)?;
         let kv_heads = bounded("num_key_value_heads", raw.num_key_value_heads.unwrap_or(raw.num_attention_heads), MAX_HEADS)?;
         if heads % kv_heads != 0 {
@@ -211,11 +221,14 @@ impl Config {
             return Err(Error::Config(format!("head_dim {head_dim} is odd")));
         }
         let params = raw.rope_parameters.as_ref();
-        let rope_theta = raw.rope_theta.or(raw.rotary_emb_base).or_else(|| params.and_then(|p| p["rope_theta"].as_f64())).unwrap_or(10_000.0);
+        let rope_theta =
+            raw.rope_theta.or(raw.rotary_emb_base).or_else(|| params.and_then(|p| p["rope_theta"].as_f64())).unwrap_or(10_000.0);
         let scaling = raw.rope_scaling.as_ref().filter(|s| !s.is_null()).or(params);
         let rope_scaling = rope_scaling_of(scaling)?;
         let sliding_window = match (architecture.as_str(), raw.use_sliding_window) {
-            ("Qwen2ForCausalLM", Some(true)) | ("MistralForCausalLM" | "Gemma2ForCausalLM" | "Phi3ForCausalLM", _) => raw.sliding_window.map(|w| w as usize),
+            ("Qwen2ForCausalLM", Some(true)) | ("MistralForCausalLM" | "Gemma2ForCausalLM" | "Phi3ForCausalLM", _) => {
+                raw.sliding_window.map(|w| w as usize)
+            }
             _ => None,
         };
         let gemma = matches!(architecture.as_str(), "GemmaForCausalLM" | "Gemma2ForCausalLM");
@@ -225,16 +238,42 @@ impl Config {
         if phi && raw.qk_layernorm {
             return Err(Error::Architecture("PhiForCausalLM with qk_layernorm".into()));
         }
-        let default_factor = if neox { 0.25 } else if phi { 0.5 } else { 1.0 };
-        let rotary_factor = raw.partial_rotary_factor.or(raw.rotary_pct).or_else(|| params.and_then(|p| p["partial_rotary_factor"].as_f64())).unwrap_or(default_factor);
+        let default_factor = if neox {
+            0.25
+        } else if phi {
+            0.5
+        } else {
+            1.0
+        };
+        let rotary_factor = raw
+            .partial_rotary_factor
+            .or(raw.rotary_pct)
+            .or_else(|| params.and_then(|p| p["partial_rotary_factor"].as_f64()))
+            .unwrap_or(default_factor);
         let rotary_dim = (head_dim as f64 * rotary_factor) as usize;
         let usable = rotary_factor > 0.0 && rotary_factor <= 1.0 && rotary_dim > 0 && rotary_dim.is_multiple_of(2);
         if !usable {
             return Err(Error::Config(format!("partial_rotary_factor {rotary_factor} gives {rotary_dim} rotary dimensions of {head_dim}")));
         }
         let gemma2 = architecture == "Gemma2ForCausalLM";
-        let activation = raw.hidden_activation.as_deref().or(raw.hidden_act.as_deref()).unwrap_or(if gemma { "gelu_pytorch_tanh" } else if neox { "gelu" } else if phi { "gelu_new" } else { "silu" });
-        let expected = if gemma { "gelu_pytorch_tanh" } else if neox || falcon.is_some() || bart.is_some() { "gelu" } else if phi { "gelu_new" } else { "silu" };
+        let activation = raw.hidden_activation.as_deref().or(raw.hidden_act.as_deref()).unwrap_or(if gemma {
+            "gelu_pytorch_tanh"
+        } else if neox {
+            "gelu"
+        } else if phi {
+            "gelu_new"
+        } else {
+            "silu"
+        });
+        let expected = if gemma {
+            "gelu_pytorch_tanh"
+        } else if neox || falcon.is_some() || bart.is_some() {
+            "gelu"
+        } else if phi {
+            "gelu_new"
+        } else {
+            "silu"
+        };
         if activation != expected && !(gemma && activation == "gelu") {
             return Err(Error::Architecture(format!("{architecture} with activation {activation:?}")));
         }
@@ -275,7 +314,8 @@ impl Config {
             rotary_dim,
             neox,
             phi,
-            parallel_residual: falcon.map_or(phi || (neox && raw.use_parallel_residual.unwrap_or(true)), |f| f.parallel_attn || f.new_decoder_architecture),
+            parallel_residual: falcon
+                .map_or(phi || (neox && raw.use_parallel_residual.unwrap_or(true)), |f| f.parallel_attn || f.new_decoder_architecture),
             layer_norm_eps: raw.layer_norm_eps.unwrap_or(1e-5),
             falcon,
             bart,
@@ -314,7 +354,13 @@ fn falcon_fields(v: &mut serde_json::Value) -> Result<Option<Falcon>, Error> {
     };
     let heads = v["num_attention_heads"].as_u64().unwrap_or(0);
     let hidden = v["hidden_size"].as_u64().unwrap_or(0);
-    let kv = if falcon.new_decoder_architecture { v["num_kv_heads"].as_u64().unwrap_or(heads) } else if falcon.multi_query { 1 } else { heads };
+    let kv = if falcon.new_decoder_architecture {
+        v["num_kv_heads"].as_u64().unwrap_or(heads)
+    } else if falcon.multi_query {
+        1
+    } else {
+        heads
+    };
     let map = v.as_object_mut().ok_or_else(|| Error::Config("config.json is not an object".into()))?;
     map.insert("num_key_value_heads".into(), kv.into());
     let ffn = map.get("ffn_hidden_size").and_then(|f| f.as_u64()).unwrap_or(4 * hidden);
@@ -340,7 +386,13 @@ fn bart_fields(v: &mut serde_json::Value) -> Result<Option<Bart>, Error> {
         return Err(Error::Architecture("BartForCausalLM with mBART-style pre-norm layers".into()));
     }
     let map = v.as_object_mut().ok_or_else(|| Error::Config("config.json is not an object".into()))?;
-    for (common, own) in [("hidden_size", "d_model"), ("num_hidden_layers", "decoder_layers"), ("num_attention_heads", "decoder_attention_heads"), ("intermediate_size", "decoder_ffn_dim"), ("hidden_act", "activation_function")] {
+    for (common, own) in [
+        ("hidden_size", "d_model"),
+        ("num_hidden_layers", "decoder_layers"),
+        ("num_attention_heads", "decoder_attention_heads"),
+        ("intermediate_size", "decoder_ffn_dim"),
+        ("hidden_act", "activation_function"),
+    ] {
         if let Some(value) = map.get(own).cloned() {
             map.insert(common.into(), value);
         }

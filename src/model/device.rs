@@ -13,7 +13,11 @@ pub enum Error {
     #[error("{dtype} on {device} is not supported (CPU evaluates in f32)")]
     Unsupported { dtype: String, device: String },
     #[error("cannot open {device}: {source}")]
-    Open { device: String, #[source] source: candle_core::Error },
+    Open {
+        device: String,
+        #[source]
+        source: candle_core::Error,
+    },
 }
 
 pub fn select(name: &str) -> Result<Device, Error> {

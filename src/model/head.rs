@@ -10,7 +10,8 @@ use super::config::LOSS_CHUNK;
 /// Additive mask: 0 where position i may attend to j (j <= i, within the window), -inf elsewhere.
 pub fn causal_mask(t: usize, window: Option<usize>, dtype: DType, device: &Device) -> Result<Tensor> {
     let window = window.unwrap_or(usize::MAX);
-    let values: Vec<f32> = (0..t).flat_map(|i| (0..t).map(move |j| if j <= i && i - j < window { 0.0 } else { f32::NEG_INFINITY })).collect();
+    let values: Vec<f32> =
+        (0..t).flat_map(|i| (0..t).map(move |j| if j <= i && i - j < window { 0.0 } else { f32::NEG_INFINITY })).collect();
     Tensor::from_vec(values, (t, t), device)?.to_dtype(dtype)
 }
 
@@ -36,7 +37,15 @@ const ATTENTION_BLOCK: usize = 256;
 /// that multiply only by the keys they can see and the masked softmax runs in place, which is
 /// about three times faster than materialising `[t × t]` scores and a mask; other devices and
 /// dtypes take the materialised path with `mask`.
-pub fn attention(q: &Tensor, k: Tensor, v: Tensor, scale: f64, softcap_at: Option<f64>, window: Option<usize>, mask: &Tensor) -> Result<Tensor> {
+pub fn attention(
+    q: &Tensor,
+    k: Tensor,
+    v: Tensor,
+    scale: f64,
+    softcap_at: Option<f64>,
+    window: Option<usize>,
+    mask: &Tensor,
+) -> Result<Tensor> {
     let (b, heads, t, d) = q.dims4()?;
     let groups = heads / k.dim(1)?;
     let (k, v) = (repeat_kv(k, groups)?, repeat_kv(v, groups)?);
@@ -87,6 +96,24 @@ pub fn repeat_kv(x: Tensor, n: usize) -> Result<Tensor> {
     }
     let (b, kv, t, d) = x.dims4()?;
     x.unsqueeze(2)?.expand((b, kv, n, t, d))?.reshape((b, kv * n, t, d))
+}
+
+/// RoPE on the first `rotary_dim` dimensions of each head of `x` `[b, heads, t, head_dim]`; the
+/// rest pass through (partial rotary: Phi, Phi3, GPT-NeoX).
+pub fn rope(x: Tensor, cos: &Tensor, sin: &Tensor, rotary_dim: usize) -> Result<Tensor> {
+    let head_dim = x.dim(D::Minus1)?;
+    if rotary_dim == head_dim {
+        return candle_nn::rotary_emb::rope(&x, cos, sin);
+    }
+    let rotated = candle_nn::rotary_emb::rope(&x.narrow(D::Minus1, 0, rotary_dim)?.contiguous()?, cos, sin)?;
+    let rest = x.narrow(D::Minus1, rotary_dim, head_dim - rotary_dim)?;
+    Tensor::cat(&[&rotated, &rest], D::Minus1)?.contiguous()
+}
+
+/// The output projection: the input embeddings when tied, else `lm_head.weight`, without bias.
+pub fn tied_or_own(tied: bool, embed: &candle_nn::Embedding, vb: &candle_nn::VarBuilder, vocab: usize, hidden: usize) -> Result<Linear> {
+    let weight = if tied { embed.embeddings().clone() } else { vb.pp("lm_head").get((vocab, hidden), "weight")? };
+    Ok(Linear::new(weight, None))
 }
 
 /// Gemma2's soft-capping: `tanh(x / cap) * cap`.
@@ -154,7 +181,14 @@ mod tests {
             let got = attention(&q, k.clone(), v.clone(), 0.25, cap, window, &mask).unwrap();
             let (k2, v2) = (repeat_kv(k.clone(), 2).unwrap(), repeat_kv(v.clone(), 2).unwrap());
             let scores = softcap((q.matmul(&k2.t().unwrap()).unwrap() * 0.25).unwrap(), cap).unwrap().broadcast_add(&mask).unwrap();
-            let want = candle_nn::ops::softmax_last_dim(&scores).unwrap().matmul(&v2).unwrap().transpose(1, 2).unwrap().reshape((1, t, heads * d)).unwrap();
+            let want = candle_nn::ops::softmax_last_dim(&scores)
+                .unwrap()
+                .matmul(&v2)
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .reshape((1, t, heads * d))
+                .unwrap();
             let diff: f32 = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
             assert!(diff < 1e-5, "window {window:?}: max difference {diff}");
         }

@@ -5,7 +5,7 @@
 //! Gemma2's extra norms and logit soft-capping. Logits are never built for the whole sequence: the loss
 //! takes them `LOSS_CHUNK` positions at a time.
 
-use candle_core::{Device, Module, Result, Tensor, D};
+use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::{embedding, linear_b, Embedding, Linear, VarBuilder};
 
 use super::config::{Config, RopeScaling};
@@ -97,7 +97,14 @@ impl Llama {
         let split = |vb: &VarBuilder, name: &str, parts: &[usize]| -> Result<Vec<Linear>> {
             let w = vb.pp(name).get((parts.iter().sum::<usize>(), c.hidden_size), "weight")?;
             let mut start = 0;
-            parts.iter().map(|&n| { let l = Linear::new(w.narrow(0, start, n)?, None); start += n; Ok(l) }).collect()
+            parts
+                .iter()
+                .map(|&n| {
+                    let l = Linear::new(w.narrow(0, start, n)?, None);
+                    start += n;
+                    Ok(l)
+                })
+                .collect()
         };
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for i in 0..c.num_hidden_layers {
@@ -105,8 +112,11 @@ impl Llama {
             let a = l.pp("self_attn");
             let f = l.pp("mlp");
             let (q, k, v, gate, up) = if c.fused_projections {
-                let [q, k, v]: [Linear; 3] = split(&a, "qkv_proj", &[q_dim, kv_dim, kv_dim])?.try_into().map_err(|_| candle_core::Error::Msg("qkv split".into()))?;
-                let [gate, up]: [Linear; 2] = split(&f, "gate_up_proj", &[c.intermediate_size, c.intermediate_size])?.try_into().map_err(|_| candle_core::Error::Msg("gate_up split".into()))?;
+                let [q, k, v]: [Linear; 3] =
+                    split(&a, "qkv_proj", &[q_dim, kv_dim, kv_dim])?.try_into().map_err(|_| candle_core::Error::Msg("qkv split".into()))?;
+                let [gate, up]: [Linear; 2] = split(&f, "gate_up_proj", &[c.intermediate_size, c.intermediate_size])?
+                    .try_into()
+                    .map_err(|_| candle_core::Error::Msg("gate_up split".into()))?;
                 (q, k, v, gate, up)
             } else {
                 (
@@ -131,22 +141,20 @@ impl Llama {
                     sliding: c.sliding_layers.as_ref().is_none_or(|s| s[i]),
                     rotary_dim: c.rotary_dim,
                 },
-                mlp: Mlp {
-                    gate,
-                    up,
-                    down: linear_b(c.intermediate_size, c.hidden_size, c.mlp_bias, f.pp("down_proj"))?,
-                    gelu: c.gemma,
-                },
+                mlp: Mlp { gate, up, down: linear_b(c.intermediate_size, c.hidden_size, c.mlp_bias, f.pp("down_proj"))?, gelu: c.gemma },
                 input_norm: norm_weight(&l.pp("input_layernorm"), c.hidden_size, c.gemma)?,
                 post_attention_norm: norm_weight(&l.pp("post_attention_layernorm"), c.hidden_size, c.gemma)?,
                 feedforward_norms: match c.gemma2 {
-                    true => Some((norm_weight(&l.pp("pre_feedforward_layernorm"), c.hidden_size, true)?, norm_weight(&l.pp("post_feedforward_layernorm"), c.hidden_size, true)?)),
+                    true => Some((
+                        norm_weight(&l.pp("pre_feedforward_layernorm"), c.hidden_size, true)?,
+                        norm_weight(&l.pp("post_feedforward_layernorm"), c.hidden_size, true)?,
+                    )),
                     false => None,
                 },
             });
         }
         let norm = norm_weight(&m.pp("norm"), c.hidden_size, c.gemma)?;
-        let lm_head = Linear::new(if c.tie_word_embeddings { embed.embeddings().clone() } else { vb.pp("lm_head").get((c.vocab_size, c.hidden_size), "weight")? }, None);
+        let lm_head = head::tied_or_own(c.tie_word_embeddings, &embed, &vb, c.vocab_size, c.hidden_size)?;
         Ok(Self {
             device: embed.embeddings().device().clone(),
             embed,
@@ -196,25 +204,14 @@ impl Llama {
         }
         candle_nn::ops::rms_norm(&x, &self.norm, self.eps)
     }
-
 }
 
 impl Attention {
-    /// RoPE on the first `rotary_dim` dimensions of each head; the rest pass through.
-    fn rotate(&self, x: Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-        if self.rotary_dim == self.head_dim {
-            return candle_nn::rotary_emb::rope(&x, cos, sin);
-        }
-        let rotated = candle_nn::rotary_emb::rope(&x.narrow(D::Minus1, 0, self.rotary_dim)?.contiguous()?, cos, sin)?;
-        let rest = x.narrow(D::Minus1, self.rotary_dim, self.head_dim - self.rotary_dim)?;
-        Tensor::cat(&[&rotated, &rest], D::Minus1)?.contiguous()
-    }
-
     fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, window: Option<usize>, mask: &Tensor) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let shape = |y: Tensor, heads: usize| y.reshape((b, t, heads, self.head_dim))?.transpose(1, 2)?.contiguous();
-        let q = self.rotate(shape(self.q.forward(x)?, self.heads)?, cos, sin)?;
-        let k = self.rotate(shape(self.k.forward(x)?, self.kv_heads)?, cos, sin)?;
+        let q = head::rope(shape(self.q.forward(x)?, self.heads)?, cos, sin, self.rotary_dim)?;
+        let k = head::rope(shape(self.k.forward(x)?, self.kv_heads)?, cos, sin, self.rotary_dim)?;
         let v = shape(self.v.forward(x)?, self.kv_heads)?;
         let out = head::attention(&q, k, v, self.scale, self.softcap, window, mask)?;
         self.o.forward(&out)

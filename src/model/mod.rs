@@ -38,7 +38,11 @@ pub enum Error {
     #[error("weights-mismatch: {0}")]
     Mismatch(String),
     #[error("io: {path}: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("compute: {0}")]
     Candle(#[from] candle_core::Error),
 }
@@ -84,8 +88,16 @@ pub struct Model {
 
 /// Architectures with a full-sequence forward in this crate.
 pub const SUPPORTED: [&str; 10] = [
-    "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "GemmaForCausalLM", "Gemma2ForCausalLM", "Phi3ForCausalLM",
-    "GPTNeoXForCausalLM", "PhiForCausalLM", "FalconForCausalLM", "BartForCausalLM",
+    "LlamaForCausalLM",
+    "MistralForCausalLM",
+    "Qwen2ForCausalLM",
+    "GemmaForCausalLM",
+    "Gemma2ForCausalLM",
+    "Phi3ForCausalLM",
+    "GPTNeoXForCausalLM",
+    "PhiForCausalLM",
+    "FalconForCausalLM",
+    "BartForCausalLM",
 ];
 
 impl Model {

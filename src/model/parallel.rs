@@ -4,7 +4,7 @@
 //! GPT-NeoX fuses q, k, v per head; Falcon in one of three layouts; Phi has separate projections
 //! and a biased `lm_head`.
 
-use candle_core::{Device, Module, Result, Tensor, D};
+use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::{embedding, layer_norm, linear_b, Embedding, LayerNorm, LayerNormConfig, Linear, VarBuilder};
 
 use super::config::{Config, Falcon};
@@ -90,7 +90,13 @@ fn split_qkv(c: &Config, vb: &VarBuilder, layout: QkvLayout, bias: bool) -> Resu
 
 fn falcon_layer(c: &Config, f: Falcon, l: &VarBuilder, eps: LayerNormConfig) -> Result<Layer> {
     let h = c.hidden_size;
-    let layout = if f.new_decoder_architecture { QkvLayout::Grouped } else if f.multi_query { QkvLayout::MultiQuery } else { QkvLayout::PerHead };
+    let layout = if f.new_decoder_architecture {
+        QkvLayout::Grouped
+    } else if f.multi_query {
+        QkvLayout::MultiQuery
+    } else {
+        QkvLayout::PerHead
+    };
     let a = l.pp("self_attention");
     let (q, k, v) = split_qkv(c, &a.pp("query_key_value"), layout, f.bias)?;
     let (input_norm, mlp_norm) = match (f.new_decoder_architecture, f.two_norms, f.parallel_attn) {
@@ -159,8 +165,7 @@ impl Parallel {
         let lm_head = if c.neox {
             Linear::new(vb.pp("embed_out").get((c.vocab_size, h), "weight")?, None)
         } else if c.falcon.is_some() {
-            let w = if c.tie_word_embeddings { embed.embeddings().clone() } else { vb.pp("lm_head").get((c.vocab_size, h), "weight")? };
-            Linear::new(w, None)
+            head::tied_or_own(c.tie_word_embeddings, &embed, &vb, c.vocab_size, h)?
         } else {
             linear_b(h, c.vocab_size, true, vb.pp("lm_head"))?
         };
@@ -191,13 +196,8 @@ impl Parallel {
     fn attention(&self, layer: &Layer, x: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let shape = |y: Tensor, heads: usize| y.reshape((b, t, heads, self.head_dim))?.transpose(1, 2)?.contiguous();
-        let rotate = |x: Tensor| -> Result<Tensor> {
-            let rotated = candle_nn::rotary_emb::rope(&x.narrow(D::Minus1, 0, self.rotary_dim)?.contiguous()?, cos, sin)?;
-            let rest = x.narrow(D::Minus1, self.rotary_dim, self.head_dim - self.rotary_dim)?;
-            Tensor::cat(&[&rotated, &rest], D::Minus1)?.contiguous()
-        };
-        let q = rotate(shape(layer.q.forward(x)?, self.heads)?)?;
-        let k = rotate(shape(layer.k.forward(x)?, self.kv_heads)?)?;
+        let q = head::rope(shape(layer.q.forward(x)?, self.heads)?, cos, sin, self.rotary_dim)?;
+        let k = head::rope(shape(layer.k.forward(x)?, self.kv_heads)?, cos, sin, self.rotary_dim)?;
         let v = shape(layer.v.forward(x)?, self.kv_heads)?;
         let out = head::attention(&q, k, v, 1.0 / (self.head_dim as f64).sqrt(), None, None, mask)?;
         layer.o.forward(&out)
@@ -214,7 +214,8 @@ impl Parallel {
         let (_, t) = ids.dims2()?;
         let mut x = self.embed.forward(ids)?;
         let mask = head::causal_mask(t, None, x.dtype(), &self.device)?;
-        let (cos, sin) = head::rotary_tables(&head::plain_inverse_frequencies(self.rotary_dim, self.rope_theta), t, x.dtype(), &self.device)?;
+        let (cos, sin) =
+            head::rotary_tables(&head::plain_inverse_frequencies(self.rotary_dim, self.rope_theta), t, x.dtype(), &self.device)?;
         for layer in &self.layers {
             let normed = layer.input_norm.forward(&x)?;
             let attended = self.attention(layer, &normed, &cos, &sin, &mask)?;

@@ -100,7 +100,10 @@ fn check_safetensors(path: &Path) -> Result<Vec<(String, u64)>, Error> {
         if name == "__metadata__" {
             continue;
         }
-        let shape: Vec<u64> = info["shape"].as_array().map(|s| s.iter().filter_map(|d| d.as_u64()).collect()).ok_or_else(|| bad(format!("tensor {name} has no shape")))?;
+        let shape: Vec<u64> = info["shape"]
+            .as_array()
+            .map(|s| s.iter().filter_map(|d| d.as_u64()).collect())
+            .ok_or_else(|| bad(format!("tensor {name} has no shape")))?;
         let offsets: Vec<u64> = info["data_offsets"].as_array().map(|s| s.iter().filter_map(|d| d.as_u64()).collect()).unwrap_or_default();
         let elt = match info["dtype"].as_str() {
             Some("F32" | "I32" | "U32") => 4,
@@ -109,7 +112,8 @@ fn check_safetensors(path: &Path) -> Result<Vec<(String, u64)>, Error> {
             Some("I8" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2") => 1,
             other => return Err(bad(format!("tensor {name} has dtype {other:?}"))),
         };
-        let elements = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| bad(format!("tensor {name} shape overflows")))?;
+        let elements =
+            shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| bad(format!("tensor {name} shape overflows")))?;
         if offsets.len() != 2 || offsets[1] > data_len || offsets[1] < offsets[0] || offsets[1] - offsets[0] != elements * elt {
             return Err(bad(format!("tensor {name} lies outside the file (truncated?)")));
         }

@@ -38,7 +38,12 @@ pub fn row_offset_pages(rng: &mut PyRandom, max_pages: u64, num_pages: usize) ->
 /// per page a random config and page start; a page already chosen is skipped (at most 100 times).
 /// Returns the initial offset and the pages. A failed fetch upstream draws a *new* page, so a
 /// caller that fetches while planning continues with the same `rng`.
-pub fn config_sampling_pages(rng: &mut PyRandom, configs: &[ConfigRows], rows_per_page: u64, num_pages: usize) -> Result<(u64, Vec<Page>), PageError> {
+pub fn config_sampling_pages(
+    rng: &mut PyRandom,
+    configs: &[ConfigRows],
+    rows_per_page: u64,
+    num_pages: usize,
+) -> Result<(u64, Vec<Page>), PageError> {
     if configs.is_empty() {
         return Err(PageError::NoConfigs);
     }

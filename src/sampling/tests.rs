@@ -55,7 +55,11 @@ fn page_selection() {
         .as_object()
         .unwrap()
         .iter()
-        .map(|(name, c)| ConfigRows { config: name.clone(), num_rows: c["num_rows"].as_u64().unwrap(), split: c["split"].as_str().unwrap().into() })
+        .map(|(name, c)| ConfigRows {
+            config: name.clone(),
+            num_rows: c["num_rows"].as_u64().unwrap(),
+            split: c["split"].as_str().unwrap().into(),
+        })
         .collect();
     let (initial, pages) = config_sampling_pages(&mut PyRandom::new(&s), &configs, 50, 6).unwrap();
     assert_eq!(initial, fw["initial_offset"].as_u64().unwrap());
@@ -79,13 +83,19 @@ fn packing_and_shuffle() {
     let v = section("packing");
     let buffer: Vec<u32> = u64s(&v["buffer"]).into_iter().map(|t| t as u32).collect();
     let windows = pack_windows(&buffer, v["sequence_length"].as_u64().unwrap() as usize);
-    let expected: Vec<Vec<u32>> = v["batches"].as_array().unwrap().iter().map(|b| u64s(&b[0]).into_iter().map(|t| t as u32).collect()).collect();
+    let expected: Vec<Vec<u32>> =
+        v["batches"].as_array().unwrap().iter().map(|b| u64s(&b[0]).into_iter().map(|t| t as u32).collect()).collect();
     assert_eq!(windows, expected);
     let seed = seed(&section("page_selection")["seed"]);
     let mut shuffled = windows;
     PyRandom::new(&seed).shuffle(&mut shuffled);
     shuffled.truncate(50);
-    let expected: Vec<Vec<u32>> = v["after_Random(seed).shuffle_then_truncate_50"].as_array().unwrap().iter().map(|b| u64s(&b[0]).into_iter().map(|t| t as u32).collect()).collect();
+    let expected: Vec<Vec<u32>> = v["after_Random(seed).shuffle_then_truncate_50"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| u64s(&b[0]).into_iter().map(|t| t as u32).collect())
+        .collect();
     assert_eq!(shuffled, expected);
 }
 

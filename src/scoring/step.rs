@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{compute_competitive_uids, compute_wins, keep_set, torch, CompetitionTracker, Contender, EvalResult, SingleUidWinRate, WinCount};
+use super::{
+    compute_competitive_uids, compute_wins, keep_set, torch, CompetitionTracker, Contender, EvalResult, SingleUidWinRate, WinCount,
+};
 use crate::competition::{EpsilonFunc, Weighting};
 
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +122,8 @@ pub fn run_step(input: &StepInput, tracker: &mut CompetitionTracker) -> Result<S
     let eval_results = contenders
         .iter()
         .map(|c| {
-            let result = EvalResult { block: input.current_block, score: c.score, winning_model_block: top.block, winning_model_score: top.score };
+            let result =
+                EvalResult { block: input.current_block, score: c.score, winning_model_block: top.block, winning_model_score: top.score };
             (c.uid, result)
         })
         .collect();
@@ -148,7 +151,16 @@ mod tests {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn simulate(case: &serde_json::Value, weighting: Weighting, eps: EpsilonFunc, schedule: &[(u16, f64)], threshold: f64, sample_min: usize, fill: bool, tracker: &mut CompetitionTracker) {
+    fn simulate(
+        case: &serde_json::Value,
+        weighting: Weighting,
+        eps: EpsilonFunc,
+        schedule: &[(u16, f64)],
+        threshold: f64,
+        sample_min: usize,
+        fill: bool,
+        tracker: &mut CompetitionTracker,
+    ) {
         let n = case["num_neurons"].as_u64().unwrap() as usize;
         for (i, step) in case["steps"].as_array().unwrap().iter().enumerate() {
             let all = contenders(step);
@@ -208,8 +220,16 @@ mod tests {
         let eps = EpsilonFunc::LinearDecay { start: 0.005, end: 0.0001, decay_blocks: 14_400.0 };
         let all = [Contender { uid: 1, score: 2.5, block: 100.0 }, Contender { uid: 2, score: 2.5, block: 100.0 }];
         let input = StepInput {
-            competition_id: 4, contenders: &all, epsilon: eps, weighting: Weighting::Softmax { temperature: 0.01 },
-            current_block: 1000, num_neurons: 4, schedule: &[(4, 1.0)], weight_threshold: 0.0, sample_min: 5, keep_fill_by_score: true,
+            competition_id: 4,
+            contenders: &all,
+            epsilon: eps,
+            weighting: Weighting::Softmax { temperature: 0.01 },
+            current_block: 1000,
+            num_neurons: 4,
+            schedule: &[(4, 1.0)],
+            weight_threshold: 0.0,
+            sample_min: 5,
+            keep_fill_by_score: true,
         };
         let err = run_step(&input, &mut CompetitionTracker::new(4, 0.5)).unwrap_err();
         assert!(matches!(err, StepError::NoCompetitiveUid { .. }), "{err}");

@@ -11,9 +11,7 @@ use super::Contender;
 static VECTORS: OnceLock<Value> = OnceLock::new();
 
 pub fn section(name: &str) -> &'static Value {
-    let all = VECTORS.get_or_init(|| {
-        serde_json::from_str(include_str!("../../../shared/spec/vectors.json")).expect("vectors.json parses")
-    });
+    let all = VECTORS.get_or_init(|| serde_json::from_str(include_str!("../../../shared/spec/vectors.json")).expect("vectors.json parses"));
     &all[name]
 }
 

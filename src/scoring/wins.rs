@@ -58,12 +58,7 @@ pub fn compute_competitive_uids(contenders: &[Contender], eps: &EpsilonFunc) -> 
     let fully_decayed = 1.0 - eps.compute(f64::INFINITY, 0.0);
     contenders
         .iter()
-        .filter(|u| {
-            contenders
-                .iter()
-                .filter(|o| o.uid != u.uid && o.block <= u.block)
-                .all(|o| u.score < o.score * fully_decayed)
-        })
+        .filter(|u| contenders.iter().filter(|o| o.uid != u.uid && o.block <= u.block).all(|o| u.score < o.score * fully_decayed))
         .map(|u| u.uid)
         .collect()
 }

@@ -86,11 +86,8 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Option<Summary>)> {
     };
     let (contenders, reasons) = score_uids(&rows, &metagraph.rows, competition);
     let mut state = TrackerState::load(previous.as_ref(), &metagraph.rows, params.alpha);
-    let schedule: Vec<(u16, f64)> = opts
-        .profile
-        .schedule_at(current_block)
-        .map(|e| e.competitions.iter().map(|c| (c.id, c.reward)).collect())
-        .unwrap_or_default();
+    let schedule: Vec<(u16, f64)> =
+        opts.profile.schedule_at(current_block).map(|e| e.competitions.iter().map(|c| (c.id, c.reward)).collect()).unwrap_or_default();
     let input = StepInput {
         competition_id: opts.competition_id,
         contenders: &contenders,
@@ -147,7 +144,11 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Option<Summary>)> {
 
 fn metagraph_block(metagraph: &TableFile<metagraph::Row>) -> anyhow::Result<u64> {
     let Some(value) = metagraph.meta.provenance.get(metagraph::PROVENANCE_BLOCK) else {
-        bail!("{}: no `valkit.{}` metadata to take the current block from; pass --cur-block", metagraph.location, metagraph::PROVENANCE_BLOCK)
+        bail!(
+            "{}: no `valkit.{}` metadata to take the current block from; pass --cur-block",
+            metagraph.location,
+            metagraph::PROVENANCE_BLOCK
+        )
     };
     value.parse().with_context(|| format!("{}: `valkit.block` is not a block number: {value:?}", metagraph.location))
 }
@@ -165,7 +166,9 @@ fn resolve_params(profile: &Profile, competition: &Competition, o: &Overrides) -
                 bail!("a linear-decay epsilon needs --epsilon-start, --epsilon-end and --epsilon-decay-blocks (competition {} uses a fixed epsilon)", competition.id)
             };
             if !(0.0..1.0).contains(&start) || !(0.0..=start).contains(&end) || decay_blocks <= 0.0 {
-                bail!("epsilon needs 0 <= end <= start < 1 and decay blocks > 0 (got start {start}, end {end}, decay blocks {decay_blocks})");
+                bail!(
+                    "epsilon needs 0 <= end <= start < 1 and decay blocks > 0 (got start {start}, end {end}, decay blocks {decay_blocks})"
+                );
             }
             EpsilonFunc::LinearDecay { start, end, decay_blocks }
         }
@@ -173,7 +176,9 @@ fn resolve_params(profile: &Profile, competition: &Competition, o: &Overrides) -
     let weighting = match (competition.weighting, o.temperature) {
         (Weighting::Softmax { .. }, Some(t)) if t.is_finite() && t > 0.0 => Weighting::Softmax { temperature: t },
         (_, Some(t)) if !(t.is_finite() && t > 0.0) => bail!("--temperature must be > 0, got {t}"),
-        (Weighting::WinnerTakesAll, Some(_)) => bail!("--temperature applies to softmax weighting; competition {} is winner-takes-all", competition.id),
+        (Weighting::WinnerTakesAll, Some(_)) => {
+            bail!("--temperature applies to softmax weighting; competition {} is winner-takes-all", competition.id)
+        }
         (w, _) => w,
     };
     let alpha = o.alpha.unwrap_or(profile.subnet.alpha);
@@ -232,7 +237,11 @@ fn score_uids(rows: &[losses::Row], metagraph: &[metagraph::Row], competition: &
                 (score, block as f64, reason)
             }
             (Some(c), Some(_)) => (f64::INFINITY, f64::INFINITY, Some(format!("other-competition: committed to competition {c}"))),
-            _ => (f64::INFINITY, f64::INFINITY, Some(m.metadata_error.clone().map_or("no-commitment".into(), |e| format!("no-commitment: {e}")))),
+            _ => (
+                f64::INFINITY,
+                f64::INFINITY,
+                Some(m.metadata_error.clone().map_or("no-commitment".into(), |e| format!("no-commitment: {e}"))),
+            ),
         };
         if let Some(r) = reason {
             reasons.insert(uid, r);
@@ -244,7 +253,12 @@ fn score_uids(rows: &[losses::Row], metagraph: &[metagraph::Row], competition: &
 
 type TaskRows<'a> = BTreeMap<&'a str, BTreeMap<u32, &'a losses::Row>>;
 
-fn uid_score(m: &metagraph::Row, tasks: &TaskRows, batches_of_task: &BTreeMap<&str, BTreeSet<u32>>, competition: &Competition) -> (f64, Option<String>) {
+fn uid_score(
+    m: &metagraph::Row,
+    tasks: &TaskRows,
+    batches_of_task: &BTreeMap<&str, BTreeSet<u32>>,
+    competition: &Competition,
+) -> (f64, Option<String>) {
     let all_rows = || tasks.values().flat_map(|b| b.values());
     if let Some(r) = all_rows().find(|r| r.hotkey != m.hotkey) {
         return (f64::INFINITY, Some(format!("hotkey-changed: losses are for {} but uid {} is now {}", r.hotkey, m.uid, m.hotkey)));
@@ -269,7 +283,12 @@ fn uid_score(m: &metagraph::Row, tasks: &TaskRows, batches_of_task: &BTreeMap<&s
                 } else {
                     let batches = got.expect("complete task");
                     if let Some(bad) = batches.values().find(|r| !r.is_ok()) {
-                        reason.get_or_insert(format!("failed: task {} batch {}: {}", task.name, bad.batch_index, bad.reason.as_deref().unwrap_or("no reason recorded")));
+                        reason.get_or_insert(format!(
+                            "failed: task {} batch {}: {}",
+                            task.name,
+                            bad.batch_index,
+                            bad.reason.as_deref().unwrap_or("no reason recorded")
+                        ));
                         Some(f64::INFINITY)
                     } else {
                         let losses: Vec<f64> = batches.values().map(|r| r.loss).collect();
@@ -347,7 +366,15 @@ impl TrackerState {
     }
 }
 
-fn wins_rows(competition_id: u16, contenders: &[Contender], step: &scoring::Step, reasons: &BTreeMap<u16, String>, hotkeys: &BTreeMap<u16, &str>, epsilon: &EpsilonFunc, current_block: u64) -> Vec<wins::Row> {
+fn wins_rows(
+    competition_id: u16,
+    contenders: &[Contender],
+    step: &scoring::Step,
+    reasons: &BTreeMap<u16, String>,
+    hotkeys: &BTreeMap<u16, &str>,
+    epsilon: &EpsilonFunc,
+    current_block: u64,
+) -> Vec<wins::Row> {
     contenders
         .iter()
         .zip(&step.uids)

@@ -76,7 +76,8 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
     }
     let mut candidates: Vec<&models::Row> = model_file.rows.iter().filter(|m| m.status == models::Status::Ok).collect();
     candidates.sort_by_key(|m| m.uid);
-    let mine: Vec<&models::Row> = candidates.into_iter().enumerate().filter(|(i, _)| i % opts.shard.count == opts.shard.index).map(|(_, m)| m).collect();
+    let mine: Vec<&models::Row> =
+        candidates.into_iter().enumerate().filter(|(i, _)| i % opts.shard.count == opts.shard.index).map(|(_, m)| m).collect();
     let done: BTreeSet<(u16, String, u32)> = previous.iter().map(|r| (r.uid, r.task.clone(), r.batch_index)).collect();
     let mut rows = previous.clone();
     let (mut failed_models, mut tokens) = (0, 0u64);
@@ -91,7 +92,9 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
         };
         let todo: TaskBatches = tasks
             .iter()
-            .map(|(task, bs)| (*task, bs.iter().copied().filter(|b| !done.contains(&(m.uid, b.task.clone(), b.batch_index))).collect::<Vec<_>>()))
+            .map(|(task, bs)| {
+                (*task, bs.iter().copied().filter(|b| !done.contains(&(m.uid, b.task.clone(), b.batch_index))).collect::<Vec<_>>())
+            })
             .filter(|(_, bs)| !bs.is_empty())
             .collect();
         if todo.is_empty() {
@@ -114,7 +117,14 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
     provenance.insert("batches_sha256".to_string(), batch_file.sha256.clone());
     provenance.insert("models_sha256".to_string(), model_file.sha256.clone());
     provenance.insert("shard".to_string(), format!("{}/{}", opts.shard.index, opts.shard.count));
-    let summary = Summary { models: mine.len(), failed_models, rows: rows.len(), resumed_rows: previous.len(), tokens, seconds: started.elapsed().as_secs_f64() };
+    let summary = Summary {
+        models: mine.len(),
+        failed_models,
+        rows: rows.len(),
+        resumed_rows: previous.len(),
+        tokens,
+        seconds: started.elapsed().as_secs_f64(),
+    };
     let bytes = tables::encode_file::<losses::Losses>(rows, &provenance)?;
     files::write(&opts.out, &bytes)?;
     let outcome = if failed_models > 0 { Outcome::Partial { failed: failed_models } } else { Outcome::Done };
@@ -134,7 +144,11 @@ fn previous_rows(opts: &Options, batches_sha256: &str) -> anyhow::Result<Vec<los
     }
 }
 
-fn competition_rules<'p>(profile: Option<&'p Profile>, id: u16, provenance: &BTreeMap<String, String>) -> anyhow::Result<Option<&'p Competition>> {
+fn competition_rules<'p>(
+    profile: Option<&'p Profile>,
+    id: u16,
+    provenance: &BTreeMap<String, String>,
+) -> anyhow::Result<Option<&'p Competition>> {
     let Some(profile) = profile else { return Ok(None) };
     let block = provenance.get("block").and_then(|b| b.parse().ok()).unwrap_or(u64::MAX);
     Ok(Some(profile.competition_at(id, block).with_context(|| format!("checking models of competition {id}"))?))
@@ -146,13 +160,31 @@ fn failed_rows(m: &models::Row, competition_id: u16, tasks: &TaskBatches, reason
 
 fn row(m: &models::Row, competition_id: u16, b: &batches::Row, loss: f64, n_tokens: u32, reason: Option<String>) -> losses::Row {
     let status = if reason.is_none() { losses::Status::Ok } else { losses::Status::Failed };
-    losses::Row { uid: m.uid, hotkey: m.hotkey.clone(), competition_id, task: b.task.clone(), batch_index: b.batch_index, loss, n_tokens, status, reason }
+    losses::Row {
+        uid: m.uid,
+        hotkey: m.hotkey.clone(),
+        competition_id,
+        task: b.task.clone(),
+        batch_index: b.batch_index,
+        loss,
+        n_tokens,
+        status,
+        reason,
+    }
 }
 
 /// One model, isolated: a panic inside the numerics is a failed model, not a failed run.
-fn evaluate_model(opts: &Options, m: &models::Row, competition_id: u16, tasks: &TaskBatches, competition: Option<&Competition>, reporter: &dyn super::Reporter) -> Vec<losses::Row> {
+fn evaluate_model(
+    opts: &Options,
+    m: &models::Row,
+    competition_id: u16,
+    tasks: &TaskBatches,
+    competition: Option<&Competition>,
+    reporter: &dyn super::Reporter,
+) -> Vec<losses::Row> {
     let started = Instant::now();
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluate(opts, m, competition_id, tasks, competition, started, reporter)));
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluate(opts, m, competition_id, tasks, competition, started, reporter)));
     let rows = match result {
         Ok(Ok(rows)) => rows,
         Ok(Err(reason)) => failed_rows(m, competition_id, tasks, &format!("{reason} (after {:.1} s)", started.elapsed().as_secs_f64())),
@@ -164,7 +196,15 @@ fn evaluate_model(opts: &Options, m: &models::Row, competition_id: u16, tasks: &
 }
 
 #[allow(clippy::too_many_arguments)]
-fn evaluate(opts: &Options, m: &models::Row, competition_id: u16, tasks: &TaskBatches, competition: Option<&Competition>, started: Instant, reporter: &dyn super::Reporter) -> Result<Vec<losses::Row>, String> {
+fn evaluate(
+    opts: &Options,
+    m: &models::Row,
+    competition_id: u16,
+    tasks: &TaskBatches,
+    competition: Option<&Competition>,
+    started: Instant,
+    reporter: &dyn super::Reporter,
+) -> Result<Vec<losses::Row>, String> {
     let dir = m.local_path.as_deref().ok_or("missing-local-path: the models table gives no snapshot directory")?;
     if !Path::new(dir).is_dir() {
         return Err(format!("missing-local-path: {dir} is not a directory"));
@@ -183,7 +223,9 @@ fn evaluate(opts: &Options, m: &models::Row, competition_id: u16, tasks: &TaskBa
     }
     let mut rows = Vec::new();
     for (task, batches) in tasks {
-        let sanity = competition.and_then(|c| c.tasks.iter().find(|t| t.name == *task).map(|t| c.constraints.sanity_check && t.method == EvalMethod::TextLoss)).unwrap_or(false);
+        let sanity = competition
+            .and_then(|c| c.tasks.iter().find(|t| t.name == *task).map(|t| c.constraints.sanity_check && t.method == EvalMethod::TextLoss))
+            .unwrap_or(false);
         if sanity {
             if let Err(reason) = sanity_check(&model, batches) {
                 rows.extend(batches.iter().map(|b| row(m, competition_id, b, f64::INFINITY, 0, Some(reason.clone()))));
@@ -213,7 +255,8 @@ fn sanity_check(model: &Model, batches: &[&batches::Row]) -> Result<(), String> 
     if batches.len() < 2 {
         return Ok(());
     }
-    let continuation = |b: &batches::Row| model.greedy(&b.token_ids[..100.min(b.token_ids.len())], 20).map_err(|e| format!("sanity-check: {e}"));
+    let continuation =
+        |b: &batches::Row| model.greedy(&b.token_ids[..100.min(b.token_ids.len())], 20).map_err(|e| format!("sanity-check: {e}"));
     let (a, b) = (continuation(batches[0])?, continuation(batches[1])?);
     model::sanity_check(&a, &b)
 }

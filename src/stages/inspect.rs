@@ -120,7 +120,8 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         Format::Json => {
             let names = column_names(&batch);
             for row in 0..rows {
-                let object: Map<String, Value> = names.iter().zip(batch.columns()).map(|(n, a)| (n.clone(), cell(a, row).to_json())).collect();
+                let object: Map<String, Value> =
+                    names.iter().zip(batch.columns()).map(|(n, a)| (n.clone(), cell(a, row).to_json())).collect();
                 writeln!(out, "{}", Value::Object(object)).map_err(write)?;
             }
         }
@@ -146,7 +147,12 @@ fn column_names(batch: &RecordBatch) -> Vec<String> {
 }
 
 fn meta_json(meta: &tables::Meta, batch: &RecordBatch) -> Value {
-    let columns: Vec<Value> = batch.schema().fields().iter().map(|f| json!({"name": f.name(), "type": f.data_type().to_string(), "nullable": f.is_nullable()})).collect();
+    let columns: Vec<Value> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| json!({"name": f.name(), "type": f.data_type().to_string(), "nullable": f.is_nullable()}))
+        .collect();
     json!({
         "table": meta.table,
         "schema_version": meta.schema_version,

@@ -4,8 +4,8 @@
 
 pub mod compute_wins;
 pub mod eval_losses;
-pub mod sample_batches;
 pub mod inspect;
+pub mod sample_batches;
 
 /// Progress events a long stage reports; the CLI draws them (`printer::ProgressReporter`),
 /// tests pass `NoProgress`. Stages never draw anything themselves.

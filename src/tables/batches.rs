@@ -44,9 +44,7 @@ impl Table for Batches {
             Arc::new(UInt16Array::from_iter_values(rows.iter().map(|r| r.competition_id))),
             Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.task))),
             Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.batch_index))),
-            Arc::new(ListArray::from_iter_primitive::<UInt32Type, _, _>(
-                rows.iter().map(|r| Some(r.token_ids.iter().copied().map(Some))),
-            )),
+            Arc::new(ListArray::from_iter_primitive::<UInt32Type, _, _>(rows.iter().map(|r| Some(r.token_ids.iter().copied().map(Some))))),
             Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.context_len))),
             Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.source))),
         ]
@@ -58,7 +56,11 @@ impl Table for Batches {
         let mut rows = Vec::with_capacity(c.num_rows());
         for (i, tokens) in token_ids.into_iter().enumerate() {
             if context_len[i] as usize >= tokens.len() && !tokens.is_empty() {
-                return Err(c.value_error("context_len", i, format!("{} leaves no token to score in a window of {}", context_len[i], tokens.len())));
+                return Err(c.value_error(
+                    "context_len",
+                    i,
+                    format!("{} leaves no token to score in a window of {}", context_len[i], tokens.len()),
+                ));
             }
             rows.push(Row {
                 competition_id: competition_id[i],
@@ -73,8 +75,6 @@ impl Table for Batches {
     }
 
     fn sort(rows: &mut [Row]) {
-        rows.sort_by(|a, b| {
-            (a.competition_id, &a.task, a.batch_index).cmp(&(b.competition_id, &b.task, b.batch_index))
-        });
+        rows.sort_by(|a, b| (a.competition_id, &a.task, a.batch_index).cmp(&(b.competition_id, &b.task, b.batch_index)));
     }
 }

@@ -6,10 +6,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::{cast_with_options, CastOptions};
-use arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Field, Float32Type, Float64Type, UInt16Type, UInt32Type,
-    UInt64Type,
-};
+use arrow::datatypes::{ArrowPrimitiveType, DataType, Field, Float32Type, Float64Type, UInt16Type, UInt32Type, UInt64Type};
 
 use super::Error;
 use crate::files::Location;
@@ -63,12 +60,7 @@ impl<'a> Columns<'a> {
 
     /// An error about one value, for checks the table module makes after decoding.
     pub fn value_error(&self, column: &str, row: usize, problem: impl Into<String>) -> Error {
-        Error::Value {
-            location: self.location.clone(),
-            column: column.to_string(),
-            row,
-            problem: problem.into(),
-        }
+        Error::Value { location: self.location.clone(), column: column.to_string(), row, problem: problem.into() }
     }
 
     fn find(&self, name: &str) -> Option<&ArrayRef> {
@@ -83,9 +75,7 @@ impl<'a> Columns<'a> {
     fn cast(&self, name: &str, kind: Kind, target: &DataType, expected: &'static str) -> Result<Option<ArrayRef>, Error> {
         let Some(array) = self.find(name) else { return Ok(None) };
         let source_kind = match (array.data_type(), target) {
-            (DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _), DataType::List(_)) => {
-                kind_of(f.data_type())
-            }
+            (DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _), DataType::List(_)) => kind_of(f.data_type()),
             (_, DataType::List(_)) => None,
             (dt, _) => kind_of(dt),
         };
@@ -106,17 +96,18 @@ impl<'a> Columns<'a> {
         })
     }
 
-    fn primitive<T: ArrowPrimitiveType>(&self, name: &str, kind: Kind, expected: &'static str) -> Result<Option<Vec<Option<T::Native>>>, Error> {
+    fn primitive<T: ArrowPrimitiveType>(
+        &self,
+        name: &str,
+        kind: Kind,
+        expected: &'static str,
+    ) -> Result<Option<Vec<Option<T::Native>>>, Error> {
         Ok(self.cast(name, kind, &T::DATA_TYPE, expected)?.map(|a| a.as_primitive::<T>().iter().collect()))
     }
 
     fn required<V>(&self, name: &str, values: Option<Vec<Option<V>>>) -> Result<Vec<V>, Error> {
         let values = values.ok_or_else(|| self.missing(name))?;
-        values
-            .into_iter()
-            .enumerate()
-            .map(|(row, v)| v.ok_or_else(|| self.value_error(name, row, "null in a required column")))
-            .collect()
+        values.into_iter().enumerate().map(|(row, v)| v.ok_or_else(|| self.value_error(name, row, "null in a required column"))).collect()
     }
 
     fn optional<V: Clone>(&self, values: Option<Vec<Option<V>>>) -> Vec<Option<V>> {
@@ -170,7 +161,12 @@ impl<'a> Columns<'a> {
         Ok(self.optional(self.bools(name)?))
     }
 
-    fn lists<T: ArrowPrimitiveType>(&self, name: &str, kind: Kind, expected: &'static str) -> Result<Option<NullableLists<T::Native>>, Error> {
+    fn lists<T: ArrowPrimitiveType>(
+        &self,
+        name: &str,
+        kind: Kind,
+        expected: &'static str,
+    ) -> Result<Option<NullableLists<T::Native>>, Error> {
         let Some(array) = self.cast(name, kind, &list_of(T::DATA_TYPE), expected)? else {
             return Ok(None);
         };

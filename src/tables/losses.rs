@@ -94,8 +94,6 @@ impl Table for Losses {
     }
 
     fn sort(rows: &mut [Row]) {
-        rows.sort_by(|a, b| {
-            (a.competition_id, a.uid, &a.task, a.batch_index).cmp(&(b.competition_id, b.uid, &b.task, b.batch_index))
-        });
+        rows.sort_by(|a, b| (a.competition_id, a.uid, &a.task, a.batch_index).cmp(&(b.competition_id, b.uid, &b.task, b.batch_index)));
     }
 }

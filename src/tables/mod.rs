@@ -57,8 +57,8 @@ macro_rules! status_enum {
     };
 }
 
-mod columns;
 pub mod batches;
+mod columns;
 pub mod losses;
 pub mod metagraph;
 pub mod models;
@@ -77,7 +77,11 @@ pub const PROVENANCE_PREFIX: &str = "valkit.";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{location}: not a readable Parquet file")]
-    Parquet { location: Location, #[source] source: ParquetError },
+    Parquet {
+        location: Location,
+        #[source]
+        source: ParquetError,
+    },
     #[error("{location}: not a valkit table (no `valkit.table` metadata), expected a {expected} table")]
     Unlabelled { location: Location, expected: &'static str },
     #[error("{location}: is a {found} table, expected a {expected} table")]
@@ -91,7 +95,11 @@ pub enum Error {
     #[error("{location}: column `{column}`, row {row}: {problem}")]
     Value { location: Location, column: String, row: usize, problem: String },
     #[error("encoding the {table} table")]
-    Encode { table: &'static str, #[source] source: ParquetError },
+    Encode {
+        table: &'static str,
+        #[source]
+        source: ParquetError,
+    },
 }
 
 /// One Parquet table of SPEC §3.
@@ -149,26 +157,18 @@ fn writer_properties(key_value: Vec<KeyValue>) -> WriterProperties {
 const ROW_GROUP_ROWS: usize = 64 * 1024;
 
 /// Encodes sorted `rows` as a Parquet file with the table's metadata and `provenance`.
-pub fn encode_file<T: Table>(
-    mut rows: Vec<T::Row>,
-    provenance: &BTreeMap<String, String>,
-) -> Result<Vec<u8>, Error> {
+pub fn encode_file<T: Table>(mut rows: Vec<T::Row>, provenance: &BTreeMap<String, String>) -> Result<Vec<u8>, Error> {
     let enc = |source| Error::Encode { table: T::NAME, source };
     T::sort(&mut rows);
     let schema = T::schema();
-    let batch = RecordBatch::try_new(schema.clone(), T::encode(&rows))
-        .map_err(|e| enc(ParquetError::ArrowError(e.to_string())))?;
-    let mut key_value: BTreeMap<String, String> = provenance
-        .iter()
-        .map(|(k, v)| (format!("{PROVENANCE_PREFIX}{k}"), v.clone()))
-        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), T::encode(&rows)).map_err(|e| enc(ParquetError::ArrowError(e.to_string())))?;
+    let mut key_value: BTreeMap<String, String> = provenance.iter().map(|(k, v)| (format!("{PROVENANCE_PREFIX}{k}"), v.clone())).collect();
     key_value.insert(KEY_TABLE.into(), T::NAME.into());
     key_value.insert(KEY_SCHEMA_VERSION.into(), T::SCHEMA_VERSION.to_string());
     key_value.insert(KEY_VERSION.into(), crate::VERSION.into());
     let key_value = key_value.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect();
     let mut buf = Vec::new();
-    let mut writer =
-        ArrowWriter::try_new(&mut buf, schema, Some(writer_properties(key_value))).map_err(enc)?;
+    let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(writer_properties(key_value))).map_err(enc)?;
     writer.write(&batch).map_err(enc)?;
     writer.close().map_err(enc)?;
     Ok(buf)
@@ -181,11 +181,8 @@ pub fn read_any(input: &InputFile) -> Result<(Meta, RecordBatch), Error> {
     let meta = meta_of(builder.metadata().file_metadata().key_value_metadata());
     let schema = builder.schema().clone();
     let reader = builder.build().map_err(parquet)?;
-    let batches = reader
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| parquet(ParquetError::ArrowError(e.to_string())))?;
-    let batch = arrow::compute::concat_batches(&schema, &batches)
-        .map_err(|e| parquet(ParquetError::ArrowError(e.to_string())))?;
+    let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| parquet(ParquetError::ArrowError(e.to_string())))?;
+    let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| parquet(ParquetError::ArrowError(e.to_string())))?;
     Ok((meta, batch))
 }
 
@@ -217,11 +214,7 @@ pub fn decode_file<T: Table>(input: &InputFile) -> Result<TableFile<T::Row>, Err
     match meta.table.as_deref() {
         None => return Err(Error::Unlabelled { location: location.clone(), expected: T::NAME }),
         Some(found) if found != T::NAME => {
-            return Err(Error::WrongTable {
-                location: location.clone(),
-                found: found.to_string(),
-                expected: T::NAME,
-            })
+            return Err(Error::WrongTable { location: location.clone(), found: found.to_string(), expected: T::NAME })
         }
         Some(_) => {}
     }
@@ -240,11 +233,7 @@ pub fn decode_file<T: Table>(input: &InputFile) -> Result<TableFile<T::Row>, Err
 }
 
 /// A field list helper for schemas: `field("uid", UInt16, false)`.
-pub(crate) fn field(
-    name: &str,
-    data_type: arrow::datatypes::DataType,
-    nullable: bool,
-) -> arrow::datatypes::Field {
+pub(crate) fn field(name: &str, data_type: arrow::datatypes::DataType, nullable: bool) -> arrow::datatypes::Field {
     arrow::datatypes::Field::new(name, data_type, nullable)
 }
 

@@ -56,9 +56,7 @@ impl Table for Models {
     }
 
     fn encode(rows: &[Row]) -> Vec<ArrayRef> {
-        let opt_str = |f: fn(&Row) -> Option<&str>| -> ArrayRef {
-            Arc::new(StringArray::from_iter(rows.iter().map(f)))
-        };
+        let opt_str = |f: fn(&Row) -> Option<&str>| -> ArrayRef { Arc::new(StringArray::from_iter(rows.iter().map(f))) };
         vec![
             Arc::new(UInt16Array::from_iter_values(rows.iter().map(|r| r.uid))),
             Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.hotkey))),

@@ -46,9 +46,7 @@ impl Table for Tracker {
 
     fn encode(rows: &[Row]) -> Vec<ArrayRef> {
         let f64_lists = |f: fn(&EvalResult) -> f64| -> ArrayRef {
-            Arc::new(ListArray::from_iter_primitive::<Float64Type, _, _>(
-                rows.iter().map(|r| Some(r.history.iter().map(|e| Some(f(e))))),
-            ))
+            Arc::new(ListArray::from_iter_primitive::<Float64Type, _, _>(rows.iter().map(|r| Some(r.history.iter().map(|e| Some(f(e)))))))
         };
         vec![
             Arc::new(UInt16Array::from_iter_values(rows.iter().map(|r| r.competition_id))),

@@ -112,7 +112,14 @@ pub struct Processed {
 }
 
 /// `process_weights(uids, weights, num_neurons, min_allowed_weights, max_weight_limit, exclude_quantile)`.
-pub fn process_weights(uids: &[i64], weights: &[f32], num_neurons: usize, min_allowed_weights: usize, max_weight_limit: f64, exclude_quantile: u16) -> Processed {
+pub fn process_weights(
+    uids: &[i64],
+    weights: &[f32],
+    num_neurons: usize,
+    min_allowed_weights: usize,
+    max_weight_limit: f64,
+    exclude_quantile: u16,
+) -> Processed {
     let non_zero: Vec<usize> = (0..weights.len()).filter(|&i| weights[i] > 0.0).collect();
     if non_zero.is_empty() || num_neurons < min_allowed_weights {
         let weights = vec![1.0 / num_neurons as f64; num_neurons];
@@ -135,11 +142,7 @@ pub fn process_weights(uids: &[i64], weights: &[f32], num_neurons: usize, min_al
     let kept: Vec<usize> = non_zero.into_iter().filter(|&i| lowest <= weights[i]).collect();
     let kept_weights: Vec<f32> = kept.iter().map(|&i| weights[i]).collect();
     let normalized = normalize_max_weight(&kept_weights, max_weight_limit);
-    Processed {
-        uids: kept.iter().map(|&i| uids[i]).collect(),
-        weights: normalized.iter().map(|&w| f64::from(w)).collect(),
-        float32: true,
-    }
+    Processed { uids: kept.iter().map(|&i| uids[i]).collect(), weights: normalized.iter().map(|&w| f64::from(w)).collect(), float32: true }
 }
 
 #[cfg(test)]

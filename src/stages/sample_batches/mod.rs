@@ -38,7 +38,10 @@ pub enum SeedSource {
 pub enum TokenizerSource {
     Path(PathBuf),
     /// `repo@revision`, read from the Hugging Face cache.
-    Repo { repo: String, revision: String },
+    Repo {
+        repo: String,
+        revision: String,
+    },
 }
 
 pub struct Options {
@@ -78,7 +81,10 @@ pub fn resolve_seed(source: &SeedSource) -> anyhow::Result<ResolvedSeed> {
             let table = tables::decode_file::<metagraph::Metagraph>(&files::read(location)?)?;
             let p = &table.meta.provenance;
             let Some(hash) = p.get(metagraph::PROVENANCE_SYNC_BLOCK_HASH) else {
-                bail!("{location}: no `valkit.{}` metadata to derive the seed from; pass --block-hash or --seed", metagraph::PROVENANCE_SYNC_BLOCK_HASH)
+                bail!(
+                    "{location}: no `valkit.{}` metadata to derive the seed from; pass --block-hash or --seed",
+                    metagraph::PROVENANCE_SYNC_BLOCK_HASH
+                )
             };
             provenance.insert("seed_source".into(), "metagraph".into());
             provenance.insert("metagraph_sha256".into(), table.sha256.clone());
@@ -155,7 +161,9 @@ fn unsupported(task: &EvalTask) -> Option<String> {
     match (task.method, task.dataset.loader.as_str()) {
         (EvalMethod::TextLoss, "config-sampling" | "row-offset" | "local") => None,
         (EvalMethod::ReferenceLoss, "synthetic-1-sft" | "codeforces-cots") => None,
-        (EvalMethod::TextLoss, "stack-v2") => Some("stack-v2 content lives in Software Heritage's S3 bucket, which needs AWS credentials; valkit does not fetch it yet".into()),
+        (EvalMethod::TextLoss, "stack-v2") => Some(
+            "stack-v2 content lives in Software Heritage's S3 bucket, which needs AWS credentials; valkit does not fetch it yet".into(),
+        ),
         (method, loader) => Some(format!("{method:?} tasks with the {loader} loader are not supported by sample-batches yet")),
     }
 }
@@ -220,7 +228,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
     let seed = resolve_seed(&opts.seed)?;
     let competition = competition(opts, seed.block)?;
     let tokenizer = load_tokenizer(opts.tokenizer.as_ref(), competition, &opts.hub)?;
-    let sequence_length = competition.constraints.sequence_length.with_context(|| format!("competition {} has no sequence_length", competition.id))? as usize;
+    let sequence_length =
+        competition.constraints.sequence_length.with_context(|| format!("competition {} has no sequence_length", competition.id))? as usize;
     let client = Client::new(opts.datasets.clone())?;
     let cx = TaskEnv { opts, client: &client, seed: &seed.seed, tokenizer: &tokenizer, sequence_length };
     let mut rows = Vec::new();
@@ -233,15 +242,34 @@ pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
             Ok(sampled) => {
                 provenance.insert(format!("{prefix}pages"), serde_json::to_string(&sampled.pages)?);
                 provenance.insert(format!("{prefix}failed_pages"), serde_json::to_string(&sampled.failed_pages)?);
-                summaries.push(TaskSummary { task: task.name.clone(), batches: sampled.rows.len(), pages: sampled.pages.len(), failed_pages: sampled.failed_pages.len(), error: None });
+                summaries.push(TaskSummary {
+                    task: task.name.clone(),
+                    batches: sampled.rows.len(),
+                    pages: sampled.pages.len(),
+                    failed_pages: sampled.failed_pages.len(),
+                    error: None,
+                });
                 for (i, (token_ids, context_len, source)) in sampled.rows.into_iter().enumerate() {
-                    rows.push(batches::Row { competition_id: competition.id, task: task.name.clone(), batch_index: u32::try_from(i)?, token_ids, context_len, source });
+                    rows.push(batches::Row {
+                        competition_id: competition.id,
+                        task: task.name.clone(),
+                        batch_index: u32::try_from(i)?,
+                        token_ids,
+                        context_len,
+                        source,
+                    });
                 }
             }
             Err(e) => {
                 tracing::warn!(task = %task.name, "task skipped: {e:#}");
                 provenance.insert(format!("{prefix}error"), format!("{e:#}"));
-                summaries.push(TaskSummary { task: task.name.clone(), batches: 0, pages: 0, failed_pages: 0, error: Some(format!("{e:#}")) });
+                summaries.push(TaskSummary {
+                    task: task.name.clone(),
+                    batches: 0,
+                    pages: 0,
+                    failed_pages: 0,
+                    error: Some(format!("{e:#}")),
+                });
                 first_error.get_or_insert(e.context(format!("task {}", task.name)));
             }
         }

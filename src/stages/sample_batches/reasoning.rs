@@ -66,7 +66,11 @@ impl<'a> Loader<'a> {
             }
         };
         // A lone /size entry is used even when it is named `default`.
-        let configs = if all.len() == 1 || matches!(source, Source::Local(_)) { all } else { all.into_iter().filter(|c| c.config != "default").collect() };
+        let configs = if all.len() == 1 || matches!(source, Source::Local(_)) {
+            all
+        } else {
+            all.into_iter().filter(|c| c.config != "default").collect()
+        };
         let rows_per_page = task.dataset.rows_per_page.map_or(100, u64::from);
         Ok(Self { source, rows_per_page, rng, configs, buffer: Vec::new(), pages: Vec::new(), failed_pages: Vec::new(), retry_delay })
     }
@@ -154,7 +158,9 @@ async fn synthetic_1(loader: &mut Loader<'_>, task: &EvalTask) -> anyhow::Result
     let target = task.dataset.target_size.map(|t| t as usize);
     let mut samples = Vec::new();
     let mut parsed = 0;
-    let keep_supported = |buffer: &mut Vec<(Value, String)>| buffer.retain(|(row, _)| SUPPORTED_TASK_TYPES.contains(&row.get("task_type").and_then(Value::as_str).unwrap_or("unknown")));
+    let keep_supported = |buffer: &mut Vec<(Value, String)>| {
+        buffer.retain(|(row, _)| SUPPORTED_TASK_TYPES.contains(&row.get("task_type").and_then(Value::as_str).unwrap_or("unknown")))
+    };
     let parse_more = |buffer: &[(Value, String)], parsed: &mut usize, samples: &mut Vec<(String, String, String)>| {
         while *parsed < buffer.len() {
             let (row, source) = &buffer[*parsed];
@@ -162,7 +168,11 @@ async fn synthetic_1(loader: &mut Loader<'_>, task: &EvalTask) -> anyhow::Result
             let math = row.get("task_type").and_then(Value::as_str) == Some("verifiable_math");
             let Some(parts) = messages(row).and_then(|m| if math { parse_math(m) } else { parse_code_output(m) }) else { continue };
             let (question, trace, answer) = parts;
-            let reference = if math { format!("{} \\boxed{{{answer}}}", py_strip(&trace)) } else { format!("{} {{\"output\": \"{answer}\"}}", py_strip(&trace)) };
+            let reference = if math {
+                format!("{} \\boxed{{{answer}}}", py_strip(&trace))
+            } else {
+                format!("{} {{\"output\": \"{answer}\"}}", py_strip(&trace))
+            };
             samples.push((question, reference, source.clone()));
             if target.is_some_and(|t| samples.len() >= t) {
                 break;
@@ -195,12 +205,19 @@ async fn codeforces(loader: &mut Loader<'_>, task: &EvalTask) -> anyhow::Result<
         .filter_map(|(row, source)| {
             let m = messages(row).filter(|m| m.len() == 2)?;
             let (question, trace) = (content(m, 0)?, content(m, 1)?);
-            (estimate(question) + estimate(trace) + 10 <= CODEFORCES_MAX_TOKENS).then(|| (question.to_string(), py_strip(trace).to_string(), source.clone()))
+            (estimate(question) + estimate(trace) + 10 <= CODEFORCES_MAX_TOKENS)
+                .then(|| (question.to_string(), py_strip(trace).to_string(), source.clone()))
         })
         .collect())
 }
 
-pub async fn sample(source: &Source<'_>, task: &EvalTask, seed: &Seed, tokenizer: &Tokenizer, retry_delay: Duration) -> anyhow::Result<Sampled> {
+pub async fn sample(
+    source: &Source<'_>,
+    task: &EvalTask,
+    seed: &Seed,
+    tokenizer: &Tokenizer,
+    retry_delay: Duration,
+) -> anyhow::Result<Sampled> {
     let mut loader = Loader::new(source, task, seed, retry_delay).await?;
     let texts = match task.dataset.loader.as_str() {
         "synthetic-1-sft" => synthetic_1(&mut loader, task).await?,

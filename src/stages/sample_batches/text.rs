@@ -234,8 +234,24 @@ impl Loader<'_> {
 }
 
 /// Runs a task's loader until its buffer holds one window (at most 14 rounds, as upstream).
-pub async fn sample(source: &Source<'_>, task: &EvalTask, seed: &Seed, tokenizer: &Tokenizer, sequence_length: usize, retry_delay: Duration) -> anyhow::Result<Sampled> {
-    let mut loader = Loader { source, task, tokenizer, retry_delay, rng: rng(seed), buffer: Buffer::default(), pages: Vec::new(), failed_pages: Vec::new() };
+pub async fn sample(
+    source: &Source<'_>,
+    task: &EvalTask,
+    seed: &Seed,
+    tokenizer: &Tokenizer,
+    sequence_length: usize,
+    retry_delay: Duration,
+) -> anyhow::Result<Sampled> {
+    let mut loader = Loader {
+        source,
+        task,
+        tokenizer,
+        retry_delay,
+        rng: rng(seed),
+        buffer: Buffer::default(),
+        pages: Vec::new(),
+        failed_pages: Vec::new(),
+    };
     let row_offsets = row_offset_loader(task);
     let mut round = 1;
     while round < RETRY_LIMIT {
@@ -251,7 +267,11 @@ pub async fn sample(source: &Source<'_>, task: &EvalTask, seed: &Seed, tokenizer
         tracing::warn!(task = %task.name, round, "pages hold fewer tokens than one window, drawing new pages");
     }
     if loader.buffer.tokens.len() < sequence_length {
-        bail!("after {} rounds of pages the buffer holds {} tokens, fewer than one window of {sequence_length}", RETRY_LIMIT - 1, loader.buffer.tokens.len());
+        bail!(
+            "after {} rounds of pages the buffer holds {} tokens, fewer than one window of {sequence_length}",
+            RETRY_LIMIT - 1,
+            loader.buffer.tokens.len()
+        );
     }
     Ok(Sampled { windows: loader.buffer.windows(sequence_length), pages: loader.pages, failed_pages: loader.failed_pages })
 }
@@ -284,7 +304,14 @@ pub struct TaskPlan {
 
 impl TaskPlan {
     pub fn unsupported(task: &EvalTask, why: String) -> Self {
-        Self { task: task.name.clone(), loader: task.dataset.loader.clone(), dataset: task.dataset.name.clone(), initial_offset: None, pages: Vec::new(), unsupported: Some(why) }
+        Self {
+            task: task.name.clone(),
+            loader: task.dataset.loader.clone(),
+            dataset: task.dataset.name.clone(),
+            initial_offset: None,
+            pages: Vec::new(),
+            unsupported: Some(why),
+        }
     }
 }
 
@@ -295,7 +322,10 @@ pub async fn plan(source: &Source<'_>, task: &EvalTask, seed: &Seed) -> anyhow::
     let (initial_offset, pages) = if row_offset_loader(task) {
         let max_pages = d.max_pages.with_context(|| format!("task {} needs dataset.max_pages", task.name))?;
         let config = d.config.clone().unwrap_or_else(|| "default".into());
-        let pages = row_offset_pages(&mut rng, max_pages, num_pages(task)?).into_iter().map(|offset| PlannedPage { config: config.clone(), split: d.split.clone(), offset, length }).collect();
+        let pages = row_offset_pages(&mut rng, max_pages, num_pages(task)?)
+            .into_iter()
+            .map(|offset| PlannedPage { config: config.clone(), split: d.split.clone(), offset, length })
+            .collect();
         (None, pages)
     } else {
         let configs = sampled_configs(source, task, source.size().await?);
