@@ -38,11 +38,6 @@ impl Printer {
         self.json
     }
 
-    /// Whether stdout is a terminal (inspect aligns columns there).
-    pub fn stdout_is_terminal(&self) -> bool {
-        io::stdout().is_terminal()
-    }
-
     pub fn stdout(&self) -> io::StdoutLock<'static> {
         io::stdout().lock()
     }
@@ -58,13 +53,6 @@ impl Printer {
                 eprintln!("{human}");
             }
             Ok(())
-        }
-    }
-
-    /// Extra information for people, silenced by `-q`.
-    pub fn note(&self, message: &str) {
-        if !self.quiet {
-            eprintln!("{message}");
         }
     }
 

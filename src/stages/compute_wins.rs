@@ -11,7 +11,7 @@ use crate::competition::{Competition, EpsilonFunc, Profile, Weighting};
 use crate::exit::Outcome;
 use crate::files::{self, AtomicFile, Location};
 use crate::scoring::{self, CompetitionTracker, Contender, EvalResult, StepInput, TaskScore};
-use crate::tables::{self, losses, metagraph, tracker, weights, wins, Table, TableFile};
+use crate::tables::{self, losses, metagraph, tracker, weights, wins, TableFile};
 
 /// Parameters a researcher may override to re-score stored losses.
 #[derive(Debug, Clone, Default)]
@@ -428,6 +428,3 @@ fn write_all(dir: &std::path::Path, outputs: &[(&str, Vec<u8>)]) -> anyhow::Resu
     }
     Ok(())
 }
-
-/// The table names this stage writes, for help texts.
-pub const OUTPUTS: [&str; 3] = [wins::Wins::NAME, weights::Weights::NAME, tracker::Tracker::NAME];

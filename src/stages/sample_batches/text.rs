@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use super::rng;
 use crate::competition::EvalTask;
 use crate::datasets::Source;
-use crate::sampling::{next_page, row_offset_pages, ConfigRows, Page, PyRandom, Seed};
+use crate::sampling::{next_page, pack_windows, row_offset_pages, ConfigRows, Page, PyRandom, Seed};
 use crate::tokenizer::Tokenizer;
 
 /// upstream `retry_limit`: attempts per request, and `fetch_attempt < retry_limit` page rounds.
@@ -57,25 +57,25 @@ impl Buffer {
     /// Consecutive windows of `length` tokens; the shorter tail is dropped (upstream's packing
     /// splits at EOS and re-appends one EOS per document, which leaves the stream unchanged).
     fn windows(&self, length: usize) -> Vec<Window> {
-        let mut out = Vec::new();
         let mut segment = 0;
-        for (i, chunk) in self.tokens.chunks_exact(length).enumerate() {
-            let (start, end) = (i * length, (i + 1) * length);
-            while self.segments[segment].0 <= start {
-                segment += 1;
-            }
-            let mut pages = Vec::new();
-            let mut s = segment;
-            loop {
-                pages.push(self.segments[s].1.as_str());
-                if self.segments[s].0 >= end {
-                    break;
+        pack_windows(&self.tokens, length)
+            .into_iter()
+            .enumerate()
+            .map(|(i, tokens)| {
+                let (start, end) = (i * length, (i + 1) * length);
+                while self.segments[segment].0 <= start {
+                    segment += 1;
                 }
-                s += 1;
-            }
-            out.push(Window { tokens: chunk.to_vec(), source: pages.join(";") });
-        }
-        out
+                let mut pages = Vec::new();
+                for (segment_end, page) in &self.segments[segment..] {
+                    pages.push(page.as_str());
+                    if *segment_end >= end {
+                        break;
+                    }
+                }
+                Window { tokens, source: pages.join(";") }
+            })
+            .collect()
     }
 }
 
