@@ -25,11 +25,6 @@ fn demo_args(out: &str) -> Vec<String> {
     .collect()
 }
 
-fn run_owned(args: &[String]) -> Run {
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    run(&refs)
-}
-
 #[test]
 fn demo_step_pays_the_newcomer_that_beats_epsilon() {
     let dir = TestDir::new();

@@ -40,11 +40,6 @@ fn sn9_args(server: &DatasetsServer, out: &str) -> Vec<String> {
     .collect()
 }
 
-fn run_owned(args: &[String]) -> Run {
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    run(&refs)
-}
-
 /// sha256 of a window as Python's `json.dumps(list)` writes it.
 fn window_hash(tokens: &[u32]) -> String {
     let text = format!("[{}]", tokens.iter().map(u32::to_string).collect::<Vec<_>>().join(", "));
@@ -411,8 +406,7 @@ fn parquet_corpora_sample_like_jsonl() {
             out,
         ]
     };
-    let run_args = |a: Vec<String>| run(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_exit!(run_args(args(repo_path("testdata/demo/competitions.toml").display().to_string(), dir.arg("jsonl.parquet"))), 0);
-    assert_exit!(run_args(args(dir.arg("competitions.toml"), dir.arg("parquet.parquet"))), 0);
+    assert_exit!(run_owned(&args(repo_path("testdata/demo/competitions.toml").display().to_string(), dir.arg("jsonl.parquet"))), 0);
+    assert_exit!(run_owned(&args(dir.arg("competitions.toml"), dir.arg("parquet.parquet"))), 0);
     assert_eq!(by_task(&dir.path("jsonl.parquet")), by_task(&dir.path("parquet.parquet")));
 }

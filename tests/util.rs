@@ -53,6 +53,12 @@ pub fn run(args: &[&str]) -> Run {
     Run { code: status.code().expect("exit code"), stdout, stderr: String::from_utf8_lossy(&stderr).into_owned() }
 }
 
+/// `run` for arguments built as owned strings.
+pub fn run_owned(args: &[String]) -> Run {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&refs)
+}
+
 /// Asserts the exit code, showing stderr when it differs.
 #[macro_export]
 macro_rules! assert_exit {
