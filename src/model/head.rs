@@ -4,6 +4,7 @@
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::Linear;
+use rayon::prelude::*;
 
 use super::config::LOSS_CHUNK;
 
@@ -61,12 +62,13 @@ pub fn attention(
         let scores = q.narrow(2, first, rows)?.matmul(&k.narrow(2, key_start, keys)?.t()?)?;
         let scores = softcap((scores * scale)?, softcap_at)?;
         let mut values: Vec<f32> = scores.flatten_all()?.to_vec1()?;
-        for (r, row) in values.chunks_exact_mut(keys).enumerate() {
+        // Rows are independent: spread them over the cores (candle's matmuls already are).
+        values.par_chunks_exact_mut(keys).enumerate().for_each(|(r, row)| {
             let position = first + r % rows;
             let lo = window.map_or(0, |w| (position + 1).saturating_sub(w)).max(key_start) - key_start;
             let hi = position - key_start;
             masked_softmax(row, lo, hi);
-        }
+        });
         let probs = Tensor::from_vec(values, (1, heads, rows, keys), q.device())?;
         blocks.push(probs.matmul(&v.narrow(2, key_start, keys)?)?);
     }
@@ -141,12 +143,13 @@ pub fn nll_sum(lm_head: &Linear, cap: Option<f64>, hidden: &Tensor, targets: &[u
         let rows = logits(lm_head, &hidden.narrow(0, start, len)?, cap)?;
         let vocab = rows.dim(D::Minus1)?;
         let values: Vec<f32> = rows.flatten_all()?.to_vec1()?;
-        for (row, &target) in values.chunks_exact(vocab).zip(&targets[start..start + len]) {
-            if target as usize >= vocab {
-                candle_core::bail!("token {target} is outside the vocabulary of {vocab}");
-            }
-            total += crate::loss::token_nll(row, target);
+        let targets = &targets[start..start + len];
+        if let Some(bad) = targets.iter().find(|&&t| t as usize >= vocab) {
+            candle_core::bail!("token {bad} is outside the vocabulary of {vocab}");
         }
+        // Per-row NLLs in parallel, summed in row order so the total does not depend on threads.
+        let nlls: Vec<f64> = values.par_chunks_exact(vocab).zip(targets.par_iter()).map(|(row, &t)| crate::loss::token_nll(row, t)).collect();
+        total += nlls.iter().sum::<f64>();
     }
     Ok(total)
 }
