@@ -16,12 +16,14 @@ fn tokenizer() -> String {
     repo_path("testdata/tokenizer").display().to_string()
 }
 
-fn sn9_args(server: &DatasetsServer, out: &str) -> Vec<String> {
+/// `sample-batches` for competition 4 of `profile` against the fixture server, seeded by the
+/// reference block hash.
+fn fixture_args(server: &DatasetsServer, profile: &str, out: &str) -> Vec<String> {
     let hash = reference()["block_hash"].as_str().unwrap().to_string();
     [
         "sample-batches",
         "--profile",
-        "sn9",
+        profile,
         "--competition-id",
         "4",
         "--block-hash",
@@ -38,6 +40,19 @@ fn sn9_args(server: &DatasetsServer, out: &str) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
+}
+
+fn sn9_args(server: &DatasetsServer, out: &str) -> Vec<String> {
+    fixture_args(server, "sn9", out)
+}
+
+/// `--json sample-batches … --plan` for `profile`: pages only, one JSON object per task.
+fn plan_args(server: &DatasetsServer, profile: &str) -> Vec<String> {
+    let mut args = fixture_args(server, profile, "-");
+    args.truncate(args.len() - 2);
+    args.insert(0, "--json".into());
+    args.push("--plan".into());
+    args
 }
 
 /// sha256 of a window as Python's `json.dumps(list)` writes it.
@@ -99,11 +114,7 @@ fn same_seed_gives_byte_identical_batches() {
 #[test]
 fn plan_lists_the_reference_pages_without_fetching_rows() {
     let server = datasets::start();
-    let mut args = sn9_args(&server, "-");
-    args.truncate(args.len() - 2);
-    args.insert(0, "--json".into());
-    args.push("--plan".into());
-    let r = run_owned(&args);
+    let r = run_owned(&plan_args(&server, "sn9"));
     assert_exit!(r, 0);
     let plans: Vec<Value> = r.stdout_text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(plans.len(), 6);
@@ -133,20 +144,7 @@ fn plan_lists_the_reference_pages_without_fetching_rows() {
 #[test]
 fn sn37_plan_matches_finetuning_loaders() {
     let server = datasets::start();
-    let hash = reference()["block_hash"].as_str().unwrap().to_string();
-    let r = run(&[
-        "--json",
-        "sample-batches",
-        "--profile",
-        "sn37",
-        "--competition-id",
-        "4",
-        "--block-hash",
-        &hash,
-        "--datasets-endpoint",
-        &server.url,
-        "--plan",
-    ]);
+    let r = run_owned(&plan_args(&server, "sn37"));
     assert_exit!(r, 0);
     let expected = &reference()["sn37_plans"];
     for line in r.stdout_text().lines() {
@@ -327,25 +325,8 @@ fn batches_stream_to_stdout() {
 #[test]
 fn sn37_samples_match_the_python_reference() {
     let server = datasets::start();
-    let hash = reference()["block_hash"].as_str().unwrap().to_string();
     let dir = TestDir::new();
-    let r = run(&[
-        "sample-batches",
-        "--profile",
-        "sn37",
-        "--competition-id",
-        "4",
-        "--block-hash",
-        &hash,
-        "--datasets-endpoint",
-        &server.url,
-        "--tokenizer",
-        &tokenizer(),
-        "--retry-delay",
-        "0",
-        "-o",
-        &dir.arg("b.parquet"),
-    ]);
+    let r = run_owned(&fixture_args(&server, "sn37", &dir.arg("b.parquet")));
     assert_exit!(r, 0);
     let got = by_task(&dir.path("b.parquet"));
     let file = read_table::<batches::Batches>(&dir.path("b.parquet"));

@@ -81,20 +81,23 @@ fn a_missing_column_and_a_wrong_type_are_named() {
     let without_loss =
         batch.project(&(0..batch.num_columns()).filter(|&i| batch.schema().field(i).name() != "loss").collect::<Vec<_>>()).unwrap();
     write_foreign(&dir.path("no-loss.parquet"), &without_loss, &labels);
-    let r = run(&[
-        "compute-wins",
-        "--profile",
-        "sn9",
-        "--competition-id",
-        "4",
-        "--metagraph",
-        &demo("metagraph.parquet"),
-        "--losses",
-        &dir.arg("no-loss.parquet"),
-        "--out-dir",
-        &dir.arg("out"),
-    ]);
-    assert_bad_input(&r, "missing column `loss` of the losses table");
+    let score = |losses: &str| {
+        let (metagraph, losses, out) = (demo("metagraph.parquet"), dir.arg(losses), dir.arg("out"));
+        run(&[
+            "compute-wins",
+            "--profile",
+            "sn9",
+            "--competition-id",
+            "4",
+            "--metagraph",
+            &metagraph,
+            "--losses",
+            &losses,
+            "--out-dir",
+            &out,
+        ])
+    };
+    assert_bad_input(&score("no-loss.parquet"), "missing column `loss` of the losses table");
     // A researcher's table with extra columns and int64 ids is fine.
     let extra = arrow::array::StringArray::from(vec!["note"; batch.num_rows()]);
     let mut columns = batch.columns().to_vec();
@@ -114,18 +117,5 @@ fn a_missing_column_and_a_wrong_type_are_named() {
     write_foreign(&dir.path("text-uid.parquet"), &text_uid, &labels);
     let r = run(&["inspect", &dir.arg("text-uid.parquet")]);
     assert_exit!(r, 0);
-    let r = run(&[
-        "compute-wins",
-        "--profile",
-        "sn9",
-        "--competition-id",
-        "4",
-        "--metagraph",
-        &demo("metagraph.parquet"),
-        "--losses",
-        &dir.arg("text-uid.parquet"),
-        "--out-dir",
-        &dir.arg("out"),
-    ]);
-    assert_bad_input(&r, "column `uid` has type Utf8, expected uint16");
+    assert_bad_input(&score("text-uid.parquet"), "column `uid` has type Utf8, expected uint16");
 }

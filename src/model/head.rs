@@ -148,7 +148,8 @@ pub fn nll_sum(lm_head: &Linear, cap: Option<f64>, hidden: &Tensor, targets: &[u
             candle_core::bail!("token {bad} is outside the vocabulary of {vocab}");
         }
         // Per-row NLLs in parallel, summed in row order so the total does not depend on threads.
-        let nlls: Vec<f64> = values.par_chunks_exact(vocab).zip(targets.par_iter()).map(|(row, &t)| crate::loss::token_nll(row, t)).collect();
+        let nlls: Vec<f64> =
+            values.par_chunks_exact(vocab).zip(targets.par_iter()).map(|(row, &t)| crate::loss::token_nll(row, t)).collect();
         total += nlls.iter().sum::<f64>();
     }
     Ok(total)
