@@ -39,6 +39,8 @@ fn main() {
             secure_hash: None,
             competition_id: Some(4),
             metadata_error: None,
+            weight_uids: vec![],
+            weight_values: vec![],
         })
         .collect();
     std::fs::write(path("metagraph.parquet"), encode_file::<metagraph::Metagraph>(graph, &prov).unwrap()).unwrap();

@@ -94,3 +94,77 @@ impl crate::stages::Reporter for ProgressReporter {
         }
     }
 }
+
+/// indicatif bars for `fetch_models::DownloadReporter`: an overall bar over models and one bar
+/// per file being downloaded.
+pub struct DownloadBars {
+    bars: Option<(indicatif::MultiProgress, indicatif::ProgressBar)>,
+}
+
+impl Printer {
+    pub fn download_reporter(&self) -> DownloadBars {
+        DownloadBars {
+            bars: self.bars.then(|| {
+                let multi = indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr());
+                let overall = multi.add(indicatif::ProgressBar::new(0));
+                overall.set_style(
+                    indicatif::ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} models ({elapsed})")
+                        .expect("static template"),
+                );
+                overall.set_message("models");
+                (multi, overall)
+            }),
+        }
+    }
+}
+
+impl crate::stages::fetch_models::DownloadReporter for DownloadBars {
+    fn begin(&self, models: u64) {
+        if let Some((_, overall)) = &self.bars {
+            overall.set_length(models);
+        }
+    }
+
+    fn file(&self, label: &str) -> Option<hf_hub::progress::Progress> {
+        let (multi, _) = self.bars.as_ref()?;
+        let bar = multi.add(indicatif::ProgressBar::new(0));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg:40!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ({eta})")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        bar.set_message(label.to_string());
+        Some(hf_hub::progress::Progress::new(FileBar(bar)))
+    }
+
+    fn model_done(&self) {
+        if let Some((_, overall)) = &self.bars {
+            overall.inc(1);
+        }
+    }
+
+    fn end(&self) {
+        if let Some((_, overall)) = &self.bars {
+            overall.finish_and_clear();
+        }
+    }
+}
+
+struct FileBar(indicatif::ProgressBar);
+
+impl hf_hub::progress::ProgressHandler for FileBar {
+    fn on_progress(&self, event: &hf_hub::progress::ProgressEvent) {
+        use hf_hub::progress::DownloadEvent;
+        let hf_hub::progress::ProgressEvent::Download(event) = event else { return };
+        match event {
+            DownloadEvent::Start { total_bytes, .. } => self.0.set_length(*total_bytes),
+            DownloadEvent::Progress { files } => {
+                if let Some(done) = files.iter().map(|f| f.bytes_completed).max() {
+                    self.0.set_position(done);
+                }
+            }
+            DownloadEvent::AggregateProgress { bytes_completed, .. } => self.0.set_position(*bytes_completed),
+            DownloadEvent::Complete => self.0.finish_and_clear(),
+        }
+    }
+}

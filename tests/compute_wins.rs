@@ -141,6 +141,8 @@ fn metagraph_row(uid: u16, block: Option<u64>) -> metagraph::Row {
         secure_hash: None,
         competition_id: block.map(|_| 4),
         metadata_error: None,
+        weight_uids: vec![],
+        weight_values: vec![],
     }
 }
 

@@ -24,6 +24,8 @@ fn model_row(uid: u16, path: Option<&Path>) -> models::Row {
         architecture: None,
         status: models::Status::Ok,
         reason: None,
+        in_step: true,
+        step_reason: None,
     }
 }
 
@@ -122,7 +124,10 @@ fn every_architecture_matches_pytorch_and_bad_models_become_failed_rows() {
         std::fs::write(p.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
     });
     let unknown = broken(&dir, "unknown-architecture", |p| {
-        let text = std::fs::read_to_string(p.join("config.json")).unwrap().replace("LlamaForCausalLM", "MambaForCausalLM");
+        let text = std::fs::read_to_string(p.join("config.json"))
+            .unwrap()
+            .replace("LlamaForCausalLM", "MambaForCausalLM")
+            .replace("\"llama\"", "\"mamba\"");
         std::fs::write(p.join("config.json"), text).unwrap();
     });
     let bad = [
@@ -138,8 +143,12 @@ fn every_architecture_matches_pytorch_and_bad_models_become_failed_rows() {
         rows.push(model_row(*uid, path.as_deref()));
     }
     let mut skipped = model_row(200, None);
-    skipped.status = models::Status::Rejected;
+    (skipped.status, skipped.in_step) = (models::Status::Skipped, false);
     rows.push(skipped);
+    // Rejected by fetch-models but in the step: it still reaches compute-wins, as failed rows.
+    let mut rejected = model_row(201, None);
+    (rejected.status, rejected.reason) = (models::Status::Rejected, Some("hash-mismatch: not this hotkey's".into()));
+    rows.push(rejected);
     write_table::<models::Models>(&dir.path("models.parquet"), rows, &[]);
 
     let r = eval(&dir, "losses.parquet", &[]);
@@ -164,7 +173,8 @@ fn every_architecture_matches_pytorch_and_bad_models_become_failed_rows() {
             assert!(row.reason.as_deref().unwrap().starts_with(code), "uid {uid}: {:?}", row.reason);
         }
     }
-    assert!(!got.contains_key(&200), "models fetch-models rejected are not evaluated");
+    assert!(!got.contains_key(&200), "models outside the step are not evaluated");
+    assert!(got[&201].iter().all(|r| r.loss.is_infinite() && r.reason.as_deref().unwrap().starts_with("rejected: hash-mismatch")));
 }
 
 #[test]

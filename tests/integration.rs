@@ -10,6 +10,8 @@ mod fixtures;
 mod compute_wins;
 /// `eval-losses`: every architecture against PyTorch's losses, bad models as failed rows, shards, resume.
 mod eval_losses;
+/// `fetch-models` and `gc` against a local hub: statuses, checks before download, the shared cache.
+mod fetch_models;
 /// `inspect`: aligned table, JSON lines, CSV, metadata, closed pipes.
 mod inspect;
 /// `profile` and `--help`: built-in profiles round-trip, every stage has an example.

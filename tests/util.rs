@@ -66,6 +66,10 @@ macro_rules! assert_exit {
         let r = &$run;
         assert_eq!(r.code, $code, "exit code {} (expected {}); stderr:\n{}", r.code, $code, r.stderr);
     }};
+    ($run:expr, $code:expr, $($context:tt)+) => {{
+        let r = &$run;
+        assert_eq!(r.code, $code, "exit code {} (expected {}); stderr:\n{}\n{}", r.code, $code, r.stderr, format!($($context)+));
+    }};
 }
 
 /// An error run: exit 2 and exactly one `error:` line on stderr (after any warnings) that

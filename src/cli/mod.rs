@@ -10,6 +10,8 @@ use crate::printer::Printer;
 mod args;
 mod compute_wins;
 mod eval_losses;
+mod fetch_models;
+mod gc;
 mod inspect;
 mod profile;
 mod sample_batches;
@@ -42,6 +44,8 @@ pub struct Cli {
 enum Command {
     ComputeWins(Box<compute_wins::Args>),
     EvalLosses(Box<eval_losses::Args>),
+    FetchModels(Box<fetch_models::Args>),
+    Gc(gc::Args),
     Inspect(inspect::Args),
     Profile(profile::Args),
     SampleBatches(sample_batches::Args),
@@ -66,6 +70,8 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::ComputeWins(args) => compute_wins::exec(*args, printer),
         Command::EvalLosses(args) => eval_losses::exec(*args, printer),
+        Command::FetchModels(args) => fetch_models::exec(*args, printer).await,
+        Command::Gc(args) => gc::exec(args, printer),
         Command::Inspect(args) => inspect::exec(args, printer),
         Command::Profile(args) => profile::exec(args, printer),
         Command::SampleBatches(args) => sample_batches::exec(args, printer).await,

@@ -54,6 +54,19 @@ pub struct SubnetParams {
     pub sync_cadence: u64,
     pub sync_genesis: u64,
     pub max_batches_per_task: usize,
+    /// upstream.md §1.2's `updated_models_limit`: keep sets plus newly admitted models; None: no cap.
+    pub updated_models_limit: Option<usize>,
+    pub top_miners: Option<TopMinerRule>,
+}
+
+/// upstream.md §1.3: a miner holding at least `min_weight_fraction` of the weight of a validator
+/// with a permit and `min_validator_stake` is evaluated, bypassing the cap, once `retry_blocks`
+/// have passed since its last evaluation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TopMinerRule {
+    pub min_validator_stake: f64,
+    pub min_weight_fraction: f64,
+    pub retry_blocks: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -316,6 +329,12 @@ fn validate(raw: raw::Profile, origin: &str) -> Result<Profile, Error> {
             sync_cadence: s.sync_cadence,
             sync_genesis: s.sync_genesis,
             max_batches_per_task: s.max_batches_per_task,
+            updated_models_limit: s.updated_models_limit,
+            top_miners: s.top_miners.as_ref().map(|t| TopMinerRule {
+                min_validator_stake: t.min_validator_stake,
+                min_weight_fraction: t.min_weight_fraction,
+                retry_blocks: t.retry_blocks,
+            }),
         },
         schedule,
     })

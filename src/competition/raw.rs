@@ -33,6 +33,19 @@ pub struct Subnet {
     /// Batches kept per task after the shuffle (upstream's MAX_BATCHES_PER_DATASET).
     #[serde(default = "default_max_batches")]
     pub max_batches_per_task: usize,
+    /// Models evaluated at once across competitions (keep sets included); none: no cap.
+    pub updated_models_limit: Option<usize>,
+    #[serde(default)]
+    pub top_miners: Option<TopMiners>,
+}
+
+/// Which other validators' favourites are fetched whatever the cap (upstream.md §1.3).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopMiners {
+    pub min_validator_stake: f64,
+    pub min_weight_fraction: f64,
+    pub retry_blocks: u64,
 }
 
 fn default_max_batches() -> usize {

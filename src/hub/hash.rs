@@ -50,6 +50,38 @@ pub fn walk_order(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// `files` (paths relative to a snapshot, `/`-separated) in the order `os.walk` would visit them
+/// in a directory holding exactly those files: a directory's own files by name, then its
+/// subdirectories by name, recursively.
+pub fn walk_order_of(files: &[String]) -> Vec<String> {
+    fn visit(prefix: &str, paths: &[Vec<&str>], out: &mut Vec<String>) {
+        let mut here: Vec<&str> = paths.iter().filter(|p| p.len() == 1).map(|p| p[0]).collect();
+        here.sort_unstable();
+        out.extend(here.iter().map(|f| format!("{prefix}{f}")));
+        let mut dirs: Vec<&str> = paths.iter().filter(|p| p.len() > 1).map(|p| p[0]).collect();
+        dirs.sort_unstable();
+        dirs.dedup();
+        for d in dirs {
+            let inner: Vec<Vec<&str>> = paths.iter().filter(|p| p.len() > 1 && p[0] == d).map(|p| p[1..].to_vec()).collect();
+            visit(&format!("{prefix}{d}/"), &inner, out);
+        }
+    }
+    let split: Vec<Vec<&str>> = files.iter().map(|f| f.split('/').collect()).collect();
+    let mut out = Vec::with_capacity(files.len());
+    visit("", &split, &mut out);
+    out
+}
+
+/// The directory hash of a snapshot directory holding exactly `files` (other files there, left
+/// by other tools, are not part of what upstream downloads and hashes).
+pub fn hash_of_files(dir: &Path, files: &[String]) -> io::Result<String> {
+    let mut hasher = Sha256::new();
+    for file in walk_order_of(files) {
+        hasher.update(hash_of_file(&dir.join(file))?.as_bytes());
+    }
+    Ok(BASE64.encode(hasher.finalize()))
+}
+
 pub fn hash_of_directory(dir: &Path) -> io::Result<String> {
     let mut hasher = Sha256::new();
     for file in walk_order(dir)? {
@@ -79,5 +111,10 @@ mod tests {
         let expected: Vec<&str> = v["directory"]["walk_order"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
         assert_eq!(order, expected);
         assert_eq!(hash_of_directory(dir.path()).unwrap(), v["directory"]["get_hash_of_directory"].as_str().unwrap());
+        // The same order from the names alone, however they are listed.
+        let mut names = expected.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        names.reverse();
+        assert_eq!(walk_order_of(&names), expected);
+        assert_eq!(hash_of_files(dir.path(), &names).unwrap(), v["directory"]["get_hash_of_directory"].as_str().unwrap());
     }
 }

@@ -97,6 +97,16 @@ impl Limits {
         Self { max_params: u64::MAX, min_params: 0, memory_bytes: available_memory(), max_sequence_length }
     }
 
+    /// A config's implied size refuses only what no model within the bounds could be: the
+    /// estimate assumes a three-matrix MLP for every family and overcounts two-matrix ones
+    /// (GPT-NeoX, Phi, Falcon) by up to a third. The exact count from the weight headers decides.
+    pub fn check_estimate(&self, implied: u64) -> Result<(), Error> {
+        if implied / ESTIMATE_SLACK > self.max_params {
+            return Err(Error::Params(format!("the config implies about {implied} parameters, far above the {} allowed", self.max_params)));
+        }
+        Ok(())
+    }
+
     pub fn check_params(&self, n: u64) -> Result<(), Error> {
         if n > self.max_params || n < self.min_params {
             return Err(Error::Params(format!("{n} parameters, outside {}..={}", self.min_params, self.max_params)));
@@ -118,6 +128,9 @@ impl Limits {
         Ok(())
     }
 }
+
+/// How far above the bound a config's estimate may go before it alone refuses a model.
+pub const ESTIMATE_SLACK: u64 = 4;
 
 /// Positions whose logits exist at once when computing a loss.
 pub const LOSS_CHUNK: usize = 256;
@@ -178,7 +191,42 @@ const MAX_HIDDEN: u64 = 1 << 16;
 const MAX_INTERMEDIATE: u64 = 1 << 18;
 const MAX_LAYERS: u64 = 1 << 10;
 const MAX_HEADS: u64 = 1 << 10;
-const MAX_CONFIG_BYTES: u64 = 1 << 20;
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The class `AutoModelForCausalLM.from_pretrained` builds for a config, as upstream resolves it
+/// (upstream.md §2.4): transformers maps `model_type`, whatever `architectures` says. A config
+/// without `model_type` falls back to `architectures[0]`; an unknown `model_type` resolves to
+/// nothing (transformers would refuse it without remote code, which validators never run).
+pub fn causal_lm_class(config: &serde_json::Value) -> Option<String> {
+    let Some(model_type) = config.get("model_type").and_then(|t| t.as_str()) else {
+        return config.get("architectures")?.get(0)?.as_str().map(str::to_string);
+    };
+    let class = match model_type {
+        "llama" => "LlamaForCausalLM",
+        "mistral" => "MistralForCausalLM",
+        "mixtral" => "MixtralForCausalLM",
+        "qwen2" => "Qwen2ForCausalLM",
+        "qwen2_moe" => "Qwen2MoeForCausalLM",
+        "gemma" => "GemmaForCausalLM",
+        "gemma2" => "Gemma2ForCausalLM",
+        "phi" => "PhiForCausalLM",
+        "phi3" => "Phi3ForCausalLM",
+        "gpt_neox" => "GPTNeoXForCausalLM",
+        "falcon" => "FalconForCausalLM",
+        "bart" => "BartForCausalLM",
+        "gpt2" => "GPT2LMHeadModel",
+        "gptj" => "GPTJForCausalLM",
+        "opt" => "OPTForCausalLM",
+        "bloom" => "BloomForCausalLM",
+        "starcoder2" => "Starcoder2ForCausalLM",
+        "olmo" => "OlmoForCausalLM",
+        "stablelm" => "StableLmForCausalLM",
+        "cohere" => "CohereForCausalLM",
+        "mamba" => "MambaForCausalLM",
+        _ => return None,
+    };
+    Some(class.to_string())
+}
 
 fn bounded(name: &str, v: u64, max: u64) -> Result<usize, Error> {
     if v == 0 || v > max {
@@ -196,15 +244,18 @@ impl Config {
             return Err(Error::Config(format!("config.json is {len} bytes")));
         }
         let text = std::fs::read_to_string(&path).map_err(io)?;
-        let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Config(format!("config.json: {e}")))?;
+        Self::parse(&text, limits)
+    }
+
+    /// A `config.json`'s text, every dimension bounded.
+    pub fn parse(text: &str, limits: &Limits) -> Result<Self, Error> {
+        let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::Config(format!("config.json: {e}")))?;
+        let resolved = causal_lm_class(&value);
         let falcon = falcon_fields(&mut value)?;
         let bart = bart_fields(&mut value)?;
         let raw: Raw = serde_json::from_value(value).map_err(|e| Error::Config(format!("config.json: {e}")))?;
-        let architecture = raw
-            .architectures
-            .as_ref()
-            .and_then(|a| a.first())
-            .cloned()
+        let architecture = resolved
+            .or_else(|| raw.architectures.as_ref().and_then(|a| a.first()).cloned())
             .ok_or_else(|| Error::Config("config.json names no architecture".into()))?;
         let heads = bounded("num_attention_heads", raw.num_attention_heads, MAX_HEADS)?;
         let kv_heads = bounded("num_key_value_heads", raw.num_key_value_heads.unwrap_or(raw.num_attention_heads), MAX_HEADS)?;
@@ -320,7 +371,7 @@ impl Config {
             falcon,
             bart,
         };
-        limits.check_params(config.implied_params())?;
+        limits.check_estimate(config.implied_params())?;
         Ok(config)
     }
 

@@ -8,6 +8,7 @@ mod config;
 pub mod device;
 mod head;
 mod llama;
+pub mod norms;
 mod parallel;
 mod weights;
 
@@ -15,8 +16,8 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
-pub use config::{Config, Limits};
-pub use weights::{inspect_weights, WeightFiles};
+pub use config::{causal_lm_class, Config, Limits, MAX_CONFIG_BYTES};
+pub use weights::{count_parameters, header_length, inspect_weights, parameters_of_header, WeightFiles};
 
 /// Why a model cannot be evaluated. The first word of each message is a stable reason code.
 #[derive(Debug, thiserror::Error)]
@@ -108,8 +109,9 @@ impl Model {
         if !SUPPORTED.contains(&config.architecture.as_str()) {
             return Err(Error::Architecture(config.architecture.clone()));
         }
-        // What the config asks for is checked before any weight file is opened.
-        limits.check_memory(&config, config.implied_params(), dtype)?;
+        // What the config asks for is checked before any weight file is opened; the estimate
+        // may overcount by a third, so only what could not fit at a third of it is refused here.
+        limits.check_memory(&config, config.implied_params() / 3, dtype)?;
         let files = inspect_weights(dir)?;
         let n_params = files.n_params(config.tie_word_embeddings);
         limits.check_params(n_params)?;

@@ -15,20 +15,71 @@ const MAX_HEADER_BYTES: u64 = 100 << 20;
 
 pub struct WeightFiles {
     pub paths: Vec<PathBuf>,
-    /// Tensor name → number of elements.
+    /// Parameter tensors (buffers left out) → number of elements.
     pub tensors: Vec<(String, u64)>,
 }
 
 impl WeightFiles {
     /// Parameters as torch counts them: a tied `lm_head` shares the embedding and counts once.
     pub fn n_params(&self, tied: bool) -> u64 {
-        self.tensors.iter().filter(|(name, _)| !(tied && name == "lm_head.weight")).map(|(_, n)| n).sum()
+        count_parameters(&self.tensors, tied)
     }
 }
 
+/// `sum(p.numel() for p in model.parameters())` from a checkpoint's parameter tensors: a tied
+/// `lm_head` shares the embedding and counts once.
+pub fn count_parameters(tensors: &[(String, u64)], tied: bool) -> u64 {
+    tensors.iter().filter(|(name, _)| !(tied && name == "lm_head.weight")).map(|(_, n)| n).sum()
+}
+
 /// Pickle protocols 2–5 start with 0x80 and the protocol byte; torch's zip format with "PK".
+/// Asked only of a file whose safetensors header did not parse: a valid header length can start
+/// with those bytes too.
 fn looks_like_pickle(head: &[u8]) -> bool {
     matches!(head, [0x80, 2..=5, ..]) || head.starts_with(b"PK\x03\x04")
+}
+
+/// Tensors stored beside the weights that torch counts as buffers, not parameters: rotary
+/// frequencies and the causal masks older GPT-NeoX/GPT-2 checkpoints saved.
+fn is_buffer(name: &str) -> bool {
+    let mut parts = name.rsplit('.');
+    let (last, module) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    last == "inv_freq" || (matches!(module, "attention" | "attn") && matches!(last, "bias" | "masked_bias"))
+}
+
+/// The header length a file's first 8 bytes announce, checked against the file's size.
+pub fn header_length(file: &str, prefix: &[u8], file_size: u64) -> Result<u64, Error> {
+    let bad = |problem: String| Error::NotSafetensors { file: file.to_string(), problem };
+    let bytes: [u8; 8] =
+        prefix.get(..8).and_then(|p| p.try_into().ok()).ok_or_else(|| bad(format!("{file_size} bytes, too short for a header")))?;
+    let header_len = u64::from_le_bytes(bytes);
+    if header_len > MAX_HEADER_BYTES || header_len.saturating_add(8) > file_size {
+        if looks_like_pickle(prefix) {
+            return Err(Error::Pickle(file.to_string()));
+        }
+        return Err(bad(format!("header length {header_len} does not fit a {file_size}-byte file")));
+    }
+    Ok(header_len)
+}
+
+/// The parameter tensors a safetensors header describes, as (name, elements), after checking with
+/// the `safetensors` crate that the tensors tile the data exactly and that the data fills the
+/// rest of a `file_size`-byte file.
+pub fn parameters_of_header(file: &str, header: &[u8], file_size: u64) -> Result<Vec<(String, u64)>, Error> {
+    let bad = |problem: String| Error::NotSafetensors { file: file.to_string(), problem };
+    let metadata: safetensors::tensor::Metadata = serde_json::from_slice(header).map_err(|e| bad(format!("header does not parse: {e}")))?;
+    let data_len = file_size - 8 - header.len() as u64;
+    if metadata.data_len() as u64 != data_len {
+        return Err(bad(format!("the header describes {} data bytes, the file holds {data_len} (truncated?)", metadata.data_len())));
+    }
+    let mut tensors: Vec<(String, u64)> = metadata
+        .tensors()
+        .into_iter()
+        .filter(|(name, info)| !is_buffer(name) && info.dtype != safetensors::Dtype::BOOL)
+        .map(|(name, info)| (name, info.shape.iter().map(|&d| d as u64).product()))
+        .collect();
+    tensors.sort();
+    Ok(tensors)
 }
 
 pub fn inspect_weights(dir: &Path) -> Result<WeightFiles, Error> {
@@ -75,49 +126,16 @@ fn shards(index: &Path) -> Result<Vec<String>, Error> {
     Ok(files.into_iter().collect())
 }
 
-/// Checks the header of one file and returns its tensors' element counts.
+/// Checks the header of one file and returns its parameter tensors' element counts.
 fn check_safetensors(path: &Path) -> Result<Vec<(String, u64)>, Error> {
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let bad = |problem: String| Error::NotSafetensors { file: file_name.clone(), problem };
     let io = |source| Error::Io { path: path.display().to_string(), source };
     let mut file = File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
-    let mut head = [0u8; 8];
-    file.read_exact(&mut head).map_err(|_| bad(format!("{size} bytes, too short for a header")))?;
-    if looks_like_pickle(&head) {
-        return Err(Error::Pickle(file_name));
-    }
-    let header_len = u64::from_le_bytes(head);
-    if header_len > MAX_HEADER_BYTES || header_len + 8 > size {
-        return Err(bad(format!("header length {header_len} does not fit a {size}-byte file")));
-    }
-    let mut header = vec![0u8; header_len as usize];
+    let mut prefix = Vec::with_capacity(8);
+    (&mut file).take(8).read_to_end(&mut prefix).map_err(io)?;
+    let header_len = header_length(&file_name, &prefix, size)?;
+    let mut header = vec![0u8; usize::try_from(header_len).expect("bounded by MAX_HEADER_BYTES")];
     file.read_exact(&mut header).map_err(io)?;
-    let header: serde_json::Value = serde_json::from_slice(&header).map_err(|e| bad(format!("header is not JSON: {e}")))?;
-    let data_len = size - 8 - header_len;
-    let mut tensors = Vec::new();
-    for (name, info) in header.as_object().ok_or_else(|| bad("header is not an object".into()))? {
-        if name == "__metadata__" {
-            continue;
-        }
-        let shape: Vec<u64> = info["shape"]
-            .as_array()
-            .map(|s| s.iter().filter_map(|d| d.as_u64()).collect())
-            .ok_or_else(|| bad(format!("tensor {name} has no shape")))?;
-        let offsets: Vec<u64> = info["data_offsets"].as_array().map(|s| s.iter().filter_map(|d| d.as_u64()).collect()).unwrap_or_default();
-        let elt = match info["dtype"].as_str() {
-            Some("F32" | "I32" | "U32") => 4,
-            Some("F16" | "BF16" | "I16" | "U16") => 2,
-            Some("F64" | "I64" | "U64") => 8,
-            Some("I8" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2") => 1,
-            other => return Err(bad(format!("tensor {name} has dtype {other:?}"))),
-        };
-        let elements =
-            shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| bad(format!("tensor {name} shape overflows")))?;
-        if offsets.len() != 2 || offsets[1] > data_len || offsets[1] < offsets[0] || offsets[1] - offsets[0] != elements * elt {
-            return Err(bad(format!("tensor {name} lies outside the file (truncated?)")));
-        }
-        tensors.push((name.clone(), elements));
-    }
-    Ok(tensors)
+    parameters_of_header(&file_name, &header, size)
 }

@@ -1,6 +1,6 @@
 //! Pure scoring (upstream.md §5.1, §6): who beats whom under the epsilon rule, the SN9
 //! competitive filter, step weights (softmax or winner-takes-all), the competition tracker EMA,
-//! the keep set, the retry rule and task aggregation. Values in, values out: no I/O, no clock.
+//! the keep set, the retry rule, which uids enter a step, and task aggregation. Values in, values out: no I/O, no clock.
 //!
 //! Uids are processed in ascending order wherever upstream iterates a Python set
 //! (upstream.md §10.2): only tie-breaks between otherwise equal uids can differ from a given
@@ -9,6 +9,7 @@
 mod aggregate;
 mod keep;
 mod retry;
+pub mod selection;
 mod step;
 pub mod torch;
 mod tracker;

@@ -1,5 +1,6 @@
 //! `eval-losses`: every model's loss on every batch of its competition (upstream.md §5). Reads the
-//! `models` table (snapshots fetched and checked by `fetch-models`) and the `batches` table;
+//! `models` table (snapshots fetched and checked by `fetch-models`; the uids in the step) and the
+//! `batches` table;
 //! writes one `losses` row per (uid, task, batch). A model that cannot be loaded, errors, runs out
 //! of time or fails the sanity check becomes failed rows with the reason; the others go on.
 //! Never touches the network.
@@ -74,7 +75,9 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
     for b in &batch_file.rows {
         by_competition.entry(b.competition_id).or_default().entry(b.task.as_str()).or_default().push(b);
     }
-    let mut candidates: Vec<&models::Row> = model_file.rows.iter().filter(|m| m.status == models::Status::Ok).collect();
+    // Every uid in the step reaches compute-wins: one fetch-models could not use becomes failed
+    // rows (score inf, its commit block kept), as upstream scores a model that fails to load.
+    let mut candidates: Vec<&models::Row> = model_file.rows.iter().filter(|m| m.in_step).collect();
     candidates.sort_by_key(|m| m.uid);
     let mine: Vec<&models::Row> =
         candidates.into_iter().enumerate().filter(|(i, _)| i % opts.shard.count == opts.shard.index).map(|(_, m)| m).collect();
@@ -98,6 +101,12 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
             .filter(|(_, bs)| !bs.is_empty())
             .collect();
         if todo.is_empty() {
+            continue;
+        }
+        if m.status != models::Status::Ok {
+            let reason = format!("{}: {}", m.status.as_str(), m.reason.as_deref().unwrap_or("not usable"));
+            rows.extend(failed_rows(m, competition_id, &todo, &reason));
+            failed_models += 1;
             continue;
         }
         let competition = competition_rules(opts.profile.as_ref(), competition_id, &model_file.meta.provenance)?;

@@ -4,6 +4,8 @@
 
 pub mod compute_wins;
 pub mod eval_losses;
+pub mod fetch_models;
+pub mod gc;
 pub mod inspect;
 pub mod sample_batches;
 

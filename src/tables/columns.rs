@@ -189,6 +189,9 @@ impl<'a> Columns<'a> {
     pub fn list_u32(&self, name: &str) -> Result<Vec<Vec<u32>>, Error> {
         self.required(name, self.lists::<UInt32Type>(name, Kind::Int, "list<uint32>")?)
     }
+    pub fn opt_list_u16(&self, name: &str) -> Result<Vec<Option<Vec<u16>>>, Error> {
+        Ok(self.optional(self.lists::<UInt16Type>(name, Kind::Int, "list<uint16>")?))
+    }
     pub fn opt_list_u64(&self, name: &str) -> Result<Vec<Option<Vec<u64>>>, Error> {
         Ok(self.optional(self.lists::<UInt64Type>(name, Kind::Int, "list<uint64>")?))
     }

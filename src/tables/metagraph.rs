@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, Float64Array, StringArray, UInt16Array, UInt64Array};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::array::{ArrayRef, BooleanArray, Float64Array, ListArray, StringArray, UInt16Array, UInt64Array};
+use arrow::datatypes::{DataType, SchemaRef, UInt16Type};
 
-use super::{field, schema_of, Columns, Error, Table};
+use super::{field, list_of, schema_of, Columns, Error, Table};
 
 /// Provenance key holding the block the metagraph was read at (`compute-wins`' default current block).
 pub const PROVENANCE_BLOCK: &str = "block";
@@ -33,6 +33,10 @@ pub struct Row {
     pub secure_hash: Option<String>,
     pub competition_id: Option<u16>,
     pub metadata_error: Option<String>,
+    /// The weights this uid (a validator) has set: destination uids and u16 values, as the
+    /// chain's `Weights` row holds them; empty for miners. fetch-models' top-miner rule reads them.
+    pub weight_uids: Vec<u16>,
+    pub weight_values: Vec<u16>,
 }
 
 pub struct Metagraph;
@@ -59,6 +63,8 @@ impl Table for Metagraph {
             field("secure_hash", DataType::Utf8, true),
             field("competition_id", DataType::UInt16, true),
             field("metadata_error", DataType::Utf8, true),
+            field("weight_uids", list_of(DataType::UInt16), true),
+            field("weight_values", list_of(DataType::UInt16), true),
         ])
     }
 
@@ -80,6 +86,10 @@ impl Table for Metagraph {
             opt_str(|r| r.secure_hash.as_deref()),
             Arc::new(UInt16Array::from_iter(rows.iter().map(|r| r.competition_id))),
             opt_str(|r| r.metadata_error.as_deref()),
+            Arc::new(ListArray::from_iter_primitive::<UInt16Type, _, _>(rows.iter().map(|r| Some(r.weight_uids.iter().map(|v| Some(*v)))))),
+            Arc::new(ListArray::from_iter_primitive::<UInt16Type, _, _>(
+                rows.iter().map(|r| Some(r.weight_values.iter().map(|v| Some(*v)))),
+            )),
         ]
     }
 
@@ -91,6 +101,7 @@ impl Table for Metagraph {
         let (namespace, name) = (c.opt_string("repo_namespace")?, c.opt_string("repo_name")?);
         let (revision, secure_hash) = (c.opt_string("revision")?, c.opt_string("secure_hash")?);
         let (competition_id, error) = (c.opt_u16("competition_id")?, c.opt_string("metadata_error")?);
+        let (weight_uids, weight_values) = (c.opt_list_u16("weight_uids")?, c.opt_list_u16("weight_values")?);
         let mut rows = Vec::with_capacity(c.num_rows());
         for i in 0..c.num_rows() {
             rows.push(Row {
@@ -109,7 +120,12 @@ impl Table for Metagraph {
                 secure_hash: secure_hash[i].clone(),
                 competition_id: competition_id[i],
                 metadata_error: error[i].clone(),
+                weight_uids: weight_uids[i].clone().unwrap_or_default(),
+                weight_values: weight_values[i].clone().unwrap_or_default(),
             });
+            if rows[i].weight_uids.len() != rows[i].weight_values.len() {
+                return Err(c.value_error("weight_values", i, "weight_uids and weight_values differ in length"));
+            }
         }
         check_unique_uids(c, &rows)?;
         Ok(rows)

@@ -1,10 +1,12 @@
 //! `models`: one row per uid that `fetch-models` considered, with the local snapshot path or the
 //! reason it was not usable (SPEC §3). A model failing a check is a row, never an abort.
-//! Sorted by `uid`.
+//! `in_step` says whether the uid is evaluated in this step and `step_reason` why (keep, new,
+//! changed, top-miner, retry, all); a table without these columns puts every `ok` row in the
+//! step. Sorted by `uid`.
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, StringArray, UInt16Array, UInt64Array};
+use arrow::array::{ArrayRef, BooleanArray, StringArray, UInt16Array, UInt64Array};
 use arrow::datatypes::{DataType, SchemaRef};
 
 use super::{field, schema_of, Columns, Error, Table};
@@ -29,6 +31,8 @@ pub struct Row {
     pub architecture: Option<String>,
     pub status: Status,
     pub reason: Option<String>,
+    pub in_step: bool,
+    pub step_reason: Option<String>,
 }
 
 pub struct Models;
@@ -52,6 +56,8 @@ impl Table for Models {
             field("architecture", DataType::Utf8, true),
             field("status", DataType::Utf8, false),
             field("reason", DataType::Utf8, true),
+            field("in_step", DataType::Boolean, false),
+            field("step_reason", DataType::Utf8, true),
         ])
     }
 
@@ -70,6 +76,8 @@ impl Table for Models {
             opt_str(|r| r.architecture.as_deref()),
             Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.status.as_str()))),
             opt_str(|r| r.reason.as_deref()),
+            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.in_step)))),
+            opt_str(|r| r.step_reason.as_deref()),
         ]
     }
 
@@ -78,8 +86,10 @@ impl Table for Models {
         let (repo_id, revision, commit_block) = (c.opt_string("repo_id")?, c.opt_string("revision")?, c.opt_u64("commit_block")?);
         let (local_path, size_bytes, n_params) = (c.opt_string("local_path")?, c.opt_u64("size_bytes")?, c.opt_u64("n_params")?);
         let (architecture, status, reason) = (c.opt_string("architecture")?, c.string("status")?, c.opt_string("reason")?);
+        let (in_step, step_reason) = (c.opt_bool("in_step")?, c.opt_string("step_reason")?);
         (0..c.num_rows())
             .map(|i| {
+                let status: Status = status[i].parse().map_err(|e: String| c.value_error("status", i, e))?;
                 Ok(Row {
                     uid: uid[i],
                     hotkey: hotkey[i].clone(),
@@ -91,8 +101,10 @@ impl Table for Models {
                     size_bytes: size_bytes[i],
                     n_params: n_params[i],
                     architecture: architecture[i].clone(),
-                    status: status[i].parse().map_err(|e: String| c.value_error("status", i, e))?,
+                    status,
                     reason: reason[i].clone(),
+                    in_step: in_step[i].unwrap_or(status == Status::Ok),
+                    step_reason: step_reason[i].clone(),
                 })
             })
             .collect()

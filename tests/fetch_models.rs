@@ -1,0 +1,520 @@
+//! `fetch-models` against the local hub: every row status and reason, checks made before the
+//! weights are downloaded, the secure hash against the Python restatement, the shared cache
+//! (one download per snapshot, copy-cat blobs stored once, no request on a warm cache),
+//! offline mode, dead and rate-limiting hubs, an interrupted download, `gc`, and an in-step
+//! uid whose model failed reaching `compute-wins` with score inf.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use valkit::tables::{batches, metagraph, models, wins};
+
+use crate::fixtures::hub::{self, HubServer};
+use crate::util::*;
+
+const BLOCK: u64 = 10_000;
+
+/// A test subnet: its own cache, a hub fixture, and the competitions of `PROFILE`.
+struct Subnet {
+    dir: TestDir,
+    hub: HubServer,
+    rows: Vec<metagraph::Row>,
+}
+
+const PROFILE: &str = r#"
+name = "fetch-test"
+netuid = 7
+[subnet]
+alpha = 0.5
+sample_min = 2
+weights_version_key = 1
+sync_cadence = 100
+
+[[schedule]]
+block = 0
+competitions = [
+  { competition = "A", reward = 0.4 }, { competition = "SMALL", reward = 0.2 },
+  { competition = "LARGE", reward = 0.2 }, { competition = "MISTRAL", reward = 0.2 },
+]
+
+[task_sets]
+WEB = [{ name = "WEB", method = "text-loss", weight = 1.0, pages = 1, dataset = { loader = "local", name = "web", rows_per_page = 20 } }]
+
+[competitions.A]
+id = 1
+min_params = 100_000
+max_params = 200_000
+max_bytes = 1_000_000
+architectures = ["LlamaForCausalLM"]
+eval_block_delay = 100
+epsilon = { kind = "fixed", value = 0.005 }
+weighting = { kind = "softmax", temperature = 0.01 }
+tasks = "WEB"
+
+[competitions.SMALL]
+id = 2
+max_params = 150_000
+max_bytes = 1_000_000
+architectures = ["LlamaForCausalLM"]
+eval_block_delay = 100
+epsilon = { kind = "fixed", value = 0.005 }
+weighting = { kind = "softmax", temperature = 0.01 }
+tasks = "WEB"
+
+[competitions.LARGE]
+id = 3
+min_params = 170_000
+max_params = 300_000
+max_bytes = 1_000_000
+architectures = ["LlamaForCausalLM"]
+eval_block_delay = 100
+epsilon = { kind = "fixed", value = 0.005 }
+weighting = { kind = "softmax", temperature = 0.01 }
+tasks = "WEB"
+
+[competitions.MISTRAL]
+id = 4
+max_params = 300_000
+max_bytes = 1_000_000
+architectures = ["MistralForCausalLM"]
+eval_block_delay = 100
+epsilon = { kind = "fixed", value = 0.005 }
+weighting = { kind = "softmax", temperature = 0.01 }
+tasks = "WEB"
+"#;
+
+/// The tiny Llama (159,040 parameters) with a tokenizer and files the hash must not cover.
+fn llama_files() -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for f in ["config.json", "generation_config.json", "model.safetensors"] {
+        files.insert(f.to_string(), std::fs::read(repo_path(&format!("testdata/models/llama/{f}"))).unwrap());
+    }
+    files.insert("tokenizer.json".into(), std::fs::read(repo_path("testdata/tokenizer/tokenizer.json")).unwrap());
+    files.insert("README.md".into(), b"# a model card the hash does not cover\n".to_vec());
+    files.insert(".gitattributes".into(), b"*.safetensors filter=lfs\n".to_vec());
+    files
+}
+
+/// The model hash of a repository's files: everything but README.md and .gitattributes.
+fn model_hash(dir: &TestDir, files: &BTreeMap<String, Vec<u8>>) -> String {
+    let src = dir.path(&format!("src-{}", hub::commit_of(&format!("{files:?}"))));
+    let mut names = Vec::new();
+    for (name, content) in files {
+        if name == "README.md" || name == ".gitattributes" {
+            continue;
+        }
+        std::fs::create_dir_all(src.join(name).parent().unwrap()).unwrap();
+        std::fs::write(src.join(name), content).unwrap();
+        names.push(name.clone());
+    }
+    valkit::hub::hash::hash_of_files(&src, &names).unwrap()
+}
+
+fn hotkey(uid: u16) -> String {
+    format!("5Hotkey{uid:03}")
+}
+
+impl Subnet {
+    fn new() -> Self {
+        let dir = TestDir::new();
+        std::fs::write(dir.path("profile.toml"), PROFILE).unwrap();
+        Self { dir, hub: hub::start(), rows: Vec::new() }
+    }
+
+    fn profile(&self) -> String {
+        self.dir.arg("profile.toml")
+    }
+
+    /// Serves `files` as `repo@commit` and commits it for `uid` to `competition`, with the
+    /// secure hash an honest miner would compute (or `secure` when given).
+    fn commit(
+        &mut self,
+        uid: u16,
+        repo: &str,
+        files: &BTreeMap<String, Vec<u8>>,
+        competition: u16,
+        block: u64,
+        secure: Option<&str>,
+    ) -> String {
+        let commit = hub::commit_of(&format!("{repo}{files:?}"));
+        self.hub.add(repo, &commit, files.clone());
+        let secure = secure
+            .map(str::to_string)
+            .unwrap_or_else(|| valkit::chain::commitment::secure_hash(&model_hash(&self.dir, files), &hotkey(uid)));
+        self.commit_raw(uid, repo, &commit, &secure, competition, block);
+        commit
+    }
+
+    fn commit_raw(&mut self, uid: u16, repo: &str, commit: &str, secure: &str, competition: u16, block: u64) {
+        let (ns, name) = repo.split_once('/').unwrap();
+        let mut row = bare_row(uid);
+        row.commitment = Some(format!("{ns}:{name}:{commit}:{secure}:{competition}"));
+        row.commit_block = Some(block);
+        row.repo_namespace = Some(ns.into());
+        row.repo_name = Some(name.into());
+        row.revision = Some(commit.into());
+        row.secure_hash = Some(secure.into());
+        row.competition_id = Some(competition);
+        self.rows.push(row);
+    }
+
+    fn write_metagraph(&self) -> String {
+        let path = self.dir.path("metagraph.parquet");
+        write_table::<metagraph::Metagraph>(&path, self.rows.clone(), &[("block", &BLOCK.to_string())]);
+        path.display().to_string()
+    }
+
+    /// `fetch-models --all` under this subnet's profile.
+    fn command(&self, extra: &[&str]) -> Command {
+        let profile = self.profile();
+        let mut args = vec!["--competitions", profile.as_str(), "--all"];
+        args.extend(extra);
+        self.command_with(&args)
+    }
+
+    fn command_with(&self, extra: &[&str]) -> Command {
+        let mut cmd = valkit();
+        cmd.env_remove("HF_HUB_OFFLINE")
+            .env("HF_ENDPOINT", &self.hub.url)
+            .env("HF_HUB_CACHE", self.dir.path("cache"))
+            .env("HF_HOME", self.dir.path("hf-home"));
+        cmd.args(["fetch-models", "--metagraph", &self.write_metagraph(), "--out", &self.dir.arg("models.parquet")]).args(extra);
+        cmd
+    }
+
+    fn fetch(&self, extra: &[&str]) -> Run {
+        output(self.command(extra))
+    }
+
+    fn models(&self) -> BTreeMap<u16, models::Row> {
+        read_table::<models::Models>(&self.dir.path("models.parquet")).rows.into_iter().map(|r| (r.uid, r)).collect()
+    }
+}
+
+fn output(mut cmd: Command) -> Run {
+    let out = cmd.output().expect("valkit runs");
+    Run { code: out.status.code().expect("exit code"), stdout: out.stdout, stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+}
+
+fn bare_row(uid: u16) -> metagraph::Row {
+    metagraph::Row {
+        netuid: 7,
+        uid,
+        hotkey: hotkey(uid),
+        coldkey: format!("5Cold{uid}"),
+        stake: 0.0,
+        validator_permit: false,
+        registration_block: 1,
+        commitment: None,
+        commit_block: None,
+        repo_namespace: None,
+        repo_name: None,
+        revision: None,
+        secure_hash: None,
+        competition_id: None,
+        metadata_error: None,
+        weight_uids: vec![],
+        weight_values: vec![],
+    }
+}
+
+fn reason_code(row: &models::Row) -> &str {
+    row.reason.as_deref().unwrap_or("").split(':').next().unwrap()
+}
+
+fn with(mut files: BTreeMap<String, Vec<u8>>, name: &str, content: Vec<u8>) -> BTreeMap<String, Vec<u8>> {
+    files.insert(name.to_string(), content);
+    files
+}
+
+fn without(mut files: BTreeMap<String, Vec<u8>>, name: &str) -> BTreeMap<String, Vec<u8>> {
+    files.remove(name);
+    files
+}
+
+fn weights_gets(hub: &HubServer, repo: &str) -> usize {
+    hub.switches
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with(&format!("GET /{repo}/resolve/")) && l.contains("model.safetensors") && !l.contains("[bytes="))
+        .count()
+}
+
+#[test]
+fn every_status_and_reason() {
+    let mut s = Subnet::new();
+    let llama = llama_files();
+    let old = BLOCK - 500;
+    let ok_commit = s.commit(0, "miner/ok", &llama, 1, old, None);
+    s.commit(1, "miner/big", &with(llama.clone(), "data.txt", vec![b'x'; 600_000]), 1, old, None);
+    s.commit(2, "miner/ok", &llama, 2, old, None); // 159,040 > SMALL's 150,000
+    s.commit(3, "miner/ok", &llama, 3, old, None); // 159,040 < LARGE's 170,000
+    let huge = br#"{"model_type":"llama","architectures":["LlamaForCausalLM"],"vocab_size":2000000,"hidden_size":65536,"intermediate_size":262144,"num_hidden_layers":1024,"num_attention_heads":512,"max_position_embeddings":4096}"#;
+    s.commit(4, "miner/huge", &with(llama.clone(), "config.json", huge.to_vec()), 1, old, None);
+    let pickle_only = with(without(llama.clone(), "model.safetensors"), "pytorch_model.bin", b"\x80\x02}q\x00.".to_vec());
+    s.commit(5, "miner/pickle", &pickle_only, 1, old, None);
+    let mut renamed = b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\nq\x00".to_vec();
+    renamed.resize(4096, 0);
+    s.commit(6, "miner/renamed", &with(llama.clone(), "model.safetensors", renamed), 1, old, None);
+    let mut oversized = (1u64 << 40).to_le_bytes().to_vec();
+    oversized.resize(4096, b' ');
+    s.commit(7, "miner/header", &with(llama.clone(), "model.safetensors", oversized), 1, old, None);
+    s.commit(8, "miner/ok", &llama, 1, old, Some("bm90IHRoZSBoYXNoIG9mIHRoaXMgbW9kZWwgYXQgYWxsIQ=="));
+    s.commit_raw(9, "miner/ok", &hub::commit_of("never pushed"), "x", 1, old);
+    let mystery = String::from_utf8(llama["config.json"].clone()).unwrap().replace("\"llama\"", "\"mystery\"");
+    s.commit(10, "miner/mystery", &with(llama.clone(), "config.json", mystery.into_bytes()), 1, old, None);
+    s.commit(11, "miner/ok", &llama, 9, old, None); // competition 9 is not scheduled
+    s.commit(12, "miner/ok", &llama, 1, BLOCK - 20, None); // eval delay 100
+    s.commit(13, "miner/ok", &llama, 1, old, None); // same repo@commit as uid 0, another hotkey
+    let copycat_commit = s.commit(14, "copycat/same", &with(llama.clone(), "README.md", b"# mine!\n".to_vec()), 1, old, None);
+    s.rows.push(bare_row(15));
+    s.commit(16, "miner/ok", &llama, 4, old, None); // Llama in the Mistral competition
+
+    let r = s.fetch(&[]);
+    assert_exit!(r, 1);
+    let rows = s.models();
+    let expect = [
+        (0, models::Status::Ok, ""),
+        (1, models::Status::Rejected, "too-large"),
+        (2, models::Status::Rejected, "parameter-count"),
+        (3, models::Status::Rejected, "parameter-count"),
+        (4, models::Status::Rejected, "parameter-count"),
+        (5, models::Status::Rejected, "pickle-file"),
+        (6, models::Status::Rejected, "pickle-file"),
+        (7, models::Status::Rejected, "not-safetensors"),
+        (8, models::Status::Rejected, "hash-mismatch"),
+        (9, models::Status::Failed, "not-found"),
+        (10, models::Status::Rejected, "unknown-architecture"),
+        (11, models::Status::Skipped, "competition-inactive"),
+        (12, models::Status::Skipped, "too-recent"),
+        (13, models::Status::Ok, ""),
+        (14, models::Status::Ok, ""),
+        (15, models::Status::Skipped, "no-commitment"),
+        (16, models::Status::Rejected, "architecture-not-allowed"),
+    ];
+    for (uid, status, code) in expect {
+        let row = &rows[&uid];
+        assert_eq!((row.status, reason_code(row)), (status, code), "uid {uid}: {:?}", row.reason);
+    }
+    assert_eq!(rows.len(), expect.len());
+    let ok = &rows[&0];
+    assert_eq!((ok.n_params, ok.architecture.as_deref(), ok.in_step), (Some(159_040), Some("LlamaForCausalLM"), true));
+    assert!(!rows[&12].in_step);
+
+    // Rejected before any weights were downloaded: the huge config, the pickles, the bad header.
+    for repo in ["miner/huge", "miner/pickle", "miner/renamed", "miner/header", "miner/mystery", "miner/big"] {
+        assert_eq!(weights_gets(&s.hub, repo), 0, "{repo}'s weights were downloaded");
+    }
+    // Two hotkeys, one repo@commit, and a copy-cat's identical weights in another repository:
+    // downloaded once, stored once (one inode).
+    let gets = weights_gets(&s.hub, "miner/ok") + weights_gets(&s.hub, "copycat/same");
+    assert_eq!(gets, 1, "{:#?}", s.hub.switches.log.lock().unwrap());
+    let original = PathBuf::from(ok.local_path.as_ref().unwrap()).join("model.safetensors");
+    let copy = PathBuf::from(rows[&14].local_path.as_ref().unwrap()).join("model.safetensors");
+    assert!(copy.ends_with(format!("models--copycat--same/snapshots/{copycat_commit}/model.safetensors")));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&original).unwrap().ino(), std::fs::metadata(&copy).unwrap().ino());
+    }
+    // The snapshot holds exactly the hashed files, pinned to the commit.
+    let snapshot = PathBuf::from(ok.local_path.as_ref().unwrap());
+    assert!(snapshot.ends_with(format!("models--miner--ok/snapshots/{ok_commit}")));
+    let mut names: Vec<String> =
+        std::fs::read_dir(&snapshot).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json"]);
+}
+
+#[test]
+fn the_secure_hash_matches_the_python_restatement_and_a_warm_cache_asks_nothing() {
+    let mut s = Subnet::new();
+    let llama = llama_files();
+    s.commit(0, "miner/ok", &llama, 1, BLOCK - 500, None);
+    s.commit(1, "miner/ok", &llama, 1, BLOCK - 400, None);
+    let cold = s.fetch(&["--json"]);
+    assert_exit!(cold, 0);
+    let summary: serde_json::Value = serde_json::from_slice(&cold.stdout).unwrap();
+    let weights_bytes = llama["model.safetensors"].len() as u64;
+    assert_eq!(summary["bytes_downloaded"].as_u64().unwrap(), model_bytes(&llama));
+    assert!(s.hub.body_bytes() < weights_bytes + 70_000, "downloaded {} bytes", s.hub.body_bytes());
+    let cold_requests = s.hub.requests();
+    assert!(cold_requests > 0);
+
+    let rows = s.models();
+    let snapshot = rows[&0].local_path.clone().unwrap();
+    let python =
+        Command::new("python3").arg(repo_path("scripts/snapshot_hash.py")).arg(&snapshot).arg(hotkey(0)).output().expect("python3 runs");
+    assert!(python.status.success(), "{}", String::from_utf8_lossy(&python.stderr));
+    let lines: Vec<String> = String::from_utf8(python.stdout).unwrap().lines().map(String::from).collect();
+    assert_eq!(lines[0], model_hash(&s.dir, &llama));
+    assert_eq!(Some(lines[1].as_str()), s.rows[0].secure_hash.as_deref());
+
+    let warm = s.fetch(&["--json"]);
+    assert_exit!(warm, 0);
+    assert_eq!(s.hub.requests(), cold_requests, "a warm run asked the hub: {:?}", &s.hub.switches.log.lock().unwrap()[cold_requests..]);
+    let summary: serde_json::Value = serde_json::from_slice(&warm.stdout).unwrap();
+    assert_eq!((summary["snapshots_cached"].as_u64(), summary["bytes_downloaded"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(s.models(), rows);
+
+    // Offline: the verified snapshot is fine; a model never fetched is a failed row.
+    s.commit(2, "other/model", &with(llama.clone(), "extra.json", b"{}".to_vec()), 1, BLOCK - 500, None);
+    let offline = output({
+        let mut c = s.command(&[]);
+        c.env("HF_HUB_OFFLINE", "1");
+        c
+    });
+    assert_exit!(offline, 1);
+    let rows = s.models();
+    assert_eq!(rows[&0].status, models::Status::Ok);
+    assert_eq!((rows[&2].status, reason_code(&rows[&2])), (models::Status::Failed, "offline"));
+    assert_eq!(s.hub.requests(), cold_requests);
+}
+
+fn model_bytes(files: &BTreeMap<String, Vec<u8>>) -> u64 {
+    files.iter().filter(|(n, _)| *n != "README.md" && *n != ".gitattributes").map(|(_, c)| c.len() as u64).sum()
+}
+
+#[test]
+fn a_dead_or_rate_limiting_hub_is_exit_4_and_a_failing_repo_is_one_row() {
+    let mut s = Subnet::new();
+    let llama = llama_files();
+    s.commit(0, "miner/ok", &llama, 1, BLOCK - 500, None);
+    s.commit(1, "miner/broken", &with(llama.clone(), "x.json", b"{}".to_vec()), 1, BLOCK - 500, None);
+
+    *s.hub.switches.failing_repo.lock().unwrap() = Some("miner/broken".into());
+    let r = s.fetch(&[]);
+    assert_exit!(r, 1);
+    let rows = s.models();
+    assert_eq!(rows[&0].status, models::Status::Ok);
+    assert_eq!((rows[&1].status, reason_code(&rows[&1])), (models::Status::Failed, "hub-error"));
+
+    std::fs::remove_file(s.dir.path("models.parquet")).unwrap();
+    std::fs::remove_dir_all(s.dir.path("cache")).unwrap();
+    *s.hub.switches.rate_limit_storm.lock().unwrap() = Some(1);
+    let r = s.fetch(&["--max-rate-limit-wait", "2"]);
+    assert_exit!(r, 4);
+    assert_one_error_line(&r, "429");
+    assert!(!s.dir.path("models.parquet").exists());
+
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let r = output({
+        let mut c = s.command(&["--request-timeout", "5"]);
+        c.env("HF_ENDPOINT", format!("http://{dead}"));
+        c
+    });
+    assert_exit!(r, 4);
+    assert_one_error_line(&r, "unreachable");
+}
+
+#[test]
+fn a_download_killed_halfway_is_completed_by_the_next_run() {
+    let mut s = Subnet::new();
+    let llama = llama_files();
+    s.commit(0, "miner/ok", &llama, 1, BLOCK - 500, None);
+    *s.hub.switches.stall_file.lock().unwrap() = Some("model.safetensors".into());
+    let mut child = s.command(&[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while weights_gets(&s.hub, "miner/ok") == 0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "the download never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!s.dir.path("models.parquet").exists());
+
+    *s.hub.switches.stall_file.lock().unwrap() = None;
+    let r = s.fetch(&[]);
+    assert_exit!(r, 0);
+    assert_eq!(s.models()[&0].status, models::Status::Ok);
+}
+
+#[test]
+fn gc_frees_what_the_latest_models_table_does_not_use() {
+    let mut s = Subnet::new();
+    let llama = llama_files();
+    s.commit(0, "miner/first", &llama, 1, BLOCK - 500, None);
+    s.commit(1, "miner/second", &with(llama.clone(), "generation_config.json", b"{}".to_vec()), 1, BLOCK - 500, None);
+    let r = s.fetch(&[]);
+    assert_exit!(r, 0, "{:?}", s.models());
+    // Miner 1 is gone from the next metagraph.
+    s.rows.truncate(1);
+    assert_exit!(s.fetch(&[]), 0);
+    let gc = |args: &[&str]| {
+        let mut c = valkit();
+        c.env("HF_HUB_CACHE", s.dir.path("cache")).args(["--json", "gc"]).args(args);
+        let r = output(c);
+        assert_exit!(r, 0);
+        serde_json::from_slice::<serde_json::Value>(&r.stdout).unwrap()
+    };
+    let second = s.dir.path("cache/models--miner--second");
+    assert_eq!(gc(&["--dry-run"])["removed"].as_array().unwrap().len(), 0, "within the grace period");
+    let dry = gc(&["--dry-run", "--grace", "0"]);
+    assert_eq!(dry["removed"].as_array().unwrap().len(), 1);
+    assert!(dry["freed_bytes"].as_u64().unwrap() > 600_000);
+    assert!(second.exists());
+    gc(&["--grace", "0"]);
+    assert!(!second.exists());
+    assert!(Path::new(s.models()[&0].local_path.as_ref().unwrap()).join("model.safetensors").exists());
+}
+
+#[test]
+fn an_in_step_model_that_failed_scores_inf_with_its_commit_block() {
+    let mut s = Subnet::new();
+    let demo = demo("competitions.toml");
+    s.commit(0, "miner/ok", &llama_files(), 1, BLOCK - 500, None);
+    s.commit_raw(1, "miner/gone", &hub::commit_of("gone"), "x", 1, BLOCK - 300);
+    let meta = s.write_metagraph();
+    // No --all and no tracker: both uids are new, so both are in the step.
+    let r = output(s.command_with(&["--competitions", &demo]));
+    assert_exit!(r, 1);
+    let rows = s.models();
+    assert_eq!((rows[&1].in_step, rows[&1].status), (true, models::Status::Failed));
+    assert_eq!(rows[&0].step_reason.as_deref(), Some("new"));
+
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo_path("testdata/models/reference.json")).unwrap()).unwrap();
+    let batch_rows = reference["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(2)
+        .enumerate()
+        .map(|(i, b)| batches::Row {
+            competition_id: 1,
+            task: "WEB".into(),
+            batch_index: i as u32,
+            token_ids: b["token_ids"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect(),
+            context_len: 0,
+            source: format!("fixture:{i}"),
+        })
+        .collect();
+    write_table::<batches::Batches>(&s.dir.path("batches.parquet"), batch_rows, &[]);
+    let losses = s.dir.arg("losses.parquet");
+    let r = run(&["eval-losses", "--models", &s.dir.arg("models.parquet"), "--batches", &s.dir.arg("batches.parquet"), "--out", &losses]);
+    assert_exit!(r, 1);
+    let r = run(&[
+        "compute-wins",
+        "--competitions",
+        &demo,
+        "--competition-id",
+        "1",
+        "--metagraph",
+        &meta,
+        "--losses",
+        &losses,
+        "--out-dir",
+        &s.dir.arg("step"),
+    ]);
+    assert_exit!(r, 0);
+    let wins = read_table::<wins::Wins>(&s.dir.path("step/wins.parquet")).rows;
+    let failed = wins.iter().find(|w| w.uid == 1).expect("the failed uid is in the step");
+    assert_eq!((failed.score, failed.commit_block), (f64::INFINITY, Some(BLOCK - 300)));
+    let ok = wins.iter().find(|w| w.uid == 0).unwrap();
+    assert!(ok.score.is_finite());
+}
