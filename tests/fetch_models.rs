@@ -47,6 +47,7 @@ id = 1
 min_params = 100_000
 max_params = 200_000
 max_bytes = 1_000_000
+tokenizer = "tok/shared"
 architectures = ["LlamaForCausalLM"]
 eval_block_delay = 100
 epsilon = { kind = "fixed", value = 0.005 }
@@ -120,7 +121,10 @@ impl Subnet {
     fn new() -> Self {
         let dir = TestDir::new();
         std::fs::write(dir.path("profile.toml"), PROFILE).unwrap();
-        Self { dir, hub: hub::start(), rows: Vec::new() }
+        let hub = hub::start();
+        let tokenizer = std::fs::read(repo_path("testdata/tokenizer/tokenizer.json")).unwrap();
+        hub.add("tok/shared", &hub::commit_of("tokenizer"), [("tokenizer.json".to_string(), tokenizer)].into());
+        Self { dir, hub, rows: Vec::new() }
     }
 
     fn profile(&self) -> String {
@@ -354,6 +358,11 @@ fn the_secure_hash_matches_the_python_restatement_and_a_warm_cache_asks_nothing(
     assert_eq!(lines[0], model_hash(&s.dir, &llama));
     assert_eq!(Some(lines[1].as_str()), s.rows[0].secure_hash.as_deref());
 
+    // The competition's tokenizer is in the cache at `main`, where sample-batches looks.
+    let tokenizer = s.dir.path("cache/models--tok--shared");
+    let main = std::fs::read_to_string(tokenizer.join("refs/main")).unwrap();
+    assert!(tokenizer.join("snapshots").join(main.trim()).join("tokenizer.json").is_file());
+
     let warm = s.fetch(&["--json"]);
     assert_exit!(warm, 0);
     assert_eq!(s.hub.requests(), cold_requests, "a warm run asked the hub: {:?}", &s.hub.switches.log.lock().unwrap()[cold_requests..]);
@@ -517,4 +526,48 @@ fn an_in_step_model_that_failed_scores_inf_with_its_commit_block() {
     assert_eq!((failed.score, failed.commit_block), (f64::INFINITY, Some(BLOCK - 300)));
     let ok = wins.iter().find(|w| w.uid == 0).unwrap();
     assert!(ok.score.is_finite());
+}
+
+/// A safetensors file of one F32 tensor of `elements` zeros.
+fn safetensors_of(elements: usize) -> Vec<u8> {
+    let mut header =
+        format!(r#"{{"model.embed_tokens.weight":{{"dtype":"F32","shape":[{elements}],"data_offsets":[0,{}]}}}}"#, elements * 4)
+            .into_bytes();
+    while header.len() % 8 != 0 {
+        header.push(b' ');
+    }
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend(header);
+    out.resize(out.len() + elements * 4, 0);
+    out
+}
+
+/// Not a test: download throughput against the local hub and the request counts of a cold and a
+/// warm run. `cargo test --release --test integration bench_fetch_throughput -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bench_fetch_throughput() {
+    let profile = PROFILE.replace("max_params = 200_000\nmax_bytes = 1_000_000", "max_params = 1_000_000_000\nmax_bytes = 10_000_000_000");
+    let weights = safetensors_of(64 << 20); // 256 MiB
+    let files = with(llama_files(), "model.safetensors", weights);
+    let mut rates = Vec::new();
+    for run in 0..3 {
+        let mut s = Subnet::new();
+        std::fs::write(s.dir.path("profile.toml"), &profile).unwrap();
+        s.commit(0, &format!("bench/model{run}"), &files, 1, BLOCK - 500, None);
+        let started = std::time::Instant::now();
+        let cold = s.fetch(&["--json"]);
+        let seconds = started.elapsed().as_secs_f64();
+        assert_exit!(cold, 0);
+        let summary: serde_json::Value = serde_json::from_slice(&cold.stdout).unwrap();
+        let bytes = summary["bytes_downloaded"].as_u64().unwrap();
+        let cold_requests = s.hub.requests();
+        assert_exit!(s.fetch(&[]), 0);
+        let warm_requests = s.hub.requests() - cold_requests;
+        let rate = bytes as f64 / 1e6 / seconds;
+        println!("run {run}: {bytes} bytes (weights {} bytes) in {seconds:.2} s = {rate:.0} MB/s (whole command); requests: cold {cold_requests}, warm {warm_requests}", files["model.safetensors"].len());
+        rates.push(rate);
+    }
+    rates.sort_by(f64::total_cmp);
+    println!("median {:.0} MB/s", rates[1]);
 }

@@ -55,6 +55,8 @@ pub struct Summary {
     pub snapshots: usize,
     pub snapshots_cached: usize,
     pub bytes_downloaded: u64,
+    /// Competition tokenizers that could not be fetched (sample-batches will miss them).
+    pub tokenizers_failed: Vec<String>,
     pub seconds: f64,
 }
 
@@ -207,9 +209,15 @@ pub async fn run(opts: &Options, reporter: &dyn DownloadReporter) -> anyhow::Res
     .collect()
     .await;
     reporter.end();
+    let (tokenizers_failed, tokenizer_snapshots) = fetch_tokenizers(&hub, &opts.profile, current_block).await;
 
-    let mut summary = Summary { uids: meta_file.rows.len(), bytes_downloaded: downloaded.load(Ordering::Relaxed), ..Summary::default() };
-    let (mut hub_failures, mut in_use) = (0, BTreeSet::new());
+    let mut summary = Summary {
+        uids: meta_file.rows.len(),
+        bytes_downloaded: downloaded.load(Ordering::Relaxed),
+        tokenizers_failed,
+        ..Summary::default()
+    };
+    let (mut hub_failures, mut in_use) = (0, tokenizer_snapshots);
     for (key, result) in &results {
         if matches!(result, Err(p) if p.hub_failure) {
             hub_failures += 1;
@@ -269,6 +277,43 @@ pub async fn run(opts: &Options, reporter: &dyn DownloadReporter) -> anyhow::Res
     files::write(&opts.out, &tables::encode_file::<models::Models>(rows, &provenance)?)?;
     let bad = summary.rejected + summary.failed;
     Ok((if bad > 0 { Outcome::Partial { failed: bad } } else { Outcome::Done }, summary))
+}
+
+/// Tokenizer files a competition's shared tokenizer needs, when its repository has them.
+const TOKENIZER_FILES: [&str; 3] = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"];
+
+/// The competitions' shared tokenizers (e.g. `Xenova/gpt-4`) into the same cache at `main`, where
+/// `sample-batches` looks for them. One already cached costs no request. Returns those that failed
+/// (a warning here, an error in `sample-batches`) and the snapshots in use, which `gc` keeps.
+async fn fetch_tokenizers(hub: &Hub, profile: &Profile, current_block: u64) -> (Vec<String>, BTreeSet<(String, String)>) {
+    let repos: BTreeSet<String> = profile
+        .schedule_at(current_block)
+        .map(|e| e.competitions.iter().filter_map(|c| c.constraints.tokenizer.clone()).filter(|t| t.contains('/')).collect())
+        .unwrap_or_default();
+    let (mut failed, mut in_use) = (Vec::new(), BTreeSet::new());
+    let cached = |repo: &str| hub.config().cached_snapshot(repo, "main").filter(|dir| dir.join("tokenizer.json").is_file());
+    let commit_of = |dir: PathBuf| dir.file_name().map(|c| c.to_string_lossy().into_owned());
+    for repo in repos {
+        if let Some(commit) = cached(&repo).and_then(commit_of) {
+            in_use.insert((repo, commit));
+            continue;
+        }
+        let result = async {
+            let tree = hub.tree(&repo, "main").await?;
+            for f in tree.iter().filter(|f| TOKENIZER_FILES.contains(&f.path.as_str())) {
+                hub.download(&repo, "main", &f.path, f.size, None).await?;
+            }
+            Ok::<_, hub::Error>(())
+        };
+        match result.await {
+            Ok(()) => in_use.extend(cached(&repo).and_then(commit_of).map(|commit| (repo, commit))),
+            Err(e) => {
+                tracing::warn!(tokenizer = %repo, error = %e, "could not fetch the competition's tokenizer");
+                failed.push(repo);
+            }
+        }
+    }
+    (failed, in_use)
 }
 
 /// upstream.md §2.4's checks that need no network, in its order.
