@@ -546,6 +546,7 @@ fn safetensors_of(elements: usize) -> Vec<u8> {
 /// warm run. `cargo test --release --test integration bench_fetch_throughput -- --ignored --nocapture`
 #[test]
 #[ignore]
+#[allow(clippy::print_stdout)] // a benchmark's report
 fn bench_fetch_throughput() {
     let profile = PROFILE.replace("max_params = 200_000\nmax_bytes = 1_000_000", "max_params = 1_000_000_000\nmax_bytes = 10_000_000_000");
     let weights = safetensors_of(64 << 20); // 256 MiB

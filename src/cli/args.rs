@@ -1,6 +1,7 @@
 //! Argument groups shared by several stages.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::competition::Profile;
 
@@ -24,4 +25,9 @@ impl CompetitionArgs {
             (None, None) => anyhow::bail!("pass --profile sn9|sn37 or --competitions FILE"),
         })
     }
+}
+
+/// A duration flag given in seconds, refused when negative or not a number.
+pub fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| anyhow::anyhow!("{flag} must be a non-negative number of seconds, got {value}"))
 }

@@ -1,6 +1,4 @@
-use std::time::Duration;
-
-use super::args::CompetitionArgs;
+use super::args::{seconds, CompetitionArgs};
 use crate::exit::Outcome;
 use crate::files::Location;
 use crate::hub;
@@ -42,10 +40,6 @@ pub struct Args {
     /// Deadline of the whole command, in seconds; models not done by then are failed rows.
     #[arg(long, value_name = "SECS", default_value_t = 6.0 * 3600.0)]
     deadline: f64,
-}
-
-fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(value).map_err(|_| anyhow::anyhow!("{flag} must be a non-negative number of seconds, got {value}"))
 }
 
 pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {

@@ -1,7 +1,6 @@
 use std::path::PathBuf;
-use std::time::Duration;
 
-use super::args::CompetitionArgs;
+use super::args::{seconds, CompetitionArgs};
 use crate::datasets::ClientOptions;
 use crate::exit::Outcome;
 use crate::files::Location;
@@ -53,10 +52,6 @@ pub struct Args {
     /// Print the pages each task would request, from the seed and /size alone; fetch no rows.
     #[arg(long)]
     plan: bool,
-}
-
-fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(value).map_err(|_| anyhow::anyhow!("{flag} must be a non-negative number of seconds, got {value}"))
 }
 
 pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
