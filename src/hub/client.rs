@@ -248,9 +248,6 @@ impl Hub {
                 Error::Denied { repo: repo_s, detail: format!("HTTP {}", context.status.as_u16()) }
             }
             HFError::Http { context } if context.status.as_u16() == 404 => Error::NotFound { repo: repo_s, revision: revision_s },
-            HFError::Http { context } if context.status.is_server_error() => {
-                Error::Remote { repo: repo_s, detail: format!("HTTP {}", context.status.as_u16()) }
-            }
             HFError::Http { context } => Error::Remote { repo: repo_s, detail: format!("HTTP {}", context.status.as_u16()) },
             HFError::Request { source, .. } => self.unreachable(transport_detail(&source)),
             HFError::Io(source) => Error::Io { path: self.config.cache_dir.display().to_string(), source },

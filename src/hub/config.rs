@@ -65,7 +65,7 @@ impl Config {
     /// The snapshot directory of `repo` at `revision` (a commit sha or a branch recorded under
     /// `refs/`) in the local cache, if present.
     pub fn cached_snapshot(&self, repo: &str, revision: &str) -> Option<PathBuf> {
-        let repo_dir = self.cache_dir.join(format!("models--{}", repo.replace('/', "--")));
+        let repo_dir = self.cache_dir.join(super::cache::repo_folder(repo));
         let commit = if revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit()) {
             revision.to_string()
         } else {

@@ -18,11 +18,6 @@ pub const TOKENIZER_CONFIG: &str = "tokenizer_config.json";
 /// (`PreTrainedTokenizerBase.from_pretrained`'s additional files).
 const TOKENIZER_COMMON: [&str; 4] = ["added_tokens.json", "special_tokens_map.json", TOKENIZER_CONFIG, "tokenizer.json"];
 
-/// Pickled weights: never loaded, and a repository with only these is refused.
-pub fn is_pickle(path: &str) -> bool {
-    [".bin", ".pt", ".pth", ".ckpt", ".pkl"].iter().any(|ext| path.ends_with(ext))
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Weights {
     Single,
@@ -49,7 +44,7 @@ pub fn weights_layout(tree: &[TreeFile]) -> Result<Weights, Error> {
         Ok(Weights::Single)
     } else if has(WEIGHTS_INDEX) {
         Ok(Weights::Sharded)
-    } else if let Some(pickle) = tree.iter().find(|f| is_pickle(&f.path)) {
+    } else if let Some(pickle) = tree.iter().find(|f| crate::model::is_pickle_name(&f.path)) {
         Err(Error::PickleOnly(pickle.path.clone()))
     } else {
         Err(Error::NoWeights)

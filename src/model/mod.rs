@@ -17,7 +17,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 
 pub use config::{causal_lm_class, Config, Limits, MAX_CONFIG_BYTES};
-pub use weights::{count_parameters, header_length, inspect_weights, parameters_of_header, WeightFiles};
+pub use weights::{count_parameters, header_length, inspect_weights, is_pickle_name, parameters_of_header, shard_names, WeightFiles};
 
 /// Why a model cannot be evaluated. The first word of each message is a stable reason code.
 #[derive(Debug, thiserror::Error)]

@@ -89,10 +89,8 @@ pub fn inspect_weights(dir: &Path) -> Result<WeightFiles, Error> {
         let entry = entry.map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
         names.insert(entry.file_name().to_string_lossy().into_owned());
     }
-    for name in &names {
-        if [".bin", ".pt", ".pth", ".ckpt", ".pkl"].iter().any(|ext| name.ends_with(ext)) {
-            return Err(Error::Pickle(name.clone()));
-        }
+    if let Some(name) = names.iter().find(|n| is_pickle_name(n)) {
+        return Err(Error::Pickle(name.clone()));
     }
     let files: Vec<String> = if names.contains("model.safetensors.index.json") {
         shards(&dir.join("model.safetensors.index.json"))?
@@ -110,10 +108,21 @@ pub fn inspect_weights(dir: &Path) -> Result<WeightFiles, Error> {
     Ok(out)
 }
 
-/// The shard names of an index, sorted, each a plain file name in the snapshot.
+/// A file name that holds pickled weights, which valkit never loads.
+pub fn is_pickle_name(name: &str) -> bool {
+    [".bin", ".pt", ".pth", ".ckpt", ".pkl"].iter().any(|ext| name.ends_with(ext))
+}
+
 fn shards(index: &Path) -> Result<Vec<String>, Error> {
     let text = std::fs::read_to_string(index).map_err(|source| Error::Io { path: index.display().to_string(), source })?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Config(format!("model.safetensors.index.json: {e}")))?;
+    shard_names(&text)
+}
+
+/// The shard names of a `model.safetensors.index.json`, sorted, each a plain `.safetensors` file
+/// name (no directories, nothing hidden).
+pub fn shard_names(index_json: &str) -> Result<Vec<String>, Error> {
+    let value: serde_json::Value =
+        serde_json::from_str(index_json).map_err(|e| Error::Config(format!("model.safetensors.index.json: {e}")))?;
     let map = value["weight_map"].as_object().ok_or_else(|| Error::Config("model.safetensors.index.json has no weight_map".into()))?;
     let mut files = BTreeSet::new();
     for file in map.values() {

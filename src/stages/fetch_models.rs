@@ -570,10 +570,8 @@ impl Fetcher<'_> {
             return Err(Problem::rejected(format!("too-large: {name} is {size} bytes, over {max}")));
         }
         let path = self.download(repo, revision, name, size).await?;
+        // `download` checked the file is exactly its listed size, which is within `max`.
         let text = std::fs::read(&path).map_err(|e| Problem::failed(format!("io: {}: {e}", path.display())))?;
-        if text.len() as u64 > max {
-            return Err(Problem::rejected(format!("too-large: {name} is {} bytes, over {max}", text.len())));
-        }
         String::from_utf8(text).map_err(|_| Problem::rejected(format!("bad-config: {name} is not UTF-8")))
     }
 
@@ -627,22 +625,11 @@ impl Fetcher<'_> {
     }
 }
 
-/// The shard names of an index, each a plain `.safetensors` file listed in the repository.
+/// The shard names of an index (`model::shard_names`), each listed in the repository.
 fn shard_names(index: &str, tree: &[TreeFile]) -> Result<Vec<String>, Problem> {
-    let value: serde_json::Value =
-        serde_json::from_str(index).map_err(|e| Problem::rejected(format!("bad-config: model.safetensors.index.json: {e}")))?;
-    let map =
-        value["weight_map"].as_object().ok_or_else(|| Problem::rejected("bad-config: model.safetensors.index.json has no weight_map"))?;
-    let mut shards = BTreeSet::new();
-    for file in map.values() {
-        let file = file.as_str().unwrap_or_default();
-        if file.contains(['/', '\\']) || file.starts_with('.') || !file.ends_with(".safetensors") {
-            return Err(Problem::rejected(format!("bad-config: the weight_map names {file:?}, not a .safetensors file")));
-        }
-        if !tree.iter().any(|f| f.path == file) {
-            return Err(Problem::rejected(format!("missing-file: shard {file} is not in the repository")));
-        }
-        shards.insert(file.to_string());
+    let shards = model::shard_names(index)?;
+    if let Some(missing) = shards.iter().find(|shard| !tree.iter().any(|f| f.path == **shard)) {
+        return Err(Problem::rejected(format!("missing-file: shard {missing} is not in the repository")));
     }
-    Ok(shards.into_iter().collect())
+    Ok(shards)
 }
