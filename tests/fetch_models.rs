@@ -543,7 +543,9 @@ fn safetensors_of(elements: usize) -> Vec<u8> {
 }
 
 /// Not a test: download throughput against the local hub and the request counts of a cold and a
-/// warm run. `cargo test --release --test integration bench_fetch_throughput -- --ignored --nocapture`
+/// warm run; with VALKIT_HF_PYTHON (an interpreter with huggingface_hub), the same work done the
+/// way upstream does it (`scripts/bench/fetch_python.py`), each run side by side.
+/// `VALKIT_HF_PYTHON=python3 cargo test --release --test integration bench_fetch_throughput -- --ignored --nocapture`
 #[test]
 #[ignore]
 #[allow(clippy::print_stdout)] // a benchmark's report
@@ -551,11 +553,15 @@ fn bench_fetch_throughput() {
     let profile = PROFILE.replace("max_params = 200_000\nmax_bytes = 1_000_000", "max_params = 1_000_000_000\nmax_bytes = 10_000_000_000");
     let weights = safetensors_of(64 << 20); // 256 MiB
     let files = with(llama_files(), "model.safetensors", weights);
-    let mut rates = Vec::new();
+    let hashed = ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json"];
+    #[allow(clippy::disallowed_methods)] // the benchmark's own switch, not a valkit setting
+    let python = std::env::var("VALKIT_HF_PYTHON").ok();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for run in 0..3 {
         let mut s = Subnet::new();
         std::fs::write(s.dir.path("profile.toml"), &profile).unwrap();
-        s.commit(0, &format!("bench/model{run}"), &files, 1, BLOCK - 500, None);
+        let repo = format!("bench/model{run}");
+        let commit = s.commit(0, &repo, &files, 1, BLOCK - 500, None);
         let started = std::time::Instant::now();
         let cold = s.fetch(&["--json"]);
         let seconds = started.elapsed().as_secs_f64();
@@ -566,9 +572,34 @@ fn bench_fetch_throughput() {
         assert_exit!(s.fetch(&[]), 0);
         let warm_requests = s.hub.requests() - cold_requests;
         let rate = bytes as f64 / 1e6 / seconds;
-        println!("run {run}: {bytes} bytes (weights {} bytes) in {seconds:.2} s = {rate:.0} MB/s (whole command); requests: cold {cold_requests}, warm {warm_requests}", files["model.safetensors"].len());
-        rates.push(rate);
+        println!("run {run}: valkit {bytes} bytes in {seconds:.2} s = {rate:.0} MB/s (whole command); requests: cold {cold_requests}, warm {warm_requests}");
+        ours.push(rate);
+        if let Some(python) = &python {
+            let started = std::time::Instant::now();
+            let out = Command::new(python)
+                .arg(repo_path("scripts/bench/fetch_python.py"))
+                .args([s.hub.url.as_str(), repo.as_str(), commit.as_str()])
+                .arg(s.dir.path("python-cache"))
+                .args(hashed)
+                .env("HF_HOME", s.dir.path("python-home"))
+                .output()
+                .unwrap();
+            let seconds = started.elapsed().as_secs_f64();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), model_hash(&s.dir, &files), "the same files were hashed");
+            let rate = bytes as f64 / 1e6 / seconds;
+            println!("run {run}: huggingface_hub {bytes} bytes in {seconds:.2} s = {rate:.0} MB/s (whole process)");
+            theirs.push(rate);
+        }
     }
-    rates.sort_by(f64::total_cmp);
-    println!("median {:.0} MB/s", rates[1]);
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let ours = median(&mut ours);
+    println!("median valkit {ours:.0} MB/s");
+    if !theirs.is_empty() {
+        let theirs = median(&mut theirs);
+        println!("median huggingface_hub {theirs:.0} MB/s; ratio {:.2}x", ours / theirs);
+    }
 }
