@@ -6,6 +6,8 @@
 mod util;
 mod fixtures;
 
+/// `sync-metadata` and `set-weights` against a real subtensor runtime (chopsticks, ../shared/chain).
+mod chain;
 /// `compute-wins`: the demo step, upstream's step simulations through Parquet, bad inputs.
 mod compute_wins;
 /// `eval-losses`: every architecture against PyTorch's losses, bad models as failed rows, shards, resume.

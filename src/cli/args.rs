@@ -31,3 +31,34 @@ impl CompetitionArgs {
 pub fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(value).map_err(|_| anyhow::anyhow!("{flag} must be a non-negative number of seconds, got {value}"))
 }
+
+/// How to reach the chain: `--network` and its deadlines.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ChainArgs {
+    /// Deadline of each chain request (and of connecting), in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub rpc_timeout: f64,
+    /// Deadline of the whole command, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 600.0)]
+    pub deadline: f64,
+}
+
+impl ChainArgs {
+    /// Runs `work` under the command's deadline; running out is an unreachable chain (exit 4).
+    pub async fn within_deadline<T>(
+        &self,
+        endpoint: &str,
+        work: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        let deadline = seconds(self.deadline, "--deadline")?;
+        match tokio::time::timeout(deadline, work).await {
+            Ok(result) => result,
+            Err(_) => Err(crate::exit::Unreachable {
+                service: "subtensor",
+                endpoint: endpoint.to_string(),
+                detail: format!("the command did not finish within --deadline {} s", self.deadline),
+            }
+            .into()),
+        }
+    }
+}

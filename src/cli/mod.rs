@@ -15,6 +15,8 @@ mod gc;
 mod inspect;
 mod profile;
 mod sample_batches;
+mod set_weights;
+mod sync_metadata;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,6 +51,8 @@ enum Command {
     Inspect(inspect::Args),
     Profile(profile::Args),
     SampleBatches(sample_batches::Args),
+    SetWeights(Box<set_weights::Args>),
+    SyncMetadata(Box<sync_metadata::Args>),
 }
 
 impl Cli {
@@ -75,5 +79,7 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Outcome> {
         Command::Inspect(args) => inspect::exec(args, printer),
         Command::Profile(args) => profile::exec(args, printer),
         Command::SampleBatches(args) => sample_batches::exec(args, printer).await,
+        Command::SetWeights(args) => set_weights::exec(*args, printer).await,
+        Command::SyncMetadata(args) => sync_metadata::exec(*args, printer).await,
     }
 }

@@ -25,6 +25,9 @@ pub struct Overrides {
     pub sample_min: Option<usize>,
 }
 
+/// Provenance key of the weights version key set-weights sends.
+pub const PROVENANCE_VERSION_KEY: &str = "version_key";
+
 pub struct Options {
     pub profile: Profile,
     pub competition_id: u16,
@@ -112,6 +115,8 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Option<Summary>)> {
     prov.insert("profile".to_string(), opts.profile.name.clone());
     prov.insert("netuid".to_string(), opts.profile.netuid.to_string());
     prov.insert("competition_id".to_string(), opts.competition_id.to_string());
+    // The version key set-weights sends with these weights (upstream's spec version).
+    prov.insert(PROVENANCE_VERSION_KEY.to_string(), opts.profile.subnet.weights_version_key.to_string());
     prov.insert("cur_block".to_string(), current_block.to_string());
     prov.insert("metagraph_sha256".to_string(), metagraph.sha256.clone());
     prov.insert("losses_sha256".to_string(), loss_hashes.join(","));

@@ -8,6 +8,8 @@ pub mod fetch_models;
 pub mod gc;
 pub mod inspect;
 pub mod sample_batches;
+pub mod set_weights;
+pub mod sync_metadata;
 
 /// Progress events a long stage reports; the CLI draws them (`printer::ProgressReporter`),
 /// tests pass `NoProgress`. Stages never draw anything themselves.

@@ -62,6 +62,7 @@ mod columns;
 pub mod losses;
 pub mod metagraph;
 pub mod models;
+pub mod receipts;
 pub mod tracker;
 pub mod weights;
 pub mod wins;

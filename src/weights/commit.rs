@@ -31,3 +31,14 @@ pub fn weight_commit_hash(account: &[u8; 32], netuid: u16, uids: &[u16], values:
     data.extend_from_slice(&version_key.to_le_bytes());
     Blake2b::<U32>::digest(&data).into()
 }
+
+/// The subnet epoch a block belongs to, as subtensor's `get_epoch_index` counts it (chain.md
+/// §3.3–3.4): epochs are `tempo + 1` blocks long, offset by `netuid + 1`.
+pub fn epoch_index(block: u64, netuid: u16, tempo: u16) -> u64 {
+    (block + u64::from(netuid) + 1) / (u64::from(tempo) + 1)
+}
+
+/// The first block of `epoch` (the inverse of `epoch_index`).
+pub fn first_block_of_epoch(epoch: u64, netuid: u16, tempo: u16) -> u64 {
+    (epoch * (u64::from(tempo) + 1)).saturating_sub(u64::from(netuid) + 1)
+}

@@ -7,7 +7,7 @@
 mod commit;
 mod numpy;
 
-pub use commit::weight_commit_hash;
+pub use commit::{epoch_index, first_block_of_epoch, weight_commit_hash};
 use numpy::{pairwise_sum, Real};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -1,0 +1,108 @@
+use std::path::PathBuf;
+
+use super::args::{seconds, ChainArgs};
+use crate::chain::client::endpoint;
+use crate::chain::wallet;
+use crate::exit::Outcome;
+use crate::files::Location;
+use crate::printer::Printer;
+use crate::stages::set_weights;
+
+/// Send a weights table to the chain as the bittensor SDK would (or preview it with --dry-run).
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  valkit set-weights --weights step/weights.parquet --netuid 9 --dry-run --json\n  valkit set-weights --network finney --netuid 9 --wallet validator --hotkey default \\\n      --weights step/weights.parquet\n\nWithout --network, --dry-run only converts: the exact uids and u16 values that would be sent,\nand the uids whose weight rounds to zero. With --network it first checks, with a message for\neach: the hotkey is registered, has a validator permit, the version key is not below the\nsubnet's WeightsVersionKey, and the rate limit has passed (exit 3, with the blocks to go).\nWith commit-reveal on, a run commits (the salt kept in --state-dir) and a later run reveals.\nEach submission appends a row to the receipts table."
+)]
+pub struct Args {
+    /// The weights table written by compute-wins.
+    #[arg(long, value_name = "FILE")]
+    weights: String,
+    #[arg(long, value_name = "N")]
+    netuid: u16,
+    /// finney, test, local (ws://127.0.0.1:9944), or a ws:// / wss:// URL; without it, only --dry-run works.
+    #[arg(long, value_name = "NETWORK")]
+    network: Option<String>,
+    /// Wallet name under --wallet-path.
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    wallet: String,
+    /// Hotkey name in the wallet.
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    hotkey: String,
+    /// Where wallets live [default: ~/.bittensor/wallets].
+    #[arg(long, value_name = "DIR")]
+    wallet_path: Option<PathBuf>,
+    /// Version key sent with the weights [default: the one compute-wins recorded in the table].
+    #[arg(long, value_name = "K")]
+    version_key: Option<u64>,
+    /// Check and show what would be sent; send nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// The receipts table each submission is appended to [default: STATE_DIR/receipts.parquet].
+    #[arg(long, value_name = "FILE")]
+    receipts: Option<PathBuf>,
+    /// Keeps pending commit-reveal salts between runs [default: ~/.local/state/valkit].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    chain: ChainArgs,
+}
+
+pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
+    let chain = match &args.network {
+        None if !args.dry_run => anyhow::bail!("set-weights needs --network (or --dry-run to only preview the conversion)"),
+        None => None,
+        Some(network) => {
+            let wallets = args.wallet_path.clone().unwrap_or_else(wallet::default_wallets_dir);
+            let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+            Some(set_weights::ChainOptions {
+                endpoint: endpoint(network)?,
+                rpc_timeout: seconds(args.chain.rpc_timeout, "--rpc-timeout")?,
+                hotkey: wallet::load_hotkey(&wallet::hotkey_path(&wallets, &args.wallet, &args.hotkey))?,
+                receipts: Location::Path(args.receipts.clone().unwrap_or_else(|| state_dir.join("receipts.parquet"))),
+                state_dir,
+            })
+        }
+    };
+    let options = set_weights::Options {
+        weights: Location::parse(&args.weights),
+        netuid: args.netuid,
+        version_key: args.version_key,
+        dry_run: args.dry_run,
+        chain,
+    };
+    let endpoint = options.chain.as_ref().map(|c| c.endpoint.clone()).unwrap_or_default();
+    let (outcome, summary) = args.chain.within_deadline(&endpoint, set_weights::run(&options)).await?;
+    let p = &summary.plan;
+    let mut human = format!(
+        "{}: {} uids on netuid {} (version key {}): {}",
+        summary.action.replace('_', "-"),
+        p.uids.len(),
+        p.netuid,
+        p.version_key.map_or("unknown".to_string(), |k| k.to_string()),
+        p.uids.iter().zip(&p.values).map(|(u, v)| format!("{u}={v}")).collect::<Vec<_>>().join(" ")
+    );
+    if !p.dropped_by_rounding.is_empty() {
+        human.push_str(&format!("\nnot sent (weight rounds to 0): uids {:?}", p.dropped_by_rounding));
+    }
+    if let Some(included) = &summary.included {
+        human.push_str(&format!("\nincluded in block {} ({})", included.block, included.block_hash));
+    }
+    if let Some(block) = summary.reveal_from_block {
+        human.push_str(&format!("\nreveal from block {block} (run set-weights again then)"));
+    }
+    let mut json = serde_json::to_value(&summary)?;
+    if let Outcome::NothingToDo { why } = &outcome {
+        human.push_str(&format!("\nnothing sent: {why}"));
+        json["nothing_sent"] = why.clone().into();
+    }
+    printer.summary(&human, &json)?;
+    Ok(outcome)
+}
+
+/// `$XDG_STATE_HOME/valkit`, else `~/.local/state/valkit`.
+fn default_state_dir() -> PathBuf {
+    match std::env::var_os("XDG_STATE_HOME") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("valkit"),
+        _ => std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".local/state/valkit"),
+    }
+}

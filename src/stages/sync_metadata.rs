@@ -1,0 +1,314 @@
+//! `sync-metadata`: the subnet as the chain holds it at one block, written as the `metagraph`
+//! table (SPEC §3). Every read is pinned to that block: uids and hotkeys, coldkeys, stake,
+//! permits, registration blocks, the validators' weight rows (fetch-models' top-miner rule,
+//! upstream.md §1.3) and each hotkey's model commitment (upstream.md §2.1–2.2). A commitment that
+//! does not parse is that uid's `metadata_error`, never an abort. The file metadata carries the
+//! block, its hash, the profile's sync block and its hash, and the hyperparameters set-weights
+//! checks, so no later stage needs the chain.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use subxt::utils::AccountId32;
+
+use crate::chain::client::{field_u128s, ss58, Chain};
+use crate::chain::commitment::ModelId;
+use crate::chain::registration;
+use crate::competition::Profile;
+use crate::exit::Outcome;
+use crate::files::{self, Location};
+use crate::tables::{self, metagraph};
+
+/// Provenance keys of the subnet hyperparameters set-weights needs.
+pub const HYPERPARAMETERS: [&str; 7] = [
+    "tempo",
+    "weights_version_key",
+    "weights_rate_limit",
+    "commit_reveal_weights_enabled",
+    "min_allowed_weights",
+    "max_weights_limit",
+    "subnetwork_n",
+];
+
+/// Owner lookups in flight at once (one RPC per hotkey).
+const CONCURRENT_READS: usize = 16;
+/// One TAO is 10^9 rao; the SDK's `metagraph.S` is in TAO.
+const RAO_PER_TAO: f64 = 1e9;
+
+pub struct Options {
+    pub endpoint: String,
+    pub netuid: u16,
+    pub profile: Profile,
+    /// Read at this block; `None` is the finalized head.
+    pub block: Option<u64>,
+    /// Bounds each RPC (and the connection).
+    pub rpc_timeout: Duration,
+    pub out: Location,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub netuid: u16,
+    pub block: u64,
+    pub block_hash: String,
+    pub sync_block: u64,
+    pub sync_block_hash: String,
+    pub uids: usize,
+    pub commitments: usize,
+    pub metadata_errors: usize,
+    pub validator_permits: usize,
+    pub out: String,
+}
+
+pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
+    let chain = Chain::connect(&opts.endpoint, opts.rpc_timeout).await?;
+    let at = chain.at(opts.block).await?;
+    let netuid = opts.netuid;
+    let block = at.number();
+    if !at.value::<_, bool>("SubtensorModule", "NetworksAdded", (netuid,)).await? {
+        bail!("netuid {netuid} does not exist on {} at block {block}", chain.endpoint());
+    }
+    let n: u16 = at.value("SubtensorModule", "SubnetworkN", (netuid,)).await?;
+    let keys = at.scan::<u16>("SubtensorModule", "Keys", netuid).await?;
+    let registered = at.scan::<u16>("SubtensorModule", "BlockAtRegistration", netuid).await?;
+    let weights = at.scan::<u16>("SubtensorModule", "Weights", netuid).await?;
+    let commitments = at.scan::<AccountId32>("Commitments", "CommitmentOf", netuid).await?;
+    let permits: Vec<bool> = at.value("SubtensorModule", "ValidatorPermit", (netuid,)).await?;
+
+    let mut hotkeys = Vec::with_capacity(usize::from(n));
+    for uid in 0..n {
+        let raw =
+            keys.get(&uid).with_context(|| format!("uid {uid} of netuid {netuid} has no hotkey at block {block} (SubnetworkN is {n})"))?;
+        hotkeys.push(AccountId32(raw.as_slice().try_into().context("a Keys value is not a 32-byte account")?));
+    }
+    let coldkeys: Vec<AccountId32> = futures::stream::iter(hotkeys.iter())
+        .map(|hotkey| at.value::<_, AccountId32>("SubtensorModule", "Owner", (*hotkey,)))
+        .buffered(CONCURRENT_READS)
+        .try_collect()
+        .await?;
+    let stakes = total_stakes(&at, netuid, usize::from(n)).await?;
+
+    let mut rows = Vec::with_capacity(usize::from(n));
+    for (uid, hotkey) in (0..n).zip(&hotkeys) {
+        let registration_block = match registered.get(&uid) {
+            Some(bytes) => decode_u64(bytes).with_context(|| format!("BlockAtRegistration of uid {uid}"))?,
+            None => 0,
+        };
+        let (weight_uids, weight_values) = match weights.get(&uid) {
+            Some(bytes) => decode_weight_pairs(bytes).with_context(|| format!("Weights of uid {uid}"))?,
+            None => (Vec::new(), Vec::new()),
+        };
+        let mut row = metagraph::Row {
+            netuid,
+            uid,
+            hotkey: ss58(hotkey),
+            coldkey: ss58(&coldkeys[usize::from(uid)]),
+            stake: stakes[usize::from(uid)],
+            validator_permit: permits.get(usize::from(uid)).copied().unwrap_or(false),
+            registration_block,
+            commitment: None,
+            commit_block: None,
+            repo_namespace: None,
+            repo_name: None,
+            revision: None,
+            secure_hash: None,
+            competition_id: None,
+            metadata_error: None,
+            weight_uids,
+            weight_values,
+        };
+        if let Some(bytes) = commitments.get(hotkey) {
+            read_commitment(&mut row, bytes);
+        }
+        rows.push(row);
+    }
+
+    let sync_block = u64::try_from(opts.profile.sync_block(block).max(0)).expect("non-negative");
+    let sync_block_hash = chain.block_hash(sync_block).await?;
+    let mut provenance = BTreeMap::new();
+    provenance.insert("endpoint".to_string(), chain.endpoint().to_string());
+    provenance.insert("genesis_hash".to_string(), chain.genesis_hash());
+    provenance.insert("netuid".to_string(), netuid.to_string());
+    provenance.insert("profile".to_string(), opts.profile.name.clone());
+    provenance.insert("spec_version".to_string(), at.spec_version().to_string());
+    provenance.insert(metagraph::PROVENANCE_BLOCK.to_string(), block.to_string());
+    provenance.insert("block_hash".to_string(), at.hash());
+    provenance.insert(metagraph::PROVENANCE_SYNC_BLOCK.to_string(), sync_block.to_string());
+    provenance.insert(metagraph::PROVENANCE_SYNC_BLOCK_HASH.to_string(), sync_block_hash.clone());
+    for (key, value) in hyperparameters(&at, netuid).await? {
+        provenance.insert(key.to_string(), value);
+    }
+
+    let summary = Summary {
+        netuid,
+        block,
+        block_hash: at.hash(),
+        sync_block,
+        sync_block_hash,
+        uids: rows.len(),
+        commitments: rows.iter().filter(|r| r.commitment.is_some() || r.metadata_error.is_some()).count(),
+        metadata_errors: rows.iter().filter(|r| r.metadata_error.is_some()).count(),
+        validator_permits: rows.iter().filter(|r| r.validator_permit).count(),
+        out: opts.out.to_string(),
+    };
+    files::write(&opts.out, &tables::encode_file::<metagraph::Metagraph>(rows, &provenance)?)?;
+    Ok((Outcome::Done, summary))
+}
+
+/// Fills a row's commitment columns, or its `metadata_error` (upstream.md §2.1: anything that
+/// does not parse means "no model" for this uid).
+fn read_commitment(row: &mut metagraph::Row, bytes: &[u8]) {
+    let registration = match registration::decode(bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            row.metadata_error = Some(e.to_string());
+            return;
+        }
+    };
+    row.commit_block = Some(u64::from(registration.block));
+    let text = match registration::commitment_text(&registration) {
+        Ok(text) => text,
+        Err(e) => {
+            row.metadata_error = Some(e);
+            return;
+        }
+    };
+    match ModelId::parse(&text) {
+        Ok(id) => {
+            row.repo_namespace = Some(id.namespace);
+            row.repo_name = Some(id.name);
+            row.revision = id.commit;
+            row.secure_hash = id.secure_hash;
+            row.competition_id = Some(id.competition_id);
+        }
+        Err(e) => row.metadata_error = Some(e.to_string()),
+    }
+    row.commitment = Some(text);
+}
+
+/// Each uid's total stake in TAO, as the SDK's `metagraph.S` (alpha plus weighted root TAO),
+/// from the runtime's own metagraph; read by field name so new fields do not matter.
+async fn total_stakes(at: &crate::chain::client::Block<'_>, netuid: u16, n: usize) -> anyhow::Result<Vec<f64>> {
+    let metagraph = at.runtime_api("SubnetInfoRuntimeApi", "get_metagraph", netuid).await?;
+    let stakes = field_u128s(&metagraph, "total_stake")
+        .or_else(|| subxt::dynamic::At::at(&metagraph, 0).and_then(|inner| field_u128s(inner, "total_stake")))
+        .context("SubnetInfoRuntimeApi.get_metagraph has no total_stake field")?;
+    if stakes.len() != n {
+        bail!("SubnetInfoRuntimeApi.get_metagraph gives {} stakes for {n} uids", stakes.len());
+    }
+    Ok(stakes.into_iter().map(|rao| rao as f64 / RAO_PER_TAO).collect())
+}
+
+async fn hyperparameters(at: &crate::chain::client::Block<'_>, netuid: u16) -> anyhow::Result<Vec<(&'static str, String)>> {
+    const M: &str = "SubtensorModule";
+    let key = (netuid,);
+    Ok(vec![
+        ("tempo", at.value::<_, u16>(M, "Tempo", key).await?.to_string()),
+        ("weights_version_key", at.value::<_, u64>(M, "WeightsVersionKey", key).await?.to_string()),
+        ("weights_rate_limit", at.value::<_, u64>(M, "WeightsSetRateLimit", key).await?.to_string()),
+        ("commit_reveal_weights_enabled", at.value::<_, bool>(M, "CommitRevealWeightsEnabled", key).await?.to_string()),
+        ("min_allowed_weights", at.value::<_, u16>(M, "MinAllowedWeights", key).await?.to_string()),
+        ("max_weights_limit", at.value::<_, u16>(M, "MaxWeightsLimit", key).await?.to_string()),
+        ("subnetwork_n", at.value::<_, u16>(M, "SubnetworkN", key).await?.to_string()),
+    ])
+}
+
+fn decode_u64(bytes: &[u8]) -> anyhow::Result<u64> {
+    Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| anyhow::anyhow!("{} bytes, expected 8", bytes.len()))?))
+}
+
+/// `Vec<(u16, u16)>`: a compact length, then plain little-endian pairs (chain.md §2.1).
+fn decode_weight_pairs(bytes: &[u8]) -> anyhow::Result<(Vec<u16>, Vec<u16>)> {
+    let (len, header) = compact_len(bytes).context("bad length prefix")?;
+    let body = &bytes[header..];
+    if body.len() != len * 4 {
+        bail!("{len} pairs announced, {} bytes follow", body.len());
+    }
+    Ok(body.chunks_exact(4).map(|c| (u16::from_le_bytes([c[0], c[1]]), u16::from_le_bytes([c[2], c[3]]))).unzip())
+}
+
+/// A SCALE compact length (below 2^30) and the bytes it took.
+fn compact_len(bytes: &[u8]) -> Option<(usize, usize)> {
+    let first = *bytes.first()?;
+    Some(match first & 0b11 {
+        0 => (usize::from(first >> 2), 1),
+        1 => (usize::from(u16::from_le_bytes([first, *bytes.get(1)?]) >> 2), 2),
+        2 => ((u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) >> 2) as usize, 4),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_rows_decode_as_the_chain_stores_them() {
+        // chain.md §2.1: the raw `Weights(2, 0)` value of the fixture.
+        let bytes = hex::decode("0c010055550200aaaa0300ffff").unwrap();
+        assert_eq!(decode_weight_pairs(&bytes).unwrap(), (vec![1, 2, 3], vec![0x5555, 0xaaaa, 0xffff]));
+        assert!(decode_weight_pairs(&bytes[..bytes.len() - 1]).is_err());
+        assert_eq!(decode_weight_pairs(&[0]).unwrap(), (vec![], vec![]));
+    }
+
+    fn row() -> metagraph::Row {
+        metagraph::Row {
+            netuid: 2,
+            uid: 0,
+            hotkey: String::new(),
+            coldkey: String::new(),
+            stake: 0.0,
+            validator_permit: false,
+            registration_block: 0,
+            commitment: None,
+            commit_block: None,
+            repo_namespace: None,
+            repo_name: None,
+            revision: None,
+            secure_hash: None,
+            competition_id: None,
+            metadata_error: None,
+            weight_uids: vec![],
+            weight_values: vec![],
+        }
+    }
+
+    fn raw(text: &[u8]) -> Vec<u8> {
+        let mut out = [0u8; 8].to_vec();
+        out.extend_from_slice(&77u32.to_le_bytes());
+        out.push(1 << 2);
+        out.push(text.len() as u8 + 1);
+        out.extend_from_slice(text);
+        out
+    }
+
+    #[test]
+    fn commitments_parse_or_become_the_uids_metadata_error() {
+        let mut ok = row();
+        read_commitment(&mut ok, &raw(b"org:model:None:abc=:3"));
+        assert_eq!((ok.commit_block, ok.competition_id, ok.revision.clone()), (Some(77), Some(3), None));
+        assert_eq!((ok.repo_namespace.as_deref(), ok.secure_hash.as_deref(), ok.metadata_error.clone()), (Some("org"), Some("abc="), None));
+
+        let mut legacy = row();
+        read_commitment(&mut legacy, &raw(b"org:old:0123:hash"));
+        assert_eq!((legacy.competition_id, legacy.secure_hash.as_deref()), (Some(0), Some("hash")));
+
+        for (bytes, expected) in [
+            (&b"org:model:abc"[..], "fewer than 4"),
+            (&b"org:model:abc:def:x"[..], "competition id"),
+            (&b"org:m\xff:abc:def:1"[..], "not UTF-8"),
+        ] {
+            let mut bad = row();
+            read_commitment(&mut bad, &raw(bytes));
+            let error = bad.metadata_error.clone().unwrap();
+            assert!(error.contains(expected), "{error}");
+            assert_eq!((bad.commit_block, bad.repo_name, bad.competition_id), (Some(77), None, None));
+        }
+        let mut truncated = row();
+        read_commitment(&mut truncated, &[1, 2, 3]);
+        assert!(truncated.metadata_error.unwrap().contains("ends after"));
+    }
+}

@@ -1,0 +1,363 @@
+//! `sync-metadata` and `set-weights` against a real subtensor runtime (spec 293 under chopsticks,
+//! `../shared/chain/`), started once for this test binary on a port of its own and stopped when
+//! it exits. Each test builds its own subnet; they run one at a time, since every seeding
+//! transaction is signed by Alice. Without node and npm these tests fail (CI installs them); set
+//! VALKIT_SKIP_CHAIN_TESTS=1 to skip them knowingly on a machine that has neither.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use subxt::utils::AccountId32;
+use subxt_signer::sr25519::{dev, Keypair};
+use valkit::tables::{metagraph, receipts, weights};
+
+use crate::fixtures::chain::{account, free_port, validator_key, Hyper, LocalChain, Seeder, VALIDATOR_PHRASE};
+use crate::util::{assert_bad_input, read_table, repo_path, run_owned, write_table, TestDir};
+
+static CHAIN: OnlineChain = OnlineChain::new();
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+struct OnlineChain(OnceLock<Result<LocalChain, String>>);
+
+impl OnlineChain {
+    const fn new() -> Self {
+        Self(OnceLock::new())
+    }
+}
+
+/// The shared chain, with Alice's networks rate limit lifted; `None` when skipping knowingly.
+fn chain() -> Option<(&'static LocalChain, MutexGuard<'static, ()>)> {
+    if std::env::var_os("VALKIT_SKIP_CHAIN_TESTS").is_some_and(|v| v == "1") {
+        #[allow(clippy::print_stderr)] // the one line saying a test did not run
+        {
+            eprintln!("VALKIT_SKIP_CHAIN_TESTS=1: chain test skipped");
+        }
+        return None;
+    }
+    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let chain = CHAIN.0.get_or_init(|| {
+        let chain = LocalChain::start(&repo_path(""), free_port())?;
+        block_on(async { Seeder::connect(&chain.url).await?.allow_networks().await })?;
+        Ok(chain)
+    });
+    match chain {
+        Ok(c) => Some((c, guard)),
+        Err(e) => panic!("the local chain did not start (set VALKIT_SKIP_CHAIN_TESTS=1 to skip chain tests knowingly): {e}"),
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+}
+
+/// A bittensor wallet holding the validator's hotkey, `wallets/validator/hotkeys/default`.
+fn wallet(dir: &TestDir, phrase: &str, mode: u32) -> String {
+    let hotkeys = dir.path("wallets/validator/hotkeys");
+    std::fs::create_dir_all(&hotkeys).unwrap();
+    let file = hotkeys.join("default");
+    std::fs::write(&file, serde_json::json!({ "secretPhrase": phrase }).to_string()).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+    dir.arg("wallets")
+}
+
+/// A weights table as compute-wins writes it, for `netuid`, with the SDK's u16 column.
+fn weights_table(path: &Path, netuid: u16, weights: &[f32]) -> Vec<(u16, u16)> {
+    let uids: Vec<i64> = (0..weights.len() as i64).collect();
+    let floats: Vec<f64> = weights.iter().map(|w| f64::from(*w)).collect();
+    let (sent_uids, values) = valkit::weights::convert_for_emit(&uids, &floats).unwrap();
+    let sent: Vec<(u16, u16)> = sent_uids.into_iter().zip(values).collect();
+    let rows = weights
+        .iter()
+        .enumerate()
+        .map(|(uid, w)| {
+            let uid = uid as u16;
+            weights::Row { uid, hotkey: None, weight: *w, weight_u16: sent.iter().find(|(u, _)| *u == uid).map_or(0, |(_, v)| *v) }
+        })
+        .collect();
+    let netuid = netuid.to_string();
+    write_table::<weights::Weights>(path, rows, &[("netuid", &netuid), ("version_key", "7")]);
+    sent
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn sync_metadata_reads_uids_commitments_permits_and_weights_at_one_block() {
+    let Some((chain, _one)) = chain() else { return };
+    let validator = validator_key();
+    let miners = [dev::bob(), dev::charlie(), dev::dave(), dev::eve(), dev::ferdie()];
+    let good = "my-org:model-a:0123456789abcdef0123456789abcdef01234567:N9f5Lh4r+SSjh4W3l7WVXsj0l+MnW9E9/lLawFhGYYM=:2";
+    let legacy = "my-org:old-7b:0123456789abcdef0123456789abcdef01234567:aGFzaA==";
+    let commitments: [&[u8]; 5] = [good.as_bytes(), legacy.as_bytes(), b"org:name:abc:def:\xff\xfe", b"org:name:abc:def:two", b"org:name"];
+    let (netuid, before_commits, weight_block) = block_on(async {
+        let s = Seeder::connect(&chain.url).await?;
+        let hotkeys: Vec<AccountId32> = miners.iter().map(account).collect();
+        s.fund(&[account(&validator)]).await?;
+        let netuid = s.subnet(&account(&validator), &hotkeys, &Hyper::default()).await?;
+        let before = s.head().await?;
+        for (key, bytes) in miners.iter().zip(commitments) {
+            s.commit(netuid, key, bytes).await?;
+        }
+        s.permits(netuid, &[true, false, false, false, false, false]).await?;
+        let set = subxt::dynamic::tx(
+            "SubtensorModule",
+            "set_weights",
+            subxt::ext::scale_value::Composite::unnamed(vec![
+                subxt::dynamic::Value::u128(u128::from(netuid)),
+                subxt::dynamic::Value::unnamed_composite([1u128, 2].map(subxt::dynamic::Value::u128)),
+                subxt::dynamic::Value::unnamed_composite([100u128, 300].map(subxt::dynamic::Value::u128)),
+                subxt::dynamic::Value::u128(7),
+            ]),
+        );
+        s.submit(&set, &validator).await?;
+        let head = s.head().await?;
+        Ok::<_, String>((netuid, before, head))
+    })
+    .expect("seeding the subnet");
+
+    let dir = TestDir::new();
+    let sync = |block: Option<u64>, out: &str| {
+        let mut a =
+            args(&["sync-metadata", "--network", &chain.url, "--netuid", &netuid.to_string(), "--profile", "sn9", "--out", &dir.arg(out)]);
+        if let Some(b) = block {
+            a.extend(args(&["--block", &b.to_string()]));
+        }
+        run_owned(&a)
+    };
+    assert_exit!(sync(None, "m.parquet"), 0);
+    let table = read_table::<metagraph::Metagraph>(&dir.path("m.parquet"));
+    let rows = &table.rows;
+    assert_eq!(rows.len(), 6);
+    assert_eq!(rows[0].hotkey, account(&validator).to_string());
+    assert_eq!(rows[1].hotkey, account(&dev::bob()).to_string());
+    assert!(rows.iter().all(|r| r.coldkey == account(&dev::alice()).to_string() && r.netuid == netuid));
+    assert!(rows.iter().all(|r| r.registration_block > 0 && r.registration_block <= before_commits));
+    assert_eq!(rows.iter().map(|r| r.validator_permit).collect::<Vec<_>>(), [true, false, false, false, false, false]);
+    // The pallet max-upscales [100, 300] to [21845, 65535].
+    assert_eq!((rows[0].weight_uids.clone(), rows[0].weight_values.clone()), (vec![1, 2], vec![21845, 65535]));
+    assert!(rows[1].weight_uids.is_empty());
+
+    assert_eq!(rows[0].commitment, None);
+    assert_eq!((rows[0].commit_block, rows[0].metadata_error.clone()), (None, None));
+    let commit_blocks: Vec<u64> = rows[1..].iter().map(|r| r.commit_block.expect("commit block")).collect();
+    assert!(commit_blocks.windows(2).all(|w| w[0] < w[1]) && commit_blocks[0] > before_commits, "{commit_blocks:?}");
+    assert_eq!(rows[1].commitment.as_deref(), Some(good));
+    assert_eq!(
+        (rows[1].repo_namespace.as_deref(), rows[1].repo_name.as_deref(), rows[1].competition_id),
+        (Some("my-org"), Some("model-a"), Some(2))
+    );
+    assert_eq!(rows[1].secure_hash.as_deref(), Some("N9f5Lh4r+SSjh4W3l7WVXsj0l+MnW9E9/lLawFhGYYM="));
+    assert_eq!((rows[2].competition_id, rows[2].secure_hash.as_deref(), rows[2].metadata_error.clone()), (Some(0), Some("aGFzaA=="), None));
+    for (row, expected) in rows[3..].iter().zip(["not UTF-8", "competition id", "fewer than 4"]) {
+        let error = row.metadata_error.clone().unwrap_or_default();
+        assert!(error.contains(expected), "uid {}: {error:?}", row.uid);
+        assert_eq!((row.repo_name.clone(), row.competition_id), (None, None));
+    }
+
+    // Provenance: the block, the SN9 sync block (block // 150 * 150) and its hash, hyperparameters.
+    let p = &table.meta.provenance;
+    let block: u64 = p["block"].parse().unwrap();
+    assert!(block >= weight_block);
+    assert_eq!(p["sync_block"], (block / 150 * 150).to_string());
+    assert_eq!(p["sync_block_hash"].len(), 66);
+    assert_eq!(
+        (p["weights_version_key"].as_str(), p["commit_reveal_weights_enabled"].as_str(), p["tempo"].as_str()),
+        ("7", "false", "360")
+    );
+    assert_eq!(p["genesis_hash"], format!("0x{}", "45".repeat(32)));
+
+    // Pinned to an earlier block: no commitments yet; and the same block reads byte-identically.
+    assert_exit!(sync(Some(before_commits), "early.parquet"), 0);
+    assert_exit!(sync(Some(before_commits), "early-again.parquet"), 0);
+    let early = read_table::<metagraph::Metagraph>(&dir.path("early.parquet"));
+    assert!(early.rows.iter().all(|r| r.commitment.is_none() && r.commit_block.is_none()));
+    assert_eq!(early.meta.provenance["block"], before_commits.to_string());
+    assert_eq!(std::fs::read(dir.path("early.parquet")).unwrap(), std::fs::read(dir.path("early-again.parquet")).unwrap());
+
+    // Errors: a netuid that does not exist, and a dead endpoint (exit 4).
+    let missing =
+        run_owned(&args(&["sync-metadata", "--network", &chain.url, "--netuid", "77", "--profile", "sn9", "--out", &dir.arg("x.parquet")]));
+    assert_bad_input(&missing, "netuid 77 does not exist");
+    let dead = format!("ws://127.0.0.1:{}", free_port());
+    let r = run_owned(&args(&[
+        "sync-metadata",
+        "--network",
+        &dead,
+        "--netuid",
+        "2",
+        "--profile",
+        "sn9",
+        "--out",
+        &dir.arg("x.parquet"),
+        "--rpc-timeout",
+        "5",
+    ]));
+    assert_exit!(r, 4);
+    assert!(r.stderr.contains(&dead), "{}", r.stderr);
+    assert!(!dir.path("x.parquet").exists());
+}
+
+#[test]
+fn set_weights_sends_the_sdks_values_after_each_check() {
+    let Some((chain, _one)) = chain() else { return };
+    let validator = validator_key();
+    let miners = [dev::bob(), dev::charlie(), dev::dave()];
+    let netuid = block_on(async {
+        let s = Seeder::connect(&chain.url).await?;
+        s.fund(&[account(&validator)]).await?;
+        s.subnet(&account(&validator), &miners.iter().map(account).collect::<Vec<_>>(), &Hyper::default()).await
+    })
+    .expect("seeding the subnet");
+    let dir = TestDir::new();
+    // uid 3's weight rounds to 0 and is not sent.
+    let sent = weights_table(&dir.path("weights.parquet"), netuid, &[0.5, 0.3, 0.2, 1e-6]);
+    let n = netuid.to_string();
+    let wallets = wallet(&dir, VALIDATOR_PHRASE, 0o600);
+    let state = dir.arg("state");
+    let send = |extra: &[&str]| {
+        let mut a = args(&["set-weights", "--network", &chain.url, "--netuid", &n, "--wallet", "validator", "--wallet-path", &wallets]);
+        a.extend(args(&["--weights", &dir.arg("weights.parquet"), "--state-dir", &state, "--rpc-timeout", "20"]));
+        a.extend(args(extra));
+        run_owned(&a)
+    };
+
+    // The conversion alone, without a chain.
+    let preview = run_owned(&args(&["set-weights", "--weights", &dir.arg("weights.parquet"), "--netuid", &n, "--dry-run", "--json"]));
+    assert_exit!(preview, 0);
+    let json: serde_json::Value = serde_json::from_str(preview.stdout_text().trim()).unwrap();
+    assert_eq!(json["uids"], serde_json::json!(sent.iter().map(|p| p.0).collect::<Vec<_>>()));
+    assert_eq!(json["values"], serde_json::json!(sent.iter().map(|p| p.1).collect::<Vec<_>>()));
+    assert_eq!(json["dropped_by_rounding"], serde_json::json!([3]));
+
+    // No permit yet (the epoch grants none without stake).
+    assert_bad_input(&send(&[]), "no validator permit");
+    block_on(async { Seeder::connect(&chain.url).await?.permits(netuid, &[true, false, false, false]).await }).unwrap();
+    assert_bad_input(&send(&["--version-key", "3"]), "version key 3 is lower than netuid");
+    let stranger = TestDir::new();
+    let other = wallet(&stranger, "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about", 0o600);
+    let mut a = args(&["set-weights", "--network", &chain.url, "--netuid", &n, "--wallet", "validator", "--wallet-path", &other]);
+    a.extend(args(&["--weights", &dir.arg("weights.parquet"), "--state-dir", &state]));
+    assert_bad_input(&run_owned(&a), "is not registered on netuid");
+    let open = TestDir::new();
+    let open_wallets = wallet(&open, VALIDATOR_PHRASE, 0o644);
+    let mut a = args(&["set-weights", "--network", &chain.url, "--netuid", &n, "--wallet", "validator", "--wallet-path", &open_wallets]);
+    a.extend(args(&["--weights", &dir.arg("weights.parquet")]));
+    assert_bad_input(&run_owned(&a), "chmod 600");
+    let dry = send(&["--dry-run", "--json"]);
+    assert_exit!(dry, 0);
+    assert_eq!(block_on(async { Seeder::connect(&chain.url).await?.weights(netuid, 0).await }).unwrap(), vec![]);
+
+    let ok = send(&["--json"]);
+    assert_exit!(ok, 0);
+    let receipt: serde_json::Value = serde_json::from_str(ok.stdout_text().trim()).unwrap();
+    assert_eq!(receipt["action"], "set_weights");
+    let stored = block_on(async { Seeder::connect(&chain.url).await?.weights(netuid, 0).await }).unwrap();
+    // The SDK's values already peak at 65535, so the pallet's max-upscaling keeps them as sent.
+    assert_eq!(stored, sent);
+    let receipts = read_table::<receipts::Receipts>(&dir.path("state/receipts.parquet"));
+    assert_eq!(receipts.rows.len(), 1);
+    let r = &receipts.rows[0];
+    assert_eq!(
+        (r.action, r.uid, r.version_key, r.block),
+        (receipts::Action::SetWeights, 0, 7, receipt["included"]["block"].as_u64().unwrap())
+    );
+    assert_eq!(r.uids.iter().copied().zip(r.values.iter().copied()).collect::<Vec<_>>(), sent);
+
+    // The rate limit: too soon is exit 3 with the blocks to go, and nothing is sent.
+    block_on(async {
+        let s = Seeder::connect(&chain.url).await?;
+        let set = subxt::dynamic::tx(
+            "AdminUtils",
+            "sudo_set_weights_set_rate_limit",
+            subxt::ext::scale_value::Composite::unnamed(vec![
+                subxt::dynamic::Value::u128(u128::from(netuid)),
+                subxt::dynamic::Value::u128(100),
+            ]),
+        );
+        s.sudo(vec![set.into_value()]).await
+    })
+    .unwrap();
+    let soon = send(&[]);
+    assert_exit!(soon, 3);
+    assert!(soon.stderr.contains("too soon") && soon.stderr.contains("blocks to go"), "{}", soon.stderr);
+    assert_eq!(read_table::<receipts::Receipts>(&dir.path("state/receipts.parquet")).rows.len(), 1);
+
+    let dead = format!("ws://127.0.0.1:{}", free_port());
+    let mut a = args(&["set-weights", "--network", &dead, "--netuid", &n, "--wallet", "validator", "--wallet-path", &wallets]);
+    a.extend(args(&["--weights", &dir.arg("weights.parquet"), "--state-dir", &state, "--rpc-timeout", "5"]));
+    assert_exit!(run_owned(&a), 4);
+}
+
+#[test]
+fn commit_reveal_commits_then_a_later_run_reveals() {
+    let Some((chain, _one)) = chain() else { return };
+    let validator = validator_key();
+    let miners: Vec<Keypair> = vec![dev::bob(), dev::charlie()];
+    // Tempo 10: the reveal epoch comes within 11 blocks (the epoch then wipes permits, which are
+    // planted again before the reveal, as the chain README says).
+    let hyper = Hyper { tempo: 10, commit_reveal: true, ..Hyper::default() };
+    let netuid = block_on(async {
+        let s = Seeder::connect(&chain.url).await?;
+        s.fund(&[account(&validator)]).await?;
+        let netuid = s.subnet(&account(&validator), &miners.iter().map(account).collect::<Vec<_>>(), &hyper).await?;
+        s.permits(netuid, &[true, false, false]).await?;
+        Ok::<_, String>(netuid)
+    })
+    .expect("seeding the subnet");
+    let dir = TestDir::new();
+    let sent = weights_table(&dir.path("weights.parquet"), netuid, &[0.2, 0.5, 0.3]);
+    let n = netuid.to_string();
+    let wallets = wallet(&dir, VALIDATOR_PHRASE, 0o600);
+    let send = || {
+        let mut a = args(&["set-weights", "--network", &chain.url, "--netuid", &n, "--wallet", "validator", "--wallet-path", &wallets]);
+        a.extend(args(&["--weights", &dir.arg("weights.parquet"), "--state-dir", &dir.arg("state"), "--json"]));
+        run_owned(&a)
+    };
+
+    let commit = send();
+    assert_exit!(commit, 0);
+    let summary: serde_json::Value = serde_json::from_str(commit.stdout_text().trim()).unwrap();
+    assert_eq!(summary["action"], "commit_weights");
+    let reveal_from = summary["reveal_from_block"].as_u64().unwrap();
+    let state_file = dir.path(&format!("state/commit-reveal-{netuid}-{}.json", account(&validator)));
+    assert!(state_file.exists(), "the salt is kept for the reveal");
+
+    let early = send();
+    assert_exit!(early, 3);
+    assert!(early.stdout_text().contains("blocks to go"), "{}", early.stdout_text());
+
+    block_on(async {
+        let s = Seeder::connect(&chain.url).await?;
+        let head = s.head().await?;
+        s.new_blocks(u32::try_from(reveal_from.saturating_sub(head)).unwrap()).await?;
+        s.permits(netuid, &[true, false, false]).await
+    })
+    .unwrap();
+    let reveal = send();
+    assert_exit!(reveal, 0);
+    let summary: serde_json::Value = serde_json::from_str(reveal.stdout_text().trim()).unwrap();
+    assert_eq!(summary["action"], "reveal_weights");
+    assert!(!state_file.exists());
+    let stored = block_on(async { Seeder::connect(&chain.url).await?.weights(netuid, 0).await }).unwrap();
+    assert_eq!(stored, sent);
+    let actions: Vec<_> = read_table::<receipts::Receipts>(&dir.path("state/receipts.parquet")).rows.iter().map(|r| r.action).collect();
+    assert_eq!(actions, [receipts::Action::CommitWeights, receipts::Action::RevealWeights]);
+
+    // A runtime whose commits are drand-timelocked: refused, naming the hyperparameter. Spec 293
+    // does not declare CommitRevealWeightsVersion, so it is planted by its raw key.
+    let key = format!(
+        "0x{}{}",
+        hex::encode(sp_crypto_hashing::twox_128(b"SubtensorModule")),
+        hex::encode(sp_crypto_hashing::twox_128(b"CommitRevealWeightsVersion"))
+    );
+    let plant = |value: serde_json::Value| {
+        block_on(async { Seeder::connect(&chain.url).await?.set_storage(serde_json::json!([[key, value]])).await })
+    };
+    plant(serde_json::json!("0x0400")).unwrap();
+    let timelocked = send();
+    plant(serde_json::Value::Null).unwrap();
+    assert_bad_input(&timelocked, "CommitRevealWeightsVersion is 4");
+}
