@@ -4,7 +4,6 @@
 //! transaction is signed by Alice. Without node and npm these tests fail (CI installs them); set
 //! VALKIT_SKIP_CHAIN_TESTS=1 to skip them knowingly on a machine that has neither.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
@@ -13,7 +12,7 @@ use subxt::utils::AccountId32;
 use subxt_signer::sr25519::{dev, Keypair};
 use valkit::tables::{metagraph, receipts, weights};
 
-use crate::fixtures::chain::{account, free_port, validator_key, Hyper, LocalChain, Seeder, VALIDATOR_PHRASE};
+use crate::fixtures::chain::{account, free_port, validator_key, write_wallet, Hyper, LocalChain, Seeder, VALIDATOR_PHRASE};
 use crate::util::{assert_bad_input, read_table, repo_path, run_owned, write_table, TestDir};
 
 static CHAIN: OnlineChain = OnlineChain::new();
@@ -54,11 +53,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 /// A bittensor wallet holding the validator's hotkey, `wallets/validator/hotkeys/default`.
 fn wallet(dir: &TestDir, phrase: &str, mode: u32) -> String {
-    let hotkeys = dir.path("wallets/validator/hotkeys");
-    std::fs::create_dir_all(&hotkeys).unwrap();
-    let file = hotkeys.join("default");
-    std::fs::write(&file, serde_json::json!({ "secretPhrase": phrase }).to_string()).unwrap();
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+    write_wallet(&dir.path("wallets"), "validator", phrase, mode).unwrap();
     dir.arg("wallets")
 }
 
@@ -411,4 +406,72 @@ fn sync_metadata_reads_a_256_uid_subnet() {
     {
         println!("sync-metadata of a 256-uid subnet: {seconds:.2} s (debug build, whole command)");
     }
+}
+
+/// The demo profile for a subnet at `netuid`, its corpora found from anywhere.
+fn demo_profile(dir: &TestDir, netuid: u16) -> String {
+    let text = std::fs::read_to_string(repo_path("testdata/demo/competitions.toml")).unwrap();
+    let corpora = repo_path("testdata/demo/corpora");
+    let text = text.replace("name = \"corpora/", &format!("name = \"{}/", corpora.display()));
+    let text = text
+        .lines()
+        .map(|l| if l.starts_with("netuid = ") { format!("netuid = {netuid}") } else { l.to_string() })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(dir.path("competitions.toml"), text).unwrap();
+    dir.arg("competitions.toml")
+}
+
+#[test]
+fn run_loop_sets_weights_on_chain_and_retries_only_what_may_pass() {
+    let Some((chain, _one)) = chain() else { return };
+    let dir = TestDir::new();
+    let demo = crate::fixtures::demo::serve(&repo_path(""), &dir.path("demo"), 2, Some(&chain.url)).expect("demo subnet");
+    let netuid = demo.netuid.unwrap();
+    let workdir = dir.path("run");
+    let env = [
+        ("NETWORK", chain.url.clone()),
+        ("NETUID", netuid.to_string()),
+        ("COMPETITIONS", demo_profile(&dir, netuid)),
+        ("WALLET", "validator".to_string()),
+        ("WALLET_PATH", dir.arg("demo/wallets")),
+        ("SET_WEIGHTS_RETRIES", "2".to_string()),
+    ];
+    let cycle = || crate::run_loop::run_loop(&workdir, &demo.hub.url, &dir.path("cache"), &env);
+    let first = cycle();
+    assert_eq!(first.code, 0, "{}", first.log);
+    let receipts = read_table::<receipts::Receipts>(&workdir.join("state/receipts.parquet")).rows;
+    assert_eq!(receipts.len(), 1);
+    let sent: Vec<(u16, u16)> = receipts[0].uids.iter().copied().zip(receipts[0].values.iter().copied()).collect();
+    let step = crate::run_loop::steps(&workdir)[0].clone();
+    let table = read_table::<weights::Weights>(&step.join("weights.parquet"));
+    let expected: Vec<(u16, u16)> = table.rows.iter().filter(|r| r.weight_u16 > 0).map(|r| (r.uid, r.weight_u16)).collect();
+    assert_eq!(sent, expected);
+    assert_eq!(block_on(async { Seeder::connect(&chain.url).await?.weights(netuid, 0).await }).unwrap(), expected);
+
+    // Too soon (exit 3) is retried, up to SET_WEIGHTS_RETRIES; the step itself completed.
+    block_on(async {
+        let s = Seeder::connect(&chain.url).await?;
+        let limit = subxt::dynamic::tx(
+            "AdminUtils",
+            "sudo_set_weights_set_rate_limit",
+            subxt::ext::scale_value::Composite::unnamed(vec![
+                subxt::dynamic::Value::u128(u128::from(netuid)),
+                subxt::dynamic::Value::u128(100),
+            ]),
+        );
+        s.sudo(vec![limit.into_value()]).await
+    })
+    .unwrap();
+    let soon = cycle();
+    assert_eq!(soon.code, 3, "{}", soon.log);
+    assert_eq!(soon.log.matches("set-weights: exit 3").count(), 2, "{}", soon.log);
+    assert!(soon.log.contains("carrying the tracker"), "{}", soon.log);
+    assert_eq!(std::fs::read_to_string(workdir.join("state/step")).unwrap().trim(), "2");
+
+    // Bad input (exit 2: a key file others can read) is not retried.
+    write_wallet(&dir.path("demo/wallets"), "validator", VALIDATOR_PHRASE, 0o644).unwrap();
+    let refused = cycle();
+    assert_eq!(refused.code, 2, "{}", refused.log);
+    assert_eq!(refused.log.matches("set-weights: exit 2").count(), 1, "{}", refused.log);
 }

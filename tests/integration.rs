@@ -18,6 +18,8 @@ mod fetch_models;
 mod inspect;
 /// `profile` and `--help`: built-in profiles round-trip, every stage has an example.
 mod profile;
+/// `scripts/run-loop.sh` from cron: cycles of the demo subnet, the tracker carried, the lock.
+mod run_loop;
 /// `sample-batches`: pages and windows as upstream's loaders pick them, against a local datasets-server.
 mod sample_batches;
 /// Table files: round trips, byte-identical rewrites, refusals.

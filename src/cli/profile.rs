@@ -1,6 +1,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use super::args::CompetitionArgs;
 use crate::competition::Profile;
 use crate::exit::Outcome;
 use crate::printer::Printer;
@@ -8,7 +9,7 @@ use crate::printer::Printer;
 /// Show, list or check competition profiles.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  valkit profile show sn9 > my-subnet.toml   # then edit and use --competitions my-subnet.toml\n  valkit profile check my-subnet.toml\n  valkit profile list"
+    after_help = "Examples:\n  valkit profile show sn9 > my-subnet.toml   # then edit and use --competitions my-subnet.toml\n  valkit profile check my-subnet.toml\n  valkit profile list\n  valkit profile step --profile sn9 --block 5200000 --step 7   # the competition step 7 evaluates"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -23,6 +24,21 @@ enum Action {
     List,
     /// Validate a profile TOML file and summarise its schedule.
     Check { file: PathBuf },
+    /// Print the competition id a step evaluates at a block: upstream's round robin,
+    /// `schedule(block)[step % len]` (with --all: every active id, one per line).
+    Step {
+        #[command(flatten)]
+        competition: CompetitionArgs,
+        /// The block whose schedule entry applies.
+        #[arg(long, value_name = "N")]
+        block: u64,
+        /// The validator's step counter.
+        #[arg(long, value_name = "N", default_value_t = 0, conflicts_with = "all")]
+        step: u64,
+        /// Print every competition active at the block.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
@@ -42,6 +58,21 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
                 let comps: Vec<String> =
                     entry.competitions.iter().map(|c| format!("{} (id {}, reward {})", c.name, c.id, c.reward)).collect();
                 writeln!(out, "  from block {}: {}", entry.block, comps.join(", "))?;
+            }
+        }
+        Action::Step { competition, block, step, all } => {
+            let profile = competition.resolve()?;
+            let entry = profile
+                .schedule_at(block)
+                .ok_or_else(|| anyhow::anyhow!("profile {} has no competition at block {block}", profile.name))?;
+            let ids: Vec<u16> = entry.competitions.iter().map(|c| c.id).collect();
+            anyhow::ensure!(!ids.is_empty(), "profile {} schedules no competition at block {block}", profile.name);
+            if all {
+                for id in ids {
+                    writeln!(out, "{id}")?;
+                }
+            } else {
+                writeln!(out, "{}", ids[(step % ids.len() as u64) as usize])?;
             }
         }
     }

@@ -73,14 +73,21 @@ pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
     let endpoint = options.chain.as_ref().map(|c| c.endpoint.clone()).unwrap_or_default();
     let (outcome, summary) = args.chain.within_deadline(&endpoint, set_weights::run(&options)).await?;
     let p = &summary.plan;
-    let mut human = format!(
-        "{}: {} uids on netuid {} (version key {}): {}",
-        summary.action.replace('_', "-"),
-        p.uids.len(),
-        p.netuid,
-        p.version_key.map_or("unknown".to_string(), |k| k.to_string()),
-        p.uids.iter().zip(&p.values).map(|(u, v)| format!("{u}={v}")).collect::<Vec<_>>().join(" ")
-    );
+    let pairs = p.uids.iter().zip(&p.values).map(|(u, v)| format!("{u}={v}")).collect::<Vec<_>>().join(" ");
+    let key = p.version_key.map_or("unknown".to_string(), |k| k.to_string());
+    let mut json = serde_json::to_value(&summary)?;
+    let mut human = match &outcome {
+        Outcome::NothingToDo { why } => {
+            json["nothing_sent"] = why.clone().into();
+            format!(
+                "nothing sent to netuid {}: {why}
+would send {} uids (version key {key}): {pairs}",
+                p.netuid,
+                p.uids.len()
+            )
+        }
+        _ => format!("{}: {} uids on netuid {} (version key {key}): {pairs}", summary.action.replace('_', "-"), p.uids.len(), p.netuid),
+    };
     if !p.dropped_by_rounding.is_empty() {
         human.push_str(&format!("\nnot sent (weight rounds to 0): uids {:?}", p.dropped_by_rounding));
     }
@@ -89,11 +96,6 @@ pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
     }
     if let Some(block) = summary.reveal_from_block {
         human.push_str(&format!("\nreveal from block {block} (run set-weights again then)"));
-    }
-    let mut json = serde_json::to_value(&summary)?;
-    if let Outcome::NothingToDo { why } = &outcome {
-        human.push_str(&format!("\nnothing sent: {why}"));
-        json["nothing_sent"] = why.clone().into();
     }
     printer.summary(&human, &json)?;
     Ok(outcome)
