@@ -246,6 +246,12 @@ fn set_weights_sends_the_sdks_values_after_each_check() {
     let mut a = args(&["set-weights", "--network", &chain.url, "--netuid", &n, "--wallet", "validator", "--wallet-path", &open_wallets]);
     a.extend(args(&["--weights", &dir.arg("weights.parquet")]));
     assert_bad_input(&run_owned(&a), "chmod 600");
+    // A call the pallet refuses comes back by the pallet error's name: five uids on a 4-uid subnet.
+    weights_table(&dir.path("five.parquet"), netuid, &[0.2; 5]);
+    let mut a = args(&["set-weights", "--network", &chain.url, "--netuid", &n, "--wallet", "validator", "--wallet-path", &wallets]);
+    a.extend(args(&["--weights", &dir.arg("five.parquet"), "--state-dir", &state]));
+    assert_bad_input(&run_owned(&a), "SubtensorModule::UidsLengthExceedUidsInSubNet");
+    assert!(!dir.path("state/receipts.parquet").exists());
     let dry = send(&["--dry-run", "--json"]);
     assert_exit!(dry, 0);
     assert_eq!(block_on(async { Seeder::connect(&chain.url).await?.weights(netuid, 0).await }).unwrap(), vec![]);

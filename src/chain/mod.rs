@@ -1,6 +1,7 @@
 //! Subtensor: what miners commit on chain and how it is read back, and the weights a validator
 //! sends. `client` is the only code that talks to a node; the rest is pure or local files.
 
+pub mod calls;
 pub mod client;
 pub mod commitment;
 pub mod registration;

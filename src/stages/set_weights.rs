@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use subxt::dynamic::Value;
 use subxt::ext::scale_value::Composite;
 
+use crate::chain::calls;
 use crate::chain::client::{Block, Chain, Included, PalletError};
 use crate::chain::wallet::Hotkey;
 use crate::exit::Outcome;
@@ -181,16 +182,7 @@ impl Submitter<'_> {
         if self.opts.dry_run {
             return Ok((Outcome::Done, summary("dry_run", None, None)));
         }
-        let call = subxt::dynamic::tx(
-            M,
-            "set_weights",
-            Composite::unnamed(vec![
-                Value::u128(u128::from(plan.netuid)),
-                u16_list(&plan.uids),
-                u16_list(&plan.values),
-                Value::u128(u128::from(version_key)),
-            ]),
-        );
+        let call = calls::set_weights(plan.netuid, &plan.uids, &plan.values, version_key);
         let included = self.submit(&call, receipts::Action::SetWeights, subnet.uid, &plan.uids, &plan.values, version_key).await?;
         Ok((Outcome::Done, summary("set_weights", Some(included), None)))
     }
@@ -250,17 +242,7 @@ impl Submitter<'_> {
             if self.opts.dry_run {
                 return Ok((Outcome::Done, "dry_run", None, None));
             }
-            let call = subxt::dynamic::tx(
-                M,
-                "reveal_weights",
-                Composite::unnamed(vec![
-                    Value::u128(u128::from(netuid)),
-                    u16_list(&pending.uids),
-                    u16_list(&pending.values),
-                    u16_list(&pending.salt),
-                    Value::u128(u128::from(pending.version_key)),
-                ]),
-            );
+            let call = calls::reveal_weights(netuid, &pending.uids, &pending.values, &pending.salt, pending.version_key);
             let action = receipts::Action::RevealWeights;
             match self.submit(&call, action, subnet.uid, &pending.uids, &pending.values, pending.version_key).await {
                 Ok(included) => {
@@ -332,7 +314,7 @@ impl Submitter<'_> {
     /// Submits, then appends the receipt row.
     async fn submit(
         &self,
-        call: &subxt::tx::DynamicPayload<Composite<()>>,
+        call: &calls::Call,
         action: receipts::Action,
         uid: u16,
         uids: &[u16],
@@ -398,10 +380,6 @@ fn timelock_reason(netuid: u16, version: Option<u16>, hash_calls: bool) -> Optio
         _ if !hash_calls => Some(format!("netuid {netuid} has commit-reveal on, but this runtime has no commit_weights/reveal_weights calls (timelocked commits only)")),
         _ => None,
     }
-}
-
-fn u16_list(values: &[u16]) -> Value {
-    Value::unnamed_composite(values.iter().map(|v| Value::u128(u128::from(*v))))
 }
 
 fn read_pending(path: &Path) -> anyhow::Result<Option<PendingCommit>> {
