@@ -35,7 +35,6 @@ pub fn reveal_weights(netuid: u16, uids: &[u16], values: &[u16], salt: &[u16], v
 #[cfg(test)]
 mod tests {
     use super::*;
-    use subxt::tx::Payload;
 
     /// The spec-293 runtime's metadata, as `state_getMetadata` returned it from ../shared/chain.
     fn encode(call: &Call) -> String {
