@@ -35,6 +35,8 @@ else
 fi
 
 log() { printf '%s run-loop: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
+# Seconds since $1 (an $EPOCHREALTIME), to a tenth.
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
 
 mkdir -p "$WORKDIR/steps" "$WORKDIR/state" || exit 2
 # Cron may start a cycle while the last one still runs: only one holds the lock.
@@ -48,10 +50,10 @@ fi
 # rows) lets the cycle go on; any other failure stops it with that stage's code.
 stage() {
     local name=$1; shift
-    local started=$SECONDS code
+    local started=$EPOCHREALTIME code
     "$VALKIT" "$@" </dev/null
     code=$?
-    log "$name: exit $code in $((SECONDS - started)) s"
+    log "$name: exit $code in $(since "$started") s"
     STAGE_CODE=$code
     if [ "$code" -ne 0 ] && [ "$code" -ne 1 ]; then
         log "cycle stopped at $name (exit $code)"
@@ -118,12 +120,12 @@ fi
 # Weights: retried while too soon (3) or the chain is unreachable (4); never on bad input (2).
 attempt=1
 while :; do
-    started=$SECONDS
+    started=$EPOCHREALTIME
     "$VALKIT" set-weights --network "$NETWORK" --netuid "$NETUID" --weights "$step_dir/weights.parquet" \
         --wallet "${WALLET:-default}" --hotkey "${HOTKEY:-default}" ${WALLET_PATH:+--wallet-path "$WALLET_PATH"} \
         --state-dir "$WORKDIR/state" </dev/null
     code=$?
-    log "set-weights: exit $code in $((SECONDS - started)) s (attempt $attempt)"
+    log "set-weights: exit $code in $(since "$started") s (attempt $attempt)"
     case $code in
         0) exit 0 ;;
         3|4)

@@ -273,19 +273,7 @@ fn set_weights_sends_the_sdks_values_after_each_check() {
     assert_eq!(r.uids.iter().copied().zip(r.values.iter().copied()).collect::<Vec<_>>(), sent);
 
     // The rate limit: too soon is exit 3 with the blocks to go, and nothing is sent.
-    block_on(async {
-        let s = Seeder::connect(&chain.url).await?;
-        let set = subxt::dynamic::tx(
-            "AdminUtils",
-            "sudo_set_weights_set_rate_limit",
-            subxt::ext::scale_value::Composite::unnamed(vec![
-                subxt::dynamic::Value::u128(u128::from(netuid)),
-                subxt::dynamic::Value::u128(100),
-            ]),
-        );
-        s.sudo(vec![set.into_value()]).await
-    })
-    .unwrap();
+    block_on(async { Seeder::connect(&chain.url).await?.set_weights_rate_limit(netuid, 100).await }).unwrap();
     let soon = send(&[]);
     assert_exit!(soon, 3);
     assert!(soon.stderr.contains("too soon") && soon.stderr.contains("blocks to go"), "{}", soon.stderr);
@@ -456,19 +444,7 @@ fn run_loop_sets_weights_on_chain_and_retries_only_what_may_pass() {
     assert_eq!(block_on(async { Seeder::connect(&chain.url).await?.weights(netuid, 0).await }).unwrap(), expected);
 
     // Too soon (exit 3) is retried, up to SET_WEIGHTS_RETRIES; the step itself completed.
-    block_on(async {
-        let s = Seeder::connect(&chain.url).await?;
-        let limit = subxt::dynamic::tx(
-            "AdminUtils",
-            "sudo_set_weights_set_rate_limit",
-            subxt::ext::scale_value::Composite::unnamed(vec![
-                subxt::dynamic::Value::u128(u128::from(netuid)),
-                subxt::dynamic::Value::u128(100),
-            ]),
-        );
-        s.sudo(vec![limit.into_value()]).await
-    })
-    .unwrap();
+    block_on(async { Seeder::connect(&chain.url).await?.set_weights_rate_limit(netuid, 100).await }).unwrap();
     let soon = cycle();
     assert_eq!(soon.code, 3, "{}", soon.log);
     assert_eq!(soon.log.matches("set-weights: exit 3").count(), 2, "{}", soon.log);

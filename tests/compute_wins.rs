@@ -126,23 +126,10 @@ fn simulation_profile(sn37: bool) -> String {
 
 fn metagraph_row(uid: u16, block: Option<u64>) -> metagraph::Row {
     metagraph::Row {
-        netuid: 9,
-        uid,
-        hotkey: format!("hotkey-{uid}"),
-        coldkey: format!("coldkey-{uid}"),
-        stake: 0.0,
-        validator_permit: false,
-        registration_block: 0,
         commitment: block.map(|_| "ns:name:rev:hash:4".into()),
         commit_block: block,
-        repo_namespace: None,
-        repo_name: None,
-        revision: None,
-        secure_hash: None,
         competition_id: block.map(|_| 4),
-        metadata_error: None,
-        weight_uids: vec![],
-        weight_values: vec![],
+        ..metagraph::Row::new(9, uid, format!("hotkey-{uid}"), format!("coldkey-{uid}"))
     }
 }
 

@@ -203,25 +203,7 @@ fn output(mut cmd: Command) -> Run {
 }
 
 fn bare_row(uid: u16) -> metagraph::Row {
-    metagraph::Row {
-        netuid: 7,
-        uid,
-        hotkey: hotkey(uid),
-        coldkey: format!("5Cold{uid}"),
-        stake: 0.0,
-        validator_permit: false,
-        registration_block: 1,
-        commitment: None,
-        commit_block: None,
-        repo_namespace: None,
-        repo_name: None,
-        revision: None,
-        secure_hash: None,
-        competition_id: None,
-        metadata_error: None,
-        weight_uids: vec![],
-        weight_values: vec![],
-    }
+    metagraph::Row { registration_block: 1, ..metagraph::Row::new(7, uid, hotkey(uid), format!("5Cold{uid}")) }
 }
 
 fn reason_code(row: &models::Row) -> &str {

@@ -205,13 +205,11 @@ impl Block<'_> {
         K: subxt::ext::frame_decode::storage::IntoEncodableValues + subxt::ext::frame_decode::storage::IntoDecodableValues + Send,
         V: subxt::ext::scale_decode::DecodeAsType,
     {
-        let what = format!("{pallet}.{item}");
-        let addr = dynamic::storage::<K, V>(pallet, item);
-        let value = self.chain.call(&what, self.at.storage().fetch(addr, keys)).await?;
-        value.decode().with_context(|| format!("decoding {what} at block {}", self.number()))
+        let value = self.optional(pallet, item, keys).await?;
+        value.with_context(|| format!("{pallet}.{item} holds nothing at block {} and has no default", self.number()))
     }
 
-    /// A storage value of an `Option` query, `None` when absent.
+    /// A storage value, its default when nothing is stored, `None` when an `Option` query holds nothing.
     pub async fn optional<K, V>(&self, pallet: &str, item: &str, keys: K) -> anyhow::Result<Option<V>>
     where
         K: subxt::ext::frame_decode::storage::IntoEncodableValues + subxt::ext::frame_decode::storage::IntoDecodableValues + Send,

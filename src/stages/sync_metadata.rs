@@ -102,23 +102,12 @@ pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
             None => (Vec::new(), Vec::new()),
         };
         let mut row = metagraph::Row {
-            netuid,
-            uid,
-            hotkey: ss58(hotkey),
-            coldkey: ss58(&coldkeys[usize::from(uid)]),
             stake: stakes[usize::from(uid)],
             validator_permit: permits.get(usize::from(uid)).copied().unwrap_or(false),
             registration_block,
-            commitment: None,
-            commit_block: None,
-            repo_namespace: None,
-            repo_name: None,
-            revision: None,
-            secure_hash: None,
-            competition_id: None,
-            metadata_error: None,
             weight_uids,
             weight_values,
+            ..metagraph::Row::new(netuid, uid, ss58(hotkey), ss58(&coldkeys[usize::from(uid)]))
         };
         if let Some(bytes) = commitments.get(hotkey) {
             read_commitment(&mut row, bytes);
@@ -255,25 +244,7 @@ mod tests {
     }
 
     fn row() -> metagraph::Row {
-        metagraph::Row {
-            netuid: 2,
-            uid: 0,
-            hotkey: String::new(),
-            coldkey: String::new(),
-            stake: 0.0,
-            validator_permit: false,
-            registration_block: 0,
-            commitment: None,
-            commit_block: None,
-            repo_namespace: None,
-            repo_name: None,
-            revision: None,
-            secure_hash: None,
-            competition_id: None,
-            metadata_error: None,
-            weight_uids: vec![],
-            weight_values: vec![],
-        }
+        metagraph::Row::new(2, 0, String::new(), String::new())
     }
 
     fn raw(text: &[u8]) -> Vec<u8> {

@@ -39,6 +39,31 @@ pub struct Row {
     pub weight_values: Vec<u16>,
 }
 
+impl Row {
+    /// A registered uid with nothing else known yet: no stake, permit, commitment or weights.
+    pub fn new(netuid: u16, uid: u16, hotkey: String, coldkey: String) -> Self {
+        Self {
+            netuid,
+            uid,
+            hotkey,
+            coldkey,
+            stake: 0.0,
+            validator_permit: false,
+            registration_block: 0,
+            commitment: None,
+            commit_block: None,
+            repo_namespace: None,
+            repo_name: None,
+            revision: None,
+            secure_hash: None,
+            competition_id: None,
+            metadata_error: None,
+            weight_uids: Vec::new(),
+            weight_values: Vec::new(),
+        }
+    }
+}
+
 pub struct Metagraph;
 
 impl Table for Metagraph {
