@@ -14,8 +14,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
-use subxt::dynamic::Value;
-use subxt::ext::scale_value::Composite;
 
 use crate::chain::calls;
 use crate::chain::client::{Block, Chain, Included, PalletError};
@@ -183,8 +181,11 @@ impl Submitter<'_> {
             return Ok((Outcome::Done, summary("dry_run", None, None)));
         }
         let call = calls::set_weights(plan.netuid, &plan.uids, &plan.values, version_key);
-        let included = self.submit(&call, receipts::Action::SetWeights, subnet.uid, &plan.uids, &plan.values, version_key).await?;
-        Ok((Outcome::Done, summary("set_weights", Some(included), None)))
+        match self.submit(&call, receipts::Action::SetWeights, subnet.uid, &plan.uids, &plan.values, version_key).await {
+            Ok(included) => Ok((Outcome::Done, summary("set_weights", Some(included), None))),
+            Err(e) if too_soon(&e) => Ok((Outcome::NothingToDo { why: e.to_string() }, summary("none", None, None))),
+            Err(e) => Err(e),
+        }
     }
 
     /// The SDK's and the pallet's checks that do not depend on commit-reveal (chain.md §3.2).
@@ -250,7 +251,7 @@ impl Submitter<'_> {
                     return Ok((Outcome::Done, "reveal_weights", Some(included), None));
                 }
                 Err(e) => match e.downcast_ref::<PalletError>().map(|p| p.name.as_str()) {
-                    Some("RevealTooEarly") => return Err(e),
+                    Some("RevealTooEarly") => return Ok((Outcome::NothingToDo { why: e.to_string() }, "none", None, None)),
                     // The commit is gone or out of date: drop it and commit these weights instead.
                     Some("ExpiredWeightCommit" | "NoWeightsCommitFound" | "InvalidRevealCommitHashNotMatch") => {
                         tracing::warn!(error = %e, state = %state.display(), "pending commit cannot be revealed; committing anew");
@@ -285,8 +286,7 @@ impl Submitter<'_> {
         };
         // Written before sending: a commit that lands must never lose its salt.
         write_pending(&state, &pending)?;
-        let call =
-            subxt::dynamic::tx(M, "commit_weights", Composite::unnamed(vec![Value::u128(u128::from(netuid)), Value::from_bytes(hash)]));
+        let call = calls::commit_weights(netuid, hash);
         let result = self.submit(&call, receipts::Action::CommitWeights, subnet.uid, &plan.uids, &plan.values, version_key).await;
         match result {
             Ok(included) => {
@@ -300,6 +300,9 @@ impl Submitter<'_> {
                 // Refused by the chain: nothing was committed, so nothing is pending.
                 if e.downcast_ref::<PalletError>().is_some() {
                     remove_pending(&state)?;
+                }
+                if too_soon(&e) {
+                    return Ok((Outcome::NothingToDo { why: e.to_string() }, "none", None, None));
                 }
                 Err(e)
             }
@@ -340,6 +343,13 @@ impl Submitter<'_> {
             .with_context(|| format!("the weights were sent (block {}) but the receipt was not written", included.block))?;
         Ok(included)
     }
+}
+
+/// Whether the chain refused because it is too early (exit 3, as the local rate-limit check):
+/// the chain's view can be a block ahead of the finalized state the checks read.
+fn too_soon(err: &anyhow::Error) -> bool {
+    let name = err.downcast_ref::<PalletError>().map(|p| p.name.as_str());
+    matches!(name, Some("SettingWeightsTooFast" | "CommittingWeightsTooFast" | "RevealTooEarly"))
 }
 
 /// The SDK's rate limit: weights go out only when more than `WeightsSetRateLimit` blocks have
@@ -438,6 +448,16 @@ mod tests {
         assert_eq!(timelock_reason(2, Some(2), true), None);
         assert!(timelock_reason(2, Some(4), true).unwrap().contains("CommitRevealWeightsVersion is 4"));
         assert!(timelock_reason(2, None, false).unwrap().contains("no commit_weights"));
+    }
+
+    #[test]
+    fn the_chains_own_too_early_refusals_mean_not_yet() {
+        let refusal =
+            |name: &str| anyhow::Error::new(PalletError { pallet: "SubtensorModule".into(), name: name.into(), docs: String::new() });
+        assert!(too_soon(&refusal("SettingWeightsTooFast").context("sending")));
+        assert!(too_soon(&refusal("RevealTooEarly")));
+        assert!(!too_soon(&refusal("NeuronNoValidatorPermit")));
+        assert!(!too_soon(&anyhow::anyhow!("SettingWeightsTooFast")));
     }
 
     fn plan_err(rows: &[weights::Row]) -> String {
