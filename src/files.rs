@@ -18,6 +18,8 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("{location} is being written by another valkit process; wait for it to finish")]
+    Busy { location: Location },
     #[error("cannot write {location}")]
     Write {
         location: Location,
@@ -118,6 +120,29 @@ impl Drop for AtomicFile {
     fn drop(&mut self) {
         if self.file.take().is_some() {
             let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// The one writer of an output path: an exclusive lock on `dir/.NAME.lock`, held until dropped
+/// (the OS releases it when the process dies, however it dies).
+pub struct OutputLock {
+    _file: File,
+}
+
+impl OutputLock {
+    pub fn acquire(target: &Path) -> Result<Self, Error> {
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let path = target.with_file_name(format!(".{name}.lock"));
+        let err = |source| Error::Write { location: Location::Path(target.to_path_buf()), source };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(err)?;
+        }
+        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(err)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(fs::TryLockError::WouldBlock) => Err(Error::Busy { location: Location::Path(target.to_path_buf()) }),
+            Err(fs::TryLockError::Error(e)) => Err(err(e)),
         }
     }
 }

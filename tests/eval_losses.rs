@@ -10,7 +10,7 @@ fn reference() -> Value {
     serde_json::from_str(&std::fs::read_to_string(repo_path("testdata/models/reference.json")).unwrap()).unwrap()
 }
 
-fn model_row(uid: u16, path: Option<&Path>) -> models::Row {
+pub fn model_row(uid: u16, path: Option<&Path>) -> models::Row {
     models::Row {
         uid,
         hotkey: format!("hotkey-{uid}"),
@@ -29,7 +29,7 @@ fn model_row(uid: u16, path: Option<&Path>) -> models::Row {
     }
 }
 
-fn write_batches(dir: &TestDir) {
+pub fn write_batches(dir: &TestDir) {
     let rows = reference()["batches"]
         .as_array()
         .unwrap()
@@ -59,7 +59,7 @@ fn broken(dir: &TestDir, name: &str, edit: impl FnOnce(&Path)) -> PathBuf {
     path
 }
 
-fn good_models() -> Vec<(u16, String, PathBuf)> {
+pub fn good_models() -> Vec<(u16, String, PathBuf)> {
     reference()["models"]
         .as_object()
         .unwrap()
@@ -80,7 +80,7 @@ fn losses_by_uid(path: &Path) -> BTreeMap<u16, Vec<losses::Row>> {
     out
 }
 
-fn eval(dir: &TestDir, out: &str, extra: &[&str]) -> Run {
+pub fn eval(dir: &TestDir, out: &str, extra: &[&str]) -> Run {
     let mut args = vec![
         "eval-losses".to_string(),
         "--models".into(),

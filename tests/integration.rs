@@ -12,6 +12,8 @@ mod chain;
 mod compute_wins;
 /// `eval-losses`: every architecture against PyTorch's losses, bad models as failed rows, shards, resume.
 mod eval_losses;
+/// The fault suite: kill -9 and resume, concurrent writers — nothing lost, nothing mixed.
+mod faults;
 /// `fetch-models` and `gc` against a local hub: statuses, checks before download, the shared cache.
 mod fetch_models;
 /// `inspect`: aligned table, JSON lines, CSV, metadata, closed pipes.

@@ -18,6 +18,8 @@ use crate::files::{self, Location};
 use crate::model::{self, Limits, Model};
 use crate::tables::{self, batches, losses, models};
 
+mod journal;
+
 /// Which slice of the models this host evaluates: model i (in uid order) goes to shard i % count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
@@ -70,7 +72,44 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
     let started = Instant::now();
     let model_file = tables::decode_file::<models::Models>(&files::read(&opts.models)?)?;
     let batch_file = tables::decode_file::<batches::Batches>(&files::read(&opts.batches)?)?;
-    let previous = previous_rows(opts, &batch_file.sha256)?;
+    // One writer per output: a second run on the same --out stops here instead of mixing rows.
+    let _lock = match &opts.out {
+        Location::Path(path) => Some(files::OutputLock::acquire(path)?),
+        Location::Std => None,
+    };
+    let header = journal::Header {
+        valkit_journal: 1,
+        batches_sha256: batch_file.sha256.clone(),
+        device: opts.device_name.clone(),
+        dtype: format!("{:?}", opts.dtype).to_lowercase(),
+        shard: format!("{}/{}", opts.shard.index, opts.shard.count),
+    };
+    let in_step: BTreeMap<u16, &models::Row> = model_file.rows.iter().filter(|m| m.in_step).map(|m| (m.uid, m)).collect();
+    let current = |uid: u16, hotkey: &str| in_step.get(&uid).is_some_and(|m| m.hotkey == hotkey);
+    // Rows of an earlier run are kept only for a uid that still has the same hotkey (and, from
+    // the journal, the same snapshot); anything else is computed again.
+    let mut previous: Vec<losses::Row> =
+        previous_rows(opts, &batch_file.sha256)?.into_iter().filter(|r| current(r.uid, &r.hotkey)).collect();
+    let mut journal = None;
+    if let Location::Path(out) = &opts.out {
+        let path = journal::path_for(out);
+        let kept: Vec<journal::Entry> = if opts.resume {
+            let same_model =
+                |e: &journal::Entry| current(e.uid, &e.hotkey) && in_step.get(&e.uid).is_some_and(|m| m.local_path == e.local_path);
+            journal::read(&path, &header)?.into_iter().filter(same_model).collect()
+        } else {
+            if path.exists() {
+                tracing::warn!(journal = %path.display(), "an interrupted run's journal is discarded (pass --resume to keep its rows)");
+            }
+            Vec::new()
+        };
+        for entry in &kept {
+            for r in &entry.rows {
+                previous.push(r.to_row(entry.uid, &entry.hotkey)?);
+            }
+        }
+        journal = Some(journal::Writer::create(&path, &header, &kept)?);
+    }
     let mut by_competition: BTreeMap<u16, TaskBatches> = BTreeMap::new();
     for b in &batch_file.rows {
         by_competition.entry(b.competition_id).or_default().entry(b.task.as_str()).or_default().push(b);
@@ -105,7 +144,9 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
         }
         if m.status != models::Status::Ok {
             let reason = format!("{}: {}", m.status.as_str(), m.reason.as_deref().unwrap_or("not usable"));
-            rows.extend(failed_rows(m, competition_id, &todo, &reason));
+            let model_rows = failed_rows(m, competition_id, &todo, &reason);
+            record(journal.as_mut(), m, &model_rows)?;
+            rows.extend(model_rows);
             failed_models += 1;
             continue;
         }
@@ -118,6 +159,7 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
             failed_models += 1;
         }
         tokens += model_rows.iter().map(|r| u64::from(r.n_tokens)).sum::<u64>();
+        record(journal.as_mut(), m, &model_rows)?;
         rows.extend(model_rows);
     }
     let mut provenance = BTreeMap::new();
@@ -136,8 +178,18 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
     };
     let bytes = tables::encode_file::<losses::Losses>(rows, &provenance)?;
     files::write(&opts.out, &bytes)?;
+    if let Some(journal) = journal {
+        journal.finish()?;
+    }
     let outcome = if failed_models > 0 { Outcome::Partial { failed: failed_models } } else { Outcome::Done };
     Ok((outcome, summary))
+}
+
+/// Makes one model's rows durable before the next model starts.
+fn record(journal: Option<&mut journal::Writer>, m: &models::Row, rows: &[losses::Row]) -> anyhow::Result<()> {
+    let Some(journal) = journal else { return Ok(()) };
+    let rows = rows.iter().map(journal::JournalRow::from_row).collect();
+    journal.append(&journal::Entry { uid: m.uid, hotkey: m.hotkey.clone(), local_path: m.local_path.clone(), rows })
 }
 
 /// With `--resume`, the rows of an earlier run of the same batches (never of other batches).
