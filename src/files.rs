@@ -94,6 +94,7 @@ impl AtomicFile {
         let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
         // Like `cargo build --target-dir`, a missing output directory is created.
         fs::create_dir_all(&dir).map_err(|source| Error::Write { location: Location::Path(target.to_path_buf()), source })?;
+        remove_stale_temps(&dir, &name);
         let file = File::create(&temp).map_err(|source| Error::Write { location: Location::Path(target.to_path_buf()), source })?;
         Ok(Self { target: target.to_path_buf(), temp, file: Some(file) })
     }
@@ -144,6 +145,131 @@ impl OutputLock {
             Err(fs::TryLockError::WouldBlock) => Err(Error::Busy { location: Location::Path(target.to_path_buf()) }),
             Err(fs::TryLockError::Error(e)) => Err(err(e)),
         }
+    }
+}
+
+/// Where `publish_set` keeps the versions of a directory's file set.
+pub const SETS_DIR: &str = ".valkit-sets";
+
+/// Publishes several files in `dir` as one set (compute-wins' wins, weights and tracker): a
+/// reader, a crash or a concurrent run sees the old complete set or the new one, never a mix.
+///
+/// The files are written into a new version directory `dir/.valkit-sets/<id>/`; each visible
+/// name `dir/NAME` is a symlink to `.valkit-sets/current/NAME`, and the switch is one atomic
+/// rename of the `current` symlink. Regular files left by an older valkit are first moved into a
+/// version of their own, so that even that first switch is atomic. Versions older than the
+/// previous one are removed, as are those a dead process left half-written.
+#[cfg(unix)]
+pub fn publish_set(dir: &Path, outputs: &[(&str, Vec<u8>)]) -> Result<(), Error> {
+    use std::os::unix::fs::symlink;
+    let location = || Location::Path(dir.to_path_buf());
+    let err = |source| Error::Write { location: location(), source };
+    let sets = dir.join(SETS_DIR);
+    fs::create_dir_all(&sets).map_err(err)?;
+    let lock = fs::OpenOptions::new().create(true).truncate(false).write(true).open(sets.join(".lock")).map_err(err)?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => return Err(Error::Busy { location: location() }),
+        Err(fs::TryLockError::Error(e)) => return Err(err(e)),
+    }
+    remove_unfinished_versions(&sets).map_err(err)?;
+    for (name, _) in outputs {
+        remove_stale_temps(dir, name);
+    }
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let id = format!("{stamp:032}-{}", std::process::id());
+    let staging = sets.join(format!(".staging-{id}"));
+    fs::create_dir(&staging).map_err(err)?;
+    for (name, bytes) in outputs {
+        let mut file = File::create(staging.join(name)).map_err(err)?;
+        file.write_all(bytes).and_then(|()| file.sync_all()).map_err(err)?;
+    }
+    File::open(&staging).and_then(|d| d.sync_all()).map_err(err)?;
+    fs::rename(&staging, sets.join(&id)).map_err(err)?;
+
+    let current = sets.join("current");
+    let switch_to = |version: &str| -> io::Result<()> {
+        let temp = sets.join(format!(".current-{}", std::process::id()));
+        let _ = fs::remove_file(&temp);
+        symlink(version, &temp)?;
+        fs::rename(&temp, &current)
+    };
+    // Files from before sets: they become a version of their own, then names turn into links.
+    let legacy: Vec<&str> = outputs.iter().map(|(n, _)| *n).filter(|n| dir.join(n).symlink_metadata().is_ok_and(|m| m.is_file())).collect();
+    if !legacy.is_empty() {
+        let old = format!("{id}-before");
+        fs::create_dir(sets.join(&old)).map_err(err)?;
+        for name in &legacy {
+            fs::hard_link(dir.join(name), sets.join(&old).join(name)).map_err(err)?;
+        }
+        switch_to(&old).map_err(err)?;
+    }
+    for (name, _) in outputs {
+        let visible = dir.join(name);
+        if visible.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+            continue;
+        }
+        let temp = dir.join(format!(".{name}.{}.link", std::process::id()));
+        let _ = fs::remove_file(&temp);
+        symlink(Path::new(SETS_DIR).join("current").join(name), &temp).map_err(err)?;
+        fs::rename(&temp, &visible).map_err(err)?;
+    }
+    let previous = fs::read_link(&current).ok();
+    switch_to(&id).map_err(err)?;
+    File::open(&sets).and_then(|d| d.sync_all()).map_err(err)?;
+    // Keep the new version and the one before it (a reader may still be reading it).
+    for entry in fs::read_dir(&sets).map_err(err)? {
+        let entry = entry.map_err(err)?;
+        let name = entry.file_name();
+        let keep = name == *id.as_str()
+            || Some(Path::new(&name)) == previous.as_deref()
+            || name.to_string_lossy().starts_with('.')
+            || name == "current";
+        if !keep && entry.file_type().map_err(err)?.is_dir() {
+            fs::remove_dir_all(entry.path()).map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// `.NAME.PID.tmp` files of writers that died before renaming them (kill -9, power loss).
+fn remove_stale_temps(dir: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let pid = file.strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(".tmp")).and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !process_alive(pid)) && fs::remove_file(entry.path()).is_ok() {
+            tracing::info!(file = %entry.path().display(), "removed a temporary file a dead process left");
+        }
+    }
+}
+
+/// Staging directories whose writer is gone (a crash before the rename).
+#[cfg(unix)]
+fn remove_unfinished_versions(sets: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(sets)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(".staging-").and_then(|rest| rest.rsplit('-').next()).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !process_alive(pid) {
+            fs::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether a process still runs (Linux: /proc; elsewhere assume it does, and keep its files).
+pub fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
     }
 }
 

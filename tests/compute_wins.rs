@@ -4,7 +4,7 @@ use valkit::tables::{losses, metagraph, tracker, weights, wins};
 
 use crate::util::*;
 
-fn demo_args(out: &str) -> Vec<String> {
+pub fn demo_args(out: &str) -> Vec<String> {
     [
         "compute-wins",
         "--profile",

@@ -84,3 +84,82 @@ fn a_second_writer_of_the_same_output_stops_at_once() {
     assert_eq!(first_code, Some(0));
     assert!(dir.path("losses.parquet").exists());
 }
+
+/// The `alpha` each of compute-wins' three outputs was written with, or `None` for a missing
+/// file: a consistent directory has one value (or nothing) for all three.
+fn set_of(dir: &std::path::Path) -> Vec<Option<String>> {
+    ["wins.parquet", "weights.parquet", "tracker.parquet"]
+        .iter()
+        .map(|name| {
+            let path = dir.join(name);
+            path.exists().then(|| {
+                let input = valkit::files::read(&valkit::files::Location::Path(path)).unwrap();
+                let (meta, _) = valkit::tables::read_any(&input).unwrap();
+                meta.provenance["alpha"].clone()
+            })
+        })
+        .collect()
+}
+
+fn assert_one_set(dir: &std::path::Path, context: &str) {
+    let set = set_of(dir);
+    assert!(set.iter().all(|a| *a == set[0]), "{context}: mixed outputs {set:?}");
+}
+
+fn compute_wins(out: &str, alpha: &str) -> Command {
+    let mut cmd = valkit();
+    cmd.args(crate::compute_wins::demo_args(out)).args(["--alpha", alpha]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd
+}
+
+#[test]
+fn compute_wins_outputs_change_only_as_a_set_under_kills_and_concurrent_runs() {
+    let dir = TestDir::new();
+    let out = dir.arg("out");
+    let started = Instant::now();
+    assert_eq!(compute_wins(&out, "0.5").status().unwrap().code(), Some(0));
+    let full = started.elapsed();
+    assert_one_set(&dir.path("out"), "first run");
+    // 60 kills at pseudo-random moments, alternating between two outcomes.
+    for (i, fraction) in fractions(60).into_iter().enumerate() {
+        let alpha = if i % 2 == 0 { "0.8" } else { "0.5" };
+        let mut child = compute_wins(&out, alpha).spawn().unwrap();
+        std::thread::sleep(full.mul_f64(fraction * 1.2));
+        let _ = child.kill();
+        child.wait().unwrap();
+        assert_one_set(&dir.path("out"), &format!("kill {i} after {fraction:.2}"));
+        assert!(set_of(&dir.path("out"))[0].is_some(), "kill {i}: the previous set is gone");
+    }
+    // 30 pairs of concurrent runs with different outcomes: each exits 0 or stops with "being
+    // written", and the directory holds one run's set.
+    for i in 0..30 {
+        let mut a = compute_wins(&out, "0.5").spawn().unwrap();
+        let b = compute_wins(&out, "0.8").status().unwrap().code();
+        let a = a.wait().unwrap().code();
+        assert!(matches!(a, Some(0 | 2)) && matches!(b, Some(0 | 2)) && (a == Some(0) || b == Some(0)), "pair {i}: {a:?} {b:?}");
+        assert_one_set(&dir.path("out"), &format!("pair {i}"));
+    }
+    // Versions are pruned: the current one and the one before.
+    let versions =
+        std::fs::read_dir(dir.path("out/.valkit-sets")).unwrap().filter(|e| e.as_ref().unwrap().file_type().unwrap().is_dir()).count();
+    assert!(versions <= 2, "{versions} versions kept");
+}
+
+#[test]
+fn outputs_from_before_sets_are_replaced_atomically_and_stale_temp_files_removed() {
+    let dir = TestDir::new();
+    let out = dir.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    // Regular files as an older valkit wrote them, and temp files of a process that died.
+    assert_eq!(compute_wins(&dir.arg("old"), "0.8").status().unwrap().code(), Some(0));
+    for name in ["wins.parquet", "weights.parquet", "tracker.parquet"] {
+        std::fs::copy(dir.path("old").join(name), out.join(name)).unwrap();
+    }
+    std::fs::write(out.join(".weights.parquet.4000000.tmp"), b"half").unwrap();
+    std::fs::create_dir_all(out.join(".valkit-sets/.staging-1-4000000")).unwrap();
+    assert_eq!(compute_wins(&dir.arg("out"), "0.5").status().unwrap().code(), Some(0));
+    assert_eq!(set_of(&out), vec![Some("0.5".to_string()); 3]);
+    assert!(!out.join(".valkit-sets/.staging-1-4000000").exists());
+    let leftovers: Vec<String> = files_in(&out).into_iter().filter(|n| n.ends_with(".tmp")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

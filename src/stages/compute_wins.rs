@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 
 use crate::competition::{Competition, EpsilonFunc, Profile, Weighting};
 use crate::exit::Outcome;
-use crate::files::{self, AtomicFile, Location};
+use crate::files::{self, Location};
 use crate::scoring::{self, CompetitionTracker, Contender, EvalResult, StepInput, TaskScore};
 use crate::tables::{self, losses, metagraph, tracker, weights, wins, TableFile};
 
@@ -420,16 +420,6 @@ fn weights_rows(subnet_weights: &[f32], hotkeys: &BTreeMap<u16, &str>) -> anyhow
 /// Writes every output to a temporary beside it, then renames them all: a failure before the
 /// renames leaves the previous outputs untouched.
 fn write_all(dir: &std::path::Path, outputs: &[(&str, Vec<u8>)]) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create output directory {}", dir.display()))?;
-    let mut pending = Vec::new();
-    for (name, bytes) in outputs {
-        let path = dir.join(name);
-        let mut file = AtomicFile::create(&path)?;
-        std::io::Write::write_all(&mut file, bytes).with_context(|| format!("cannot write {}", path.display()))?;
-        pending.push(file);
-    }
-    for file in pending {
-        file.commit()?;
-    }
-    Ok(())
+    files::publish_set(dir, outputs)
+        .with_context(|| format!("publishing {} in {}", outputs.iter().map(|o| o.0).collect::<Vec<_>>().join(", "), dir.display()))
 }
