@@ -69,7 +69,7 @@ pub fn good_models() -> Vec<(u16, String, PathBuf)> {
         .collect()
 }
 
-fn losses_by_uid(path: &Path) -> BTreeMap<u16, Vec<losses::Row>> {
+pub fn losses_by_uid(path: &Path) -> BTreeMap<u16, Vec<losses::Row>> {
     let mut out: BTreeMap<u16, Vec<losses::Row>> = BTreeMap::new();
     for r in read_table::<losses::Losses>(path).rows {
         out.entry(r.uid).or_default().push(r);

@@ -49,14 +49,17 @@ fn eval_losses_killed_at_20_random_moments_resumes_to_the_same_bytes() {
         child.wait().unwrap();
         let journal = dir.path(&format!(".{out}.journal"));
         let models_in_journal = std::fs::read_to_string(&journal).map(|t| t.lines().count().saturating_sub(1)).unwrap_or(0);
+        // Killed after it had published: everything is resumed from the table itself.
+        let finished = dir.path(&out).exists();
         let r = eval(&dir, &out, &["--resume", "--json"]);
         assert_exit!(r, 0, "kill {i} after {:.2} of the run", fraction);
         let summary: Value = serde_json::from_str(&r.stdout_text()).unwrap();
         // Only what the journal holds is kept; everything else is computed again, once.
         let resumed = summary["resumed_rows"].as_u64().unwrap() as usize;
+        let expected = if finished { n_models * 3 } else { models_in_journal * 3 };
         assert!(
-            resumed <= models_in_journal * 3 && resumed + 3 >= models_in_journal * 3,
-            "kill {i}: {resumed} rows resumed, journal {models_in_journal}"
+            resumed <= expected && resumed + 3 >= expected,
+            "kill {i}: {resumed} rows resumed, journal {models_in_journal}, finished {finished}"
         );
         assert_eq!(std::fs::read(dir.path(&out)).unwrap(), reference, "kill {i} after {fraction:.2} of the run: resumed table differs");
         assert!(!journal.exists(), "the journal is consumed by the published table");
@@ -162,4 +165,70 @@ fn outputs_from_before_sets_are_replaced_atomically_and_stale_temp_files_removed
     assert!(!out.join(".valkit-sets/.staging-1-4000000").exists());
     let leftovers: Vec<String> = files_in(&out).into_iter().filter(|n| n.ends_with(".tmp")).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// Four good models (uids 0..4) and, for uids 4 and 5, a FIFO and a directory where
+/// `model.safetensors` should be.
+fn isolation_fixture(dir: &TestDir) -> Vec<models::Row> {
+    write_batches(dir);
+    let mut rows: Vec<models::Row> = good_models().iter().take(4).map(|(uid, _, path)| model_row(*uid, Some(path))).collect();
+    for (uid, kind) in [(4u16, "fifo"), (5, "dir")] {
+        let model = dir.path(&format!("special-{kind}"));
+        std::fs::create_dir_all(&model).unwrap();
+        std::fs::copy(repo_path("testdata/models/llama/config.json"), model.join("config.json")).unwrap();
+        let weights = model.join("model.safetensors");
+        if kind == "fifo" {
+            assert!(Command::new("mkfifo").arg(&weights).status().unwrap().success());
+        } else {
+            std::fs::create_dir(&weights).unwrap();
+        }
+        rows.push(model_row(uid, Some(&model)));
+    }
+    write_table::<models::Models>(&dir.path("models.parquet"), rows.clone(), &[]);
+    rows
+}
+
+#[test]
+fn a_crashing_or_hanging_model_fails_alone_and_special_files_are_refused() {
+    let dir = TestDir::new();
+    isolation_fixture(&dir);
+    let reference_dir = TestDir::new();
+    write_batches(&reference_dir);
+    let good: Vec<models::Row> = good_models().iter().take(4).map(|(uid, _, path)| model_row(*uid, Some(path))).collect();
+    write_table::<models::Models>(&reference_dir.path("models.parquet"), good, &[]);
+    assert_exit!(eval(&reference_dir, "losses.parquet", &[]), 0);
+    let reference = crate::eval_losses::losses_by_uid(&reference_dir.path("losses.parquet"));
+
+    for (fault, expected) in [
+        ("abort", "crashed: signal 6"),
+        ("segv", "crashed: signal 11"),
+        ("sigkill", "out-of-memory: the worker was killed"),
+        ("hang", "timeout: over 3 s"),
+    ] {
+        let out = format!("{fault}.parquet");
+        let started = Instant::now();
+        let r = eval_with_env(&dir, &out, &["--model-timeout", "3"], &[("VALKIT_TEST_FAULT", &format!("2:{fault}"))]);
+        assert_exit!(r, 1, "fault {fault}");
+        assert!(started.elapsed() < Duration::from_secs(60), "{fault}: the run took {:?}", started.elapsed());
+        let got = crate::eval_losses::losses_by_uid(&dir.path(&out));
+        for uid in [0u16, 1, 3] {
+            assert_eq!(got[&uid], reference[&uid], "{fault}: uid {uid} is unaffected");
+        }
+        for r in &got[&2] {
+            assert_eq!((r.loss, r.status), (f64::INFINITY, valkit::tables::losses::Status::Failed), "{fault}");
+            assert!(r.reason.as_deref().unwrap_or("").starts_with(expected), "{fault}: {:?}", r.reason);
+        }
+        for (uid, kind) in [(4u16, "FIFO"), (5, "directory")] {
+            let reason = got[&uid][0].reason.clone().unwrap_or_default();
+            assert_eq!(reason, format!("not-a-file: model.safetensors is a {kind}, not a regular file"), "{fault}");
+        }
+    }
+}
+
+fn eval_with_env(dir: &TestDir, out: &str, extra: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = valkit();
+    cmd.args(["eval-losses", "--models", &dir.arg("models.parquet"), "--batches", &dir.arg("batches.parquet"), "--out", &dir.arg(out)]);
+    cmd.args(extra).envs(env.iter().copied());
+    let out = cmd.output().unwrap();
+    Run { code: out.status.code().unwrap(), stdout: out.stdout, stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
 }

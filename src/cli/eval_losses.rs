@@ -40,9 +40,23 @@ pub struct Args {
     /// Keep rows already in --out (same batches file) and evaluate only the rest.
     #[arg(long)]
     resume: bool,
-    /// Give up on a model after this many seconds; its remaining batches fail.
+    /// Give up on a model after this many seconds (its worker is killed; its remaining batches
+    /// fail) [default: 6 hours].
     #[arg(long, value_name = "SECS")]
     model_timeout: Option<f64>,
+    /// Evaluate every model inside this process instead of one worker process per model (a crash
+    /// then ends the run; for debugging and profiling).
+    #[arg(long)]
+    no_isolation: bool,
+}
+
+/// The worker process eval-losses runs per model (internal).
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {}
+
+pub fn exec_worker(_: WorkerArgs) -> anyhow::Result<Outcome> {
+    eval_losses::worker::serve()?;
+    Ok(Outcome::Done)
 }
 
 pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
@@ -70,6 +84,7 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         shard: args.shard,
         resume: args.resume,
         model_timeout,
+        isolate: !args.no_isolation,
     };
     // CPU-bound: run it off the async executor's worker threads.
     let reporter = printer.reporter();

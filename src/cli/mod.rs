@@ -46,6 +46,8 @@ pub struct Cli {
 enum Command {
     ComputeWins(Box<compute_wins::Args>),
     EvalLosses(Box<eval_losses::Args>),
+    #[command(hide = true)]
+    EvalWorker(eval_losses::WorkerArgs),
     FetchModels(Box<fetch_models::Args>),
     Gc(gc::Args),
     Inspect(inspect::Args),
@@ -74,6 +76,7 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::ComputeWins(args) => compute_wins::exec(*args, printer),
         Command::EvalLosses(args) => eval_losses::exec(*args, printer),
+        Command::EvalWorker(args) => eval_losses::exec_worker(args),
         Command::FetchModels(args) => fetch_models::exec(*args, printer).await,
         Command::Gc(args) => gc::exec(args, printer),
         Command::Inspect(args) => inspect::exec(args, printer),

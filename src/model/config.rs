@@ -239,7 +239,7 @@ impl Config {
     pub fn read(dir: &Path, limits: &Limits) -> Result<Self, Error> {
         let path = dir.join("config.json");
         let io = |source| Error::Io { path: path.display().to_string(), source };
-        let len = std::fs::metadata(&path).map_err(io)?.len();
+        let len = super::regular_file(&path)?;
         if len > MAX_CONFIG_BYTES {
             return Err(Error::Config(format!("config.json is {len} bytes")));
         }

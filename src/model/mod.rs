@@ -19,6 +19,38 @@ use candle_core::{DType, Device, Tensor};
 pub use config::{causal_lm_class, Config, Limits, MAX_CONFIG_BYTES};
 pub use weights::{count_parameters, header_length, inspect_weights, is_pickle_name, parameters_of_header, shard_names, WeightFiles};
 
+/// The size of `path`, after making sure it is a regular file (following the hub cache's
+/// symlinks): a FIFO would block `open` forever, a device never ends, a directory is not weights.
+pub fn regular_file(path: &std::path::Path) -> Result<u64, Error> {
+    let meta = std::fs::metadata(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+    if meta.is_file() {
+        return Ok(meta.len());
+    }
+    let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let kind = if meta.is_dir() { "directory" } else { special_kind(&meta) };
+    Err(Error::NotAFile { file, kind })
+}
+
+#[cfg(unix)]
+fn special_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_fifo() {
+        "FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "device"
+    } else if t.is_socket() {
+        "socket"
+    } else {
+        "special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &std::fs::Metadata) -> &'static str {
+    "special file"
+}
+
 /// Why a model cannot be evaluated. The first word of each message is a stable reason code.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -38,6 +70,8 @@ pub enum Error {
     Memory(String),
     #[error("weights-mismatch: {0}")]
     Mismatch(String),
+    #[error("not-a-file: {file} is a {kind}, not a regular file")]
+    NotAFile { file: String, kind: &'static str },
     #[error("io: {path}: {source}")]
     Io {
         path: String,

@@ -114,6 +114,7 @@ pub fn is_pickle_name(name: &str) -> bool {
 }
 
 fn shards(index: &Path) -> Result<Vec<String>, Error> {
+    super::regular_file(index)?;
     let text = std::fs::read_to_string(index).map_err(|source| Error::Io { path: index.display().to_string(), source })?;
     shard_names(&text)
 }
@@ -139,6 +140,7 @@ pub fn shard_names(index_json: &str) -> Result<Vec<String>, Error> {
 fn check_safetensors(path: &Path) -> Result<Vec<(String, u64)>, Error> {
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let io = |source| Error::Io { path: path.display().to_string(), source };
+    super::regular_file(path)?;
     let mut file = File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     let mut prefix = Vec::with_capacity(8);

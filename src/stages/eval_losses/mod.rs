@@ -19,6 +19,7 @@ use crate::model::{self, Limits, Model};
 use crate::tables::{self, batches, losses, models};
 
 mod journal;
+pub mod worker;
 
 /// Which slice of the models this host evaluates: model i (in uid order) goes to shard i % count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +54,9 @@ pub struct Options {
     pub shard: Shard,
     pub resume: bool,
     pub model_timeout: Option<Duration>,
+    /// Evaluate each model in a worker process (the default), so that a crash or hang costs
+    /// only that model.
+    pub isolate: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -66,7 +70,7 @@ pub struct Summary {
 }
 
 /// The batches one model is scored on, grouped by task in table order.
-type TaskBatches<'a> = BTreeMap<&'a str, Vec<&'a batches::Row>>;
+pub type TaskBatches<'a> = BTreeMap<&'a str, Vec<&'a batches::Row>>;
 
 pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Outcome, Summary)> {
     let started = Instant::now();
@@ -151,9 +155,10 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
             continue;
         }
         let competition = competition_rules(opts.profile.as_ref(), competition_id, &model_file.meta.provenance)?;
+        let rules = Rules::of(competition_id, competition);
         let todo_tokens: u64 = todo.values().flatten().map(|b| b.token_ids.len() as u64).sum();
         reporter.start(&format!("uid {}", m.uid), todo.values().map(|b| b.len() as u64).sum(), todo_tokens);
-        let model_rows = evaluate_model(opts, m, competition_id, &todo, competition, reporter);
+        let model_rows = evaluate_model(opts, m, &rules, &todo, reporter)?;
         reporter.finish();
         if model_rows.iter().any(|r| r.status == losses::Status::Failed) {
             failed_models += 1;
@@ -216,14 +221,14 @@ fn competition_rules<'p>(
 }
 
 fn failed_rows(m: &models::Row, competition_id: u16, tasks: &TaskBatches, reason: &str) -> Vec<losses::Row> {
-    tasks.values().flatten().map(|b| row(m, competition_id, b, f64::INFINITY, 0, Some(reason.to_string()))).collect()
+    tasks.values().flatten().map(|b| row(m.uid, &m.hotkey, competition_id, b, f64::INFINITY, 0, Some(reason.to_string()))).collect()
 }
 
-fn row(m: &models::Row, competition_id: u16, b: &batches::Row, loss: f64, n_tokens: u32, reason: Option<String>) -> losses::Row {
+fn row(uid: u16, hotkey: &str, competition_id: u16, b: &batches::Row, loss: f64, n_tokens: u32, reason: Option<String>) -> losses::Row {
     let status = if reason.is_none() { losses::Status::Ok } else { losses::Status::Failed };
     losses::Row {
-        uid: m.uid,
-        hotkey: m.hotkey.clone(),
+        uid,
+        hotkey: hotkey.to_string(),
         competition_id,
         task: b.task.clone(),
         batch_index: b.batch_index,
@@ -234,81 +239,146 @@ fn row(m: &models::Row, competition_id: u16, b: &batches::Row, loss: f64, n_toke
     }
 }
 
-/// One model, isolated: a panic inside the numerics is a failed model, not a failed run.
+/// What a model is held to: its competition's parameter bounds, architectures and which tasks
+/// run the sanity check. Plain data, so that it travels to a worker process.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Rules {
+    pub competition_id: u16,
+    pub min_params: Option<u64>,
+    pub max_params: Option<u64>,
+    pub architectures: Option<Vec<String>>,
+    pub sanity_tasks: BTreeSet<String>,
+}
+
+impl Rules {
+    fn of(competition_id: u16, competition: Option<&Competition>) -> Self {
+        let Some(c) = competition else { return Self { competition_id, ..Self::default() } };
+        let sanity_tasks =
+            c.tasks.iter().filter(|t| c.constraints.sanity_check && t.method == EvalMethod::TextLoss).map(|t| t.name.clone()).collect();
+        Self {
+            competition_id,
+            min_params: Some(c.constraints.min_params),
+            max_params: Some(c.constraints.max_params),
+            architectures: Some(c.constraints.architectures.clone()),
+            sanity_tasks,
+        }
+    }
+}
+
+/// What an evaluation reports as it goes.
+pub enum Event<'a> {
+    /// Tokens done (for the progress bar).
+    Advance(u64),
+    /// One batch scored, or failed with a reason.
+    Row { batch: &'a batches::Row, loss: f64, n_tokens: u32, reason: Option<String> },
+}
+
+/// One model: in a worker process unless `--no-isolation`; a crash, a hang past the deadline or
+/// a panic becomes that model's failed rows with the reason, never a failed run.
 fn evaluate_model(
     opts: &Options,
     m: &models::Row,
-    competition_id: u16,
+    rules: &Rules,
     tasks: &TaskBatches,
-    competition: Option<&Competition>,
     reporter: &dyn super::Reporter,
-) -> Vec<losses::Row> {
+) -> anyhow::Result<Vec<losses::Row>> {
     let started = Instant::now();
-    let result =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluate(opts, m, competition_id, tasks, competition, started, reporter)));
-    let rows = match result {
-        Ok(Ok(rows)) => rows,
-        Ok(Err(reason)) => failed_rows(m, competition_id, tasks, &format!("{reason} (after {:.1} s)", started.elapsed().as_secs_f64())),
-        Err(_) => failed_rows(m, competition_id, tasks, "panic: the evaluation crashed"),
+    let rows = if opts.isolate {
+        worker::evaluate_in_child(opts, m, rules, tasks, reporter)?
+    } else {
+        let mut rows = Vec::new();
+        let deadline = opts.model_timeout.map(|t| started + t);
+        let mut emit = |event: Event| match event {
+            Event::Advance(n) => reporter.advance(n),
+            Event::Row { batch, loss, n_tokens, reason } => {
+                rows.push(row(m.uid, &m.hotkey, rules.competition_id, batch, loss, n_tokens, reason))
+            }
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            evaluate(m.local_path.as_deref(), rules, &opts.device, opts.dtype, tasks, deadline, opts.model_timeout, &mut emit)
+        }));
+        let reason = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(reason)) => Some(reason),
+            Err(_) => Some("panic: the evaluation crashed".to_string()),
+        };
+        complete(m, rules.competition_id, tasks, rows, reason)
     };
     let failed = rows.iter().filter(|r| r.status == losses::Status::Failed).count();
     tracing::info!(uid = m.uid, rows = rows.len(), failed, seconds = started.elapsed().as_secs_f64(), "model evaluated");
-    rows
+    Ok(rows)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn evaluate(
-    opts: &Options,
+/// The rows an evaluation produced, plus failed rows (with `reason`) for every batch it did not
+/// reach, in the table's batch order.
+fn complete(
     m: &models::Row,
     competition_id: u16,
     tasks: &TaskBatches,
-    competition: Option<&Competition>,
-    started: Instant,
-    reporter: &dyn super::Reporter,
-) -> Result<Vec<losses::Row>, String> {
-    let dir = m.local_path.as_deref().ok_or("missing-local-path: the models table gives no snapshot directory")?;
+    mut rows: Vec<losses::Row>,
+    reason: Option<String>,
+) -> Vec<losses::Row> {
+    let Some(reason) = reason else { return rows };
+    let done: BTreeSet<(String, u32)> = rows.iter().map(|r| (r.task.clone(), r.batch_index)).collect();
+    for b in tasks.values().flatten() {
+        if !done.contains(&(b.task.clone(), b.batch_index)) {
+            rows.push(row(m.uid, &m.hotkey, competition_id, b, f64::INFINITY, 0, Some(reason.clone())));
+        }
+    }
+    rows
+}
+
+/// Loads the snapshot in `dir` and scores every batch, reporting each as it is done. `Err` is a
+/// reason that fails the batches not reported.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate(
+    dir: Option<&str>,
+    rules: &Rules,
+    device: &Device,
+    dtype: DType,
+    tasks: &TaskBatches,
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
+    emit: &mut dyn FnMut(Event),
+) -> Result<(), String> {
+    let dir = dir.ok_or("missing-local-path: the models table gives no snapshot directory")?;
     if !Path::new(dir).is_dir() {
         return Err(format!("missing-local-path: {dir} is not a directory"));
     }
     let longest = tasks.values().flatten().map(|b| b.token_ids.len()).max().unwrap_or(0);
     let mut limits = Limits::for_machine(longest);
-    if let Some(c) = competition {
-        limits.max_params = c.constraints.max_params;
-        limits.min_params = c.constraints.min_params;
-    }
-    let model = Model::load(Path::new(dir), &limits, &opts.device, opts.dtype).map_err(|e| e.to_string())?;
-    if let Some(c) = competition {
-        if !c.constraints.architectures.contains(&model.architecture) {
-            return Err(format!("architecture-not-allowed: {} is not allowed in competition {}", model.architecture, c.id));
+    limits.max_params = rules.max_params.unwrap_or(limits.max_params);
+    limits.min_params = rules.min_params.unwrap_or(limits.min_params);
+    let model = Model::load(Path::new(dir), &limits, device, dtype).map_err(|e| e.to_string())?;
+    if let Some(allowed) = &rules.architectures {
+        if !allowed.contains(&model.architecture) {
+            return Err(format!("architecture-not-allowed: {} is not allowed in competition {}", model.architecture, rules.competition_id));
         }
     }
-    let mut rows = Vec::new();
     for (task, batches) in tasks {
-        let sanity = competition
-            .and_then(|c| c.tasks.iter().find(|t| t.name == *task).map(|t| c.constraints.sanity_check && t.method == EvalMethod::TextLoss))
-            .unwrap_or(false);
-        if sanity {
+        if rules.sanity_tasks.contains(*task) {
             if let Err(reason) = sanity_check(&model, batches) {
-                rows.extend(batches.iter().map(|b| row(m, competition_id, b, f64::INFINITY, 0, Some(reason.clone()))));
+                for b in batches {
+                    emit(Event::Row { batch: b, loss: f64::INFINITY, n_tokens: 0, reason: Some(reason.clone()) });
+                }
                 continue;
             }
         }
         for b in batches {
-            if opts.model_timeout.is_some_and(|limit| started.elapsed() > limit) {
-                let reason = format!("timeout: over {:.0} s", opts.model_timeout.unwrap_or_default().as_secs_f64());
-                rows.push(row(m, competition_id, b, f64::INFINITY, 0, Some(reason)));
-                continue;
+            if deadline.is_some_and(|d| Instant::now() > d) {
+                return Err(format!("timeout: over {:.0} s", timeout.unwrap_or_default().as_secs_f64()));
             }
             let result = model.loss(&b.token_ids, b.context_len as usize);
-            reporter.advance(b.token_ids.len() as u64);
-            match result {
-                Ok((loss, n)) if loss.is_finite() => rows.push(row(m, competition_id, b, loss, n, None)),
-                Ok((loss, _)) => rows.push(row(m, competition_id, b, f64::INFINITY, 0, Some(format!("non-finite-loss: {loss}")))),
-                Err(e) => rows.push(row(m, competition_id, b, f64::INFINITY, 0, Some(e.to_string()))),
-            }
+            emit(Event::Advance(b.token_ids.len() as u64));
+            let (loss, n_tokens, reason) = match result {
+                Ok((loss, n)) if loss.is_finite() => (loss, n, None),
+                Ok((loss, _)) => (f64::INFINITY, 0, Some(format!("non-finite-loss: {loss}"))),
+                Err(e) => (f64::INFINITY, 0, Some(e.to_string())),
+            };
+            emit(Event::Row { batch: b, loss, n_tokens, reason });
         }
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// upstream.md §5.2: greedy 20 tokens after the first 100 of the task's first two batches.

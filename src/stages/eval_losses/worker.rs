@@ -1,0 +1,267 @@
+//! Per-model process isolation (upstream.md §5.1, §9: upstream scores each model in a spawned
+//! subprocess). The parent runs `valkit eval-worker` (this binary, a hidden command), sends it one
+//! model's job as JSON on stdin and reads its results as JSON lines on stdout; it kills the child
+//! at the model's deadline. A hang, an abort, a segfault, an out-of-memory kill or a poisoned GPU
+//! context thus become that model's failed rows (`timeout`, `crashed: signal N`,
+//! `out-of-memory`), and every other model goes on in a fresh process.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use super::journal::JournalRow;
+use super::{complete, evaluate, row, Event, Options, Rules, TaskBatches};
+use crate::model::device;
+use crate::tables::{batches, losses, models};
+
+/// Without `--model-timeout`, a model still may not hold the run forever.
+pub const DEFAULT_MODEL_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+/// The last bytes of a crashed worker's stderr kept for its reason.
+const STDERR_TAIL: usize = 2048;
+
+#[derive(Serialize, Deserialize)]
+struct Job {
+    uid: u16,
+    hotkey: String,
+    local_path: Option<String>,
+    device: String,
+    dtype: String,
+    rules: Rules,
+    batches: Vec<JobBatch>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct JobBatch {
+    task: String,
+    batch_index: u32,
+    context_len: u32,
+    token_ids: Vec<u32>,
+}
+
+/// One line of a worker's output.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Line {
+    Advance(u64),
+    Row(JournalRow),
+    /// The batches not reported fail with this reason (the model did not load, ...).
+    Failed(String),
+}
+
+/// The parent's side: runs `m` in a worker and turns whatever happens into rows.
+pub fn evaluate_in_child(
+    opts: &Options,
+    m: &models::Row,
+    rules: &Rules,
+    tasks: &TaskBatches,
+    reporter: &dyn crate::stages::Reporter,
+) -> anyhow::Result<Vec<losses::Row>> {
+    let job = Job {
+        uid: m.uid,
+        hotkey: m.hotkey.clone(),
+        local_path: m.local_path.clone(),
+        device: opts.device_name.clone(),
+        dtype: format!("{:?}", opts.dtype).to_lowercase(),
+        rules: rules.clone(),
+        batches: tasks
+            .values()
+            .flatten()
+            .map(|b| JobBatch {
+                task: b.task.clone(),
+                batch_index: b.batch_index,
+                context_len: b.context_len,
+                token_ids: b.token_ids.clone(),
+            })
+            .collect(),
+    };
+    let exe = std::env::current_exe().context("finding the valkit binary to run a worker")?;
+    let mut child = Command::new(exe)
+        .arg("eval-worker")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting an eval-losses worker process")?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let job_bytes = serde_json::to_vec(&job)?;
+    // Written from a thread: a worker that dies early must not block the parent on a full pipe.
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&job_bytes);
+    });
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stderr = child.stderr.take().expect("piped");
+    let stderr_reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = stderr.read_to_end(&mut all);
+        let text = String::from_utf8_lossy(&all).into_owned();
+        let mut start = text.len().saturating_sub(STDERR_TAIL);
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+        text[start..].to_string()
+    });
+
+    let timeout = opts.model_timeout.unwrap_or(DEFAULT_MODEL_TIMEOUT);
+    let deadline = Instant::now() + timeout;
+    let by_key: BTreeMap<(&str, u32), &batches::Row> = tasks.values().flatten().map(|b| ((b.task.as_str(), b.batch_index), *b)).collect();
+    let mut rows = Vec::new();
+    let mut failure = None;
+    let mut killed_for_time = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(text) => match serde_json::from_str::<Line>(&text) {
+                Ok(Line::Advance(n)) => reporter.advance(n),
+                Ok(Line::Row(r)) => {
+                    let got = r.to_row(m.uid, &m.hotkey)?;
+                    if by_key.contains_key(&(got.task.as_str(), got.batch_index)) {
+                        rows.push(got);
+                    }
+                }
+                Ok(Line::Failed(reason)) => failure = Some(reason),
+                Err(_) => tracing::debug!(uid = m.uid, line = %text, "unexpected worker output"),
+            },
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                killed_for_time = true;
+                let _ = child.kill();
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let status = child.wait().context("waiting for an eval-losses worker")?;
+    let _ = feeder.join();
+    let _ = reader.join();
+    let stderr_tail = stderr_reader.join().unwrap_or_default();
+    let reason = if killed_for_time {
+        Some(format!("timeout: over {:.0} s", timeout.as_secs_f64()))
+    } else if status.success() {
+        failure
+    } else {
+        Some(crash_reason(&status, &stderr_tail))
+    };
+    if let Some(r) = &reason {
+        tracing::warn!(uid = m.uid, reason = %r, stderr = %stderr_tail.trim(), "model failed in its worker");
+    }
+    Ok(complete(m, rules.competition_id, tasks, rows, reason))
+}
+
+/// A worker that exited without finishing: killed by a signal (SIGKILL the parent did not send:
+/// the kernel's out-of-memory killer), or an exit code with its last error line.
+fn crash_reason(status: &std::process::ExitStatus, stderr_tail: &str) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return if signal == 9 {
+                "out-of-memory: the worker was killed (SIGKILL, most likely the kernel's out-of-memory killer)".to_string()
+            } else {
+                format!("crashed: signal {signal}")
+            };
+        }
+    }
+    let last = stderr_tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    // Keep reasons free of paths and backtraces: only the first line of the error.
+    let last: String = last.chars().take(200).collect();
+    format!("crashed: exit {}{}", status.code().unwrap_or(-1), if last.is_empty() { String::new() } else { format!(": {last}") })
+}
+
+/// The worker's side (`valkit eval-worker`): one job from stdin, results on stdout.
+pub fn serve() -> anyhow::Result<()> {
+    let mut input = Vec::new();
+    std::io::stdin().read_to_end(&mut input).context("reading the worker's job")?;
+    let job: Job = serde_json::from_slice(&input).context("the worker's job is not valid")?;
+    inject_fault(job.uid);
+    let batch_rows: Vec<batches::Row> = job
+        .batches
+        .into_iter()
+        .map(|b| batches::Row {
+            competition_id: job.rules.competition_id,
+            task: b.task,
+            batch_index: b.batch_index,
+            token_ids: b.token_ids,
+            context_len: b.context_len,
+            source: String::new(),
+        })
+        .collect();
+    let mut tasks: TaskBatches = BTreeMap::new();
+    for b in &batch_rows {
+        tasks.entry(b.task.as_str()).or_default().push(b);
+    }
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    let mut write = |line: &Line| -> std::io::Result<()> {
+        serde_json::to_writer(&mut out, line)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    };
+    let row_of = |b: &batches::Row, loss, n_tokens, reason| {
+        JournalRow::from_row(&row(job.uid, &job.hotkey, job.rules.competition_id, b, loss, n_tokens, reason))
+    };
+    let result = (|| -> Result<(), String> {
+        let device = device::select(&job.device).map_err(|e| e.to_string())?;
+        let dtype = device::dtype(&job.dtype, &device).map_err(|e| e.to_string())?;
+        let mut io_error = None;
+        let mut emit = |event: Event| {
+            let line = match event {
+                Event::Advance(n) => Line::Advance(n),
+                Event::Row { batch, loss, n_tokens, reason } => Line::Row(row_of(batch, loss, n_tokens, reason)),
+            };
+            if let Err(e) = write(&line) {
+                io_error.get_or_insert(e);
+            }
+        };
+        let result = evaluate(job.local_path.as_deref(), &job.rules, &device, dtype, &tasks, None, None, &mut emit);
+        if let Some(e) = io_error {
+            return Err(format!("worker output: {e}"));
+        }
+        result
+    })();
+    if let Err(reason) = result {
+        write(&Line::Failed(reason)).context("writing the worker's result")?;
+    }
+    Ok(())
+}
+
+/// Test hook (the fault suite): `VALKIT_TEST_FAULT=UID:KIND` makes the worker of that uid abort,
+/// hang, or die of SIGSEGV or SIGKILL, as a broken kernel or the OOM killer would.
+fn inject_fault(uid: u16) {
+    let Some(spec) = std::env::var_os("VALKIT_TEST_FAULT") else { return };
+    let spec = spec.to_string_lossy();
+    let Some((target, kind)) = spec.split_once(':') else { return };
+    if target.parse::<u16>().ok() != Some(uid) {
+        return;
+    }
+    // Sent twice: Rust's runtime answers the first SIGSEGV itself (its stack-overflow check),
+    // resetting the default action that the second one then takes.
+    let signal = |name: &str| {
+        for _ in 0..2 {
+            let _ = Command::new("kill").args([&format!("-{name}"), &std::process::id().to_string()]).status();
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    };
+    match kind {
+        "abort" => std::process::abort(),
+        "hang" => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
+        "segv" => signal("SEGV"),
+        "sigkill" => signal("KILL"),
+        _ => {}
+    }
+}
