@@ -18,6 +18,8 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("{location} is both an input and the output; writing it would destroy what is being read")]
+    OutputIsInput { location: Location },
     #[error("{location} is being written by another valkit process; wait for it to finish")]
     Busy { location: Location },
     #[error("cannot write {location}")]
@@ -146,6 +148,20 @@ impl OutputLock {
             Err(fs::TryLockError::Error(e)) => Err(err(e)),
         }
     }
+}
+
+/// Refuses an output that is one of the inputs (the same file, by any path to it).
+pub fn ensure_not_input(out: &Location, inputs: &[&Location]) -> Result<(), Error> {
+    let Location::Path(out_path) = out else { return Ok(()) };
+    let resolved = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    for input in inputs {
+        if let Location::Path(in_path) = input {
+            if in_path == out_path || resolved(in_path) == resolved(out_path) {
+                return Err(Error::OutputIsInput { location: out.clone() });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Where `publish_set` keeps the versions of a directory's file set.

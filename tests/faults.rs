@@ -10,6 +10,15 @@ use valkit::tables::models;
 use crate::eval_losses::{eval, good_models, model_row, write_batches};
 use crate::util::*;
 
+/// One line per fault class for `scripts/faults.sh`: reached only when every fault of the class
+/// was handled (a crash, hang, lost or mixed output fails the test before it).
+fn report(class: &str, faults: usize) {
+    #[allow(clippy::print_stdout)]
+    {
+        println!("fault-suite: {class}: {faults} faults, all handled");
+    }
+}
+
 /// A fixed sequence of kill delays in [0, 1): the same 20 moments on every run.
 fn fractions(n: u64) -> Vec<f64> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -67,6 +76,7 @@ fn eval_losses_killed_at_20_random_moments_resumes_to_the_same_bytes() {
     }
     // The kill points landed all over the run, not only before or after it.
     assert!(journaled_models.iter().any(|&m| m > 0 && m < n_models), "{journaled_models:?}");
+    report("eval-losses kill -9 then --resume (byte-identical)", 20);
 }
 
 #[test]
@@ -86,6 +96,7 @@ fn a_second_writer_of_the_same_output_stops_at_once() {
     assert_bad_input(&second, "is being written by another valkit process");
     assert_eq!(first_code, Some(0));
     assert!(dir.path("losses.parquet").exists());
+    report("a second writer of the same eval-losses output", 1);
 }
 
 /// The `alpha` each of compute-wins' three outputs was written with, or `None` for a missing
@@ -146,6 +157,8 @@ fn compute_wins_outputs_change_only_as_a_set_under_kills_and_concurrent_runs() {
     let versions =
         std::fs::read_dir(dir.path("out/.valkit-sets")).unwrap().filter(|e| e.as_ref().unwrap().file_type().unwrap().is_dir()).count();
     assert!(versions <= 2, "{versions} versions kept");
+    report("compute-wins kill -9 at random moments", 60);
+    report("concurrent compute-wins runs on one directory", 30);
 }
 
 #[test]
@@ -165,6 +178,7 @@ fn outputs_from_before_sets_are_replaced_atomically_and_stale_temp_files_removed
     assert!(!out.join(".valkit-sets/.staging-1-4000000").exists());
     let leftovers: Vec<String> = files_in(&out).into_iter().filter(|n| n.ends_with(".tmp")).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    report("stale temp files and half-written versions of dead processes", 2);
 }
 
 /// Four good models (uids 0..4) and, for uids 4 and 5, a FIFO and a directory where
@@ -223,6 +237,8 @@ fn a_crashing_or_hanging_model_fails_alone_and_special_files_are_refused() {
             assert_eq!(reason, format!("not-a-file: model.safetensors is a {kind}, not a regular file"), "{fault}");
         }
     }
+    report("a model's worker aborting, segfaulting, OOM-killed or hanging", 4);
+    report("a FIFO or a directory as model.safetensors", 8);
 }
 
 fn eval_with_env(dir: &TestDir, out: &str, extra: &[&str], env: &[(&str, &str)]) -> Run {
@@ -231,4 +247,85 @@ fn eval_with_env(dir: &TestDir, out: &str, extra: &[&str], env: &[(&str, &str)])
     cmd.args(extra).envs(env.iter().copied());
     let out = cmd.output().unwrap();
     Run { code: out.status.code().unwrap(), stdout: out.stdout, stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+}
+
+#[test]
+fn bad_inputs_are_clear_errors_and_reasons_stay_one_line() {
+    let dir = TestDir::new();
+    write_batches(&dir);
+    let mut rows: Vec<models::Row> = good_models().iter().take(2).map(|(uid, _, path)| model_row(*uid, Some(path))).collect();
+    // A truncated model: its reason must not carry a backtrace, whatever RUST_BACKTRACE says.
+    let truncated = dir.path("truncated");
+    std::fs::create_dir_all(&truncated).unwrap();
+    std::fs::copy(repo_path("testdata/models/llama/config.json"), truncated.join("config.json")).unwrap();
+    let weights = std::fs::read(repo_path("testdata/models/llama/model.safetensors")).unwrap();
+    std::fs::write(truncated.join("model.safetensors"), &weights[..weights.len() / 2]).unwrap();
+    rows.push(model_row(7, Some(&truncated)));
+    write_table::<models::Models>(&dir.path("models.parquet"), rows.clone(), &[]);
+    assert_exit!(eval_with_env(&dir, "plain.parquet", &[], &[]), 1);
+    assert_exit!(eval_with_env(&dir, "traced.parquet", &[], &[("RUST_BACKTRACE", "1")]), 1);
+    assert_eq!(std::fs::read(dir.path("plain.parquet")).unwrap(), std::fs::read(dir.path("traced.parquet")).unwrap());
+    let failed = &crate::eval_losses::losses_by_uid(&dir.path("plain.parquet"))[&7];
+    assert!(failed.iter().all(|r| !r.reason.as_deref().unwrap_or("\n").contains('\n')), "{:?}", failed[0].reason);
+
+    // The output named as an input, by another path to the same file.
+    let r = eval(&dir, "./models.parquet", &[]);
+    assert_bad_input(&r, "is both an input and the output");
+    assert_eq!(read_table::<models::Models>(&dir.path("models.parquet")).rows.len(), 3, "the input is intact");
+
+    // A uid twice in the models table would be evaluated twice.
+    rows.push(rows[0].clone());
+    write_table::<models::Models>(&dir.path("models.parquet"), rows, &[]);
+    assert_bad_input(&eval(&dir, "dup.parquet", &[]), "uid 0 appears twice");
+    report("bad inputs (backtrace in a reason, output = input, duplicate uid)", 3);
+}
+
+/// Runs `args`, sampling the process's resident memory until it exits: (run, peak RSS in MiB).
+fn run_measured(args: &[String]) -> (Run, f64) {
+    let mut child = valkit().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Drained while it runs: a chatty process must not block on a full pipe.
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(text) = std::fs::read_to_string(&status_file) {
+            let rss = text.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
+            peak_kib = peak_kib.max(rss.unwrap_or(0));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = child.wait().unwrap();
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    let run = Run { code: status.code().unwrap(), stdout, stderr: String::from_utf8_lossy(&stderr).into_owned() };
+    (run, peak_kib as f64 / 1024.0)
+}
+
+#[test]
+fn a_broken_datasets_server_is_exit_4_soon_and_bodies_stay_bounded() {
+    use crate::fixtures::datasets;
+    use std::sync::atomic::Ordering;
+    let dir = TestDir::new();
+    let args = |server: &datasets::DatasetsServer, out: &str| crate::sample_batches::sn9_args(server, &dir.arg(out));
+    for (name, switch) in [("HTTP 500", 0), ("not JSON", 1), ("a 4 GiB Content-Length", 2), ("an endless body", 3), ("a 429 storm", 4)] {
+        let server = datasets::start();
+        let s = &server.switches;
+        [&s.fail_everything, &s.not_json_everything, &s.huge_rows, &s.endless_rows, &s.rate_limit_storm][switch]
+            .store(true, Ordering::SeqCst);
+        let started = Instant::now();
+        let (r, peak_mib) = run_measured(&args(&server, "b.parquet"));
+        assert_exit!(r, 4, "{name}");
+        assert_one_error_line(&r, &server.url);
+        assert!(started.elapsed() < Duration::from_secs(120), "{name}: {:?}", started.elapsed());
+        assert!(peak_mib < 400.0, "{name}: peak RSS {peak_mib:.0} MiB");
+        assert!(!dir.path("b.parquet").exists());
+    }
+    report("a datasets server failing every request, oversized or endless bodies, a 429 storm", 5);
 }

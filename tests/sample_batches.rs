@@ -42,7 +42,7 @@ fn fixture_args(server: &DatasetsServer, profile: &str, out: &str) -> Vec<String
     .collect()
 }
 
-fn sn9_args(server: &DatasetsServer, out: &str) -> Vec<String> {
+pub fn sn9_args(server: &DatasetsServer, out: &str) -> Vec<String> {
     fixture_args(server, "sn9", out)
 }
 

@@ -50,15 +50,25 @@ impl ChainArgs {
         endpoint: &str,
         work: impl std::future::Future<Output = anyhow::Result<T>>,
     ) -> anyhow::Result<T> {
-        let deadline = seconds(self.deadline, "--deadline")?;
-        match tokio::time::timeout(deadline, work).await {
-            Ok(result) => result,
-            Err(_) => Err(crate::exit::Unreachable {
-                service: "subtensor",
-                endpoint: endpoint.to_string(),
-                detail: format!("the command did not finish within --deadline {} s", self.deadline),
-            }
-            .into()),
+        within(seconds(self.deadline, "--deadline")?, "subtensor", endpoint, work).await
+    }
+}
+
+/// Runs `work` under a command's `--deadline`: running out means `service` did not answer in
+/// time, an unreachable remote (exit 4), and nothing is written.
+pub async fn within<T>(
+    deadline: Duration,
+    service: &'static str,
+    endpoint: &str,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    match tokio::time::timeout(deadline, work).await {
+        Ok(result) => result,
+        Err(_) => Err(crate::exit::Unreachable {
+            service,
+            endpoint: endpoint.to_string(),
+            detail: format!("the command did not finish within --deadline {} s", deadline.as_secs_f64()),
         }
+        .into()),
     }
 }

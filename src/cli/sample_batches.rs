@@ -46,6 +46,13 @@ pub struct Args {
     /// Pause before retrying a failed request, in seconds (upstream waits 5).
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     retry_delay: f64,
+    /// Longest total wait on HTTP 429 over the whole command before the server counts as
+    /// unreachable (exit 4), in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    max_rate_limit_wait: f64,
+    /// Deadline of the whole command, in seconds; past it the server counts as unreachable.
+    #[arg(long, value_name = "SECS", default_value_t = 3600.0)]
+    deadline: f64,
     /// Where to write the batches table (`-` for stdout).
     #[arg(short, long, value_name = "FILE")]
     out: Option<String>,
@@ -68,6 +75,7 @@ pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
     });
     let mut datasets = ClientOptions::new(args.datasets_endpoint, hub.token.clone());
     datasets.timeout = seconds(args.request_timeout, "--request-timeout")?;
+    datasets.rate_limit_budget = seconds(args.max_rate_limit_wait, "--max-rate-limit-wait")?;
     let options = sample_batches::Options {
         profile: args.competition.resolve()?,
         competition_id: args.competition_id,
@@ -100,7 +108,9 @@ pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::Done);
     }
-    let (outcome, summary) = sample_batches::run(&options).await?;
+    let deadline = seconds(args.deadline, "--deadline")?;
+    let endpoint = options.datasets.endpoint.clone();
+    let (outcome, summary) = super::args::within(deadline, "datasets server", &endpoint, sample_batches::run(&options)).await?;
     let lines: Vec<String> = summary
         .tasks
         .iter()

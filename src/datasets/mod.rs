@@ -15,10 +15,15 @@ pub enum Error {
     /// Kept as a source (not transparent) so that the exit-code walk finds the marker.
     #[error("request failed")]
     Unreachable(#[source] crate::exit::Unreachable),
+    /// So many requests in a row failed that the client stopped asking: not retried.
+    #[error("giving up on the server")]
+    GaveUp(#[source] crate::exit::Unreachable),
     #[error("{url}: HTTP {status}")]
     Status { url: String, status: u16 },
     #[error("{url}: response is not JSON")]
     NotJson { url: String },
+    #[error("{url}: response larger than {limit} bytes, refused")]
+    TooLarge { url: String, limit: u64 },
     #[error("{url}: malformed response: {what}")]
     Malformed { url: String, what: String },
     #[error("{path}: {what}")]
@@ -41,7 +46,7 @@ impl Error {
     }
 
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unreachable(_) | Self::Status { .. } | Self::NotJson { .. })
+        matches!(self, Self::Unreachable(_) | Self::Status { .. } | Self::NotJson { .. } | Self::TooLarge { .. })
     }
 }
 

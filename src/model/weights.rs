@@ -72,12 +72,15 @@ pub fn parameters_of_header(file: &str, header: &[u8], file_size: u64) -> Result
     if metadata.data_len() as u64 != data_len {
         return Err(bad(format!("the header describes {} data bytes, the file holds {data_len} (truncated?)", metadata.data_len())));
     }
-    let mut tensors: Vec<(String, u64)> = metadata
-        .tensors()
-        .into_iter()
-        .filter(|(name, info)| !is_buffer(name) && info.dtype != safetensors::Dtype::BOOL)
-        .map(|(name, info)| (name, info.shape.iter().map(|&d| d as u64).product()))
-        .collect();
+    let mut tensors = Vec::new();
+    for (name, info) in metadata.tensors() {
+        if is_buffer(&name) || info.dtype == safetensors::Dtype::BOOL {
+            continue;
+        }
+        let elements = info.shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64));
+        let elements = elements.ok_or_else(|| bad(format!("tensor {name} has a shape {:?} whose size overflows", info.shape)))?;
+        tensors.push((name, elements));
+    }
     tensors.sort();
     Ok(tensors)
 }

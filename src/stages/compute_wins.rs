@@ -63,6 +63,12 @@ pub struct Summary {
 }
 
 pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Option<Summary>)> {
+    // The previous tracker may live where the new one goes (`--tracker state/tracker.parquet
+    // --out-dir state/`); the metagraph and the losses may not.
+    let inputs: Vec<&Location> = std::iter::once(&opts.metagraph).chain(&opts.losses).collect();
+    for name in ["wins.parquet", "weights.parquet"] {
+        files::ensure_not_input(&Location::Path(opts.out_dir.join(name)), &inputs)?;
+    }
     let metagraph = tables::decode_file::<metagraph::Metagraph>(&files::read(&opts.metagraph)?)?;
     let current_block = match opts.current_block {
         Some(b) => b,

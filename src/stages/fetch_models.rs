@@ -151,6 +151,8 @@ struct Candidate<'a> {
 
 pub async fn run(opts: &Options, reporter: &dyn DownloadReporter) -> anyhow::Result<(Outcome, Summary)> {
     let started = Instant::now();
+    let inputs: Vec<&Location> = std::iter::once(&opts.metagraph).chain(&opts.tracker).collect();
+    files::ensure_not_input(&opts.out, &inputs)?;
     let meta_file = tables::decode_file::<metagraph::Metagraph>(&files::read(&opts.metagraph)?)?;
     let tracker_file = match &opts.tracker {
         Some(t) => Some(tables::decode_file::<tracker::Tracker>(&files::read(t)?)?),

@@ -152,7 +152,7 @@ impl Table for Metagraph {
                 return Err(c.value_error("weight_values", i, "weight_uids and weight_values differ in length"));
             }
         }
-        check_unique_uids(c, &rows)?;
+        check_unique_uids(c, rows.iter().map(|r| r.uid))?;
         Ok(rows)
     }
 
@@ -161,11 +161,12 @@ impl Table for Metagraph {
     }
 }
 
-fn check_unique_uids(c: &Columns, rows: &[Row]) -> Result<(), Error> {
+/// A per-uid table holds each uid once; a second row would be evaluated or weighted twice.
+pub(super) fn check_unique_uids(c: &Columns, uids: impl IntoIterator<Item = u16>) -> Result<(), Error> {
     let mut seen = std::collections::BTreeSet::new();
-    for (i, r) in rows.iter().enumerate() {
-        if !seen.insert(r.uid) {
-            return Err(c.value_error("uid", i, format!("uid {} appears twice", r.uid)));
+    for (i, uid) in uids.into_iter().enumerate() {
+        if !seen.insert(uid) {
+            return Err(c.value_error("uid", i, format!("uid {uid} appears twice")));
         }
     }
     Ok(())

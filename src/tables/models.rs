@@ -107,7 +107,8 @@ impl Table for Models {
                     step_reason: step_reason[i].clone(),
                 })
             })
-            .collect()
+            .collect::<Result<Vec<Row>, Error>>()
+            .and_then(|rows| super::metagraph::check_unique_uids(c, rows.iter().map(|r| r.uid)).map(|()| rows))
     }
 
     fn sort(rows: &mut [Row]) {

@@ -69,11 +69,15 @@ pub struct Summary {
     pub seconds: f64,
 }
 
+/// The longest reason a losses row keeps.
+const MAX_REASON_CHARS: usize = 300;
+
 /// The batches one model is scored on, grouped by task in table order.
 pub type TaskBatches<'a> = BTreeMap<&'a str, Vec<&'a batches::Row>>;
 
 pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Outcome, Summary)> {
     let started = Instant::now();
+    files::ensure_not_input(&opts.out, &[&opts.models, &opts.batches])?;
     let model_file = tables::decode_file::<models::Models>(&files::read(&opts.models)?)?;
     let batch_file = tables::decode_file::<batches::Batches>(&files::read(&opts.batches)?)?;
     // One writer per output: a second run on the same --out stops here instead of mixing rows.
@@ -226,6 +230,9 @@ fn failed_rows(m: &models::Row, competition_id: u16, tasks: &TaskBatches, reason
 
 fn row(uid: u16, hotkey: &str, competition_id: u16, b: &batches::Row, loss: f64, n_tokens: u32, reason: Option<String>) -> losses::Row {
     let status = if reason.is_none() { losses::Status::Ok } else { losses::Status::Failed };
+    // A reason is one short line: no backtraces (RUST_BACKTRACE) or build paths in a table that
+    // must be byte-identical from run to run.
+    let reason = reason.map(|r| r.lines().next().unwrap_or_default().chars().take(MAX_REASON_CHARS).collect());
     losses::Row {
         uid,
         hotkey: hotkey.to_string(),

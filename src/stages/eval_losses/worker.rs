@@ -82,6 +82,9 @@ pub fn evaluate_in_child(
     let exe = std::env::current_exe().context("finding the valkit binary to run a worker")?;
     let mut child = Command::new(exe)
         .arg("eval-worker")
+        // Backtraces would land in reasons; the worker's errors are one line each.
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -15,7 +15,7 @@ use anyhow::{bail, Context};
 
 use crate::competition::{Competition, EvalMethod, EvalTask, Profile};
 use crate::datasets::{Client, ClientOptions, LocalDataset, Source};
-use crate::exit::Outcome;
+use crate::exit::{Outcome, Unreachable};
 use crate::files::{self, Location};
 use crate::hub;
 use crate::sampling::{seed_from_block_hash, PyRandom, Seed};
@@ -225,6 +225,9 @@ async fn sample_task(cx: &TaskEnv<'_>, task: &EvalTask) -> anyhow::Result<TaskRo
 }
 
 pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
+    if let SeedSource::Metagraph(metagraph) = &opts.seed {
+        files::ensure_not_input(&opts.out, &[metagraph])?;
+    }
     let seed = resolve_seed(&opts.seed)?;
     let competition = competition(opts, seed.block)?;
     let tokenizer = load_tokenizer(opts.tokenizer.as_ref(), competition, &opts.hub)?;
@@ -276,7 +279,13 @@ pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
     }
     let failed = summaries.iter().filter(|s| s.error.is_some()).count();
     if failed == summaries.len() {
-        return Err(first_error.expect("a failed task").context(format!("every task of competition {} failed", competition.id)));
+        let error = first_error.expect("a failed task").context(format!("every task of competition {} failed", competition.id));
+        // Nothing but failures from the server: it is the server that is down (exit 4).
+        if let Some(failures) = client.failed_every_request() {
+            let detail = format!("all {failures} requests failed ({error:#})");
+            return Err(anyhow::Error::new(Unreachable { service: "datasets server", endpoint: client.endpoint().to_string(), detail }));
+        }
+        return Err(error);
     }
     provenance.insert("profile".into(), opts.profile.name.clone());
     provenance.insert("competition_id".into(), competition.id.to_string());
