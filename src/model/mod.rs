@@ -62,6 +62,9 @@ pub enum Error {
     NotSafetensors { file: String, problem: String },
     #[error("bad-config: {0}")]
     Config(String),
+    /// The batch, not the model: nothing in it can be scored.
+    #[error("empty-batch: {0}")]
+    EmptyBatch(String),
     #[error("unsupported-architecture: {0} is not supported by eval-losses yet")]
     Architecture(String),
     #[error("parameter-count: {0}")]
@@ -169,7 +172,7 @@ impl Model {
     /// loss; the reference tokens after `context_len` otherwise), and how many were scored.
     pub fn loss(&self, tokens: &[u32], context_len: usize) -> Result<(f64, u32), Error> {
         if tokens.len() < 2 || context_len >= tokens.len() {
-            return Err(Error::Config(format!("a batch of {} tokens with context {context_len} has nothing to score", tokens.len())));
+            return Err(Error::EmptyBatch(format!("a batch of {} tokens with context {context_len} has nothing to score", tokens.len())));
         }
         let device = self.inner.device();
         let ids = Tensor::new(tokens, device)?.unsqueeze(0)?;
