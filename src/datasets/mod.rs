@@ -30,19 +30,24 @@ pub enum Error {
     Local { path: String, what: String },
 }
 
+/// An error and its causes on one line.
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
 impl Error {
     /// Failures upstream's `requests` raises as `RequestException` (connection, timeout, HTTP
     /// status, undecodable JSON): its loaders retry them. A response of the wrong shape is not
     /// retried upstream (a `KeyError`), and neither is a broken local file.
     /// The error with its causes on one line, for provenance records.
     pub fn describe(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            text.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
-        text
+        with_causes(self)
     }
 
     pub fn is_transient(&self) -> bool {

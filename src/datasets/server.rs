@@ -199,13 +199,7 @@ impl Client {
             "cannot connect".into()
         } else {
             // The cause (a reset connection, a broken chunk) is what an operator needs.
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(cause) = source {
-                text.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            text
+            super::with_causes(e)
         };
         Error::Unreachable(Unreachable { service: "datasets server", endpoint: self.options.endpoint.clone(), detail })
     }

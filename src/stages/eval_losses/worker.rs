@@ -79,7 +79,14 @@ pub fn evaluate_in_child(
             })
             .collect(),
     };
-    let exe = std::env::current_exe().context("finding the valkit binary to run a worker")?;
+    // /proc/self/exe runs this very binary even after an upgrade replaced the file on disk
+    // during a long run (the path current_exe() gives then no longer exists).
+    let proc_self = std::path::Path::new("/proc/self/exe");
+    let exe = if proc_self.exists() {
+        proc_self.to_path_buf()
+    } else {
+        std::env::current_exe().context("finding the valkit binary to run a worker")?
+    };
     let mut child = Command::new(exe)
         .arg("eval-worker")
         // Backtraces would land in reasons; the worker's errors are one line each.
