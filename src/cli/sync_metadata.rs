@@ -8,7 +8,7 @@ use crate::stages::sync_metadata;
 /// Read a subnet's uids, hotkeys, stakes, permits, weights and model commitments from the chain.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  valkit sync-metadata --network finney --netuid 9 --profile sn9 --out metagraph.parquet\n  valkit sync-metadata --network ws://127.0.0.1:9944 --netuid 2 --profile sn37 --block 1200 --out m.parquet\n\nEvery read is pinned to one block (the finalized head unless --block). A commitment that does\nnot parse is recorded in its uid's metadata_error column. The table's metadata keeps the\nblock, the profile's sync block and its hash (the data seed) and the subnet's weight\nhyperparameters, so no later stage needs the chain."
+    after_help = "Examples:\n  valkit sync-metadata --network finney --netuid 9 --profile sn9 --out metagraph.parquet\n  valkit sync-metadata --network local --netuid 2 --profile sn37 --block 1200 -o m.parquet\n\nEvery read is pinned to one block (the finalized head unless --block). A commitment that does\nnot parse is recorded in its uid's metadata_error column. The table's metadata keeps the\nblock, the profile's sync block and its hash (the data seed) and the subnet's weight\nhyperparameters, so no later stage needs the chain."
 )]
 pub struct Args {
     /// finney, test, local (ws://127.0.0.1:9944), or a ws:// / wss:// URL.
