@@ -1,6 +1,7 @@
 //! SCALE decoding of `Commitments.CommitmentOf` values (chain.md §2.2), by hand so that a runtime
 //! upgrade that does not touch this layout cannot break valkit:
-//! `Registration { deposit: u64, block: u32, info: CommitmentInfo { fields: Vec<Data> } }`.
+//! `Registration { deposit: u64, block: u32, info: CommitmentInfo { fields: Vec<Data> } }`;
+//! and of `SubtensorModule.Weights` rows (`Vec<(u16, u16)>`, §2.1) with the same reader.
 
 /// The chain bounds a commitment to 3 fields; the SDK reads the first.
 const MAX_FIELDS: usize = 16;
@@ -147,6 +148,25 @@ fn decode_data(r: &mut Reader) -> Result<Data, Error> {
     }
 }
 
+/// A `Weights` row: a compact length, then plain little-endian (dest uid, value) pairs.
+pub fn weight_pairs(bytes: &[u8]) -> Result<(Vec<u16>, Vec<u16>), Error> {
+    let mut r = Reader { bytes, at: 0 };
+    let count = r.compact()?;
+    // Each pair takes 4 bytes: a count the bytes cannot hold is a truncated value.
+    if count > (bytes.len() / 4) as u64 {
+        return Err(Error::Truncated { at: r.at, len: bytes.len() });
+    }
+    let mut pairs = (Vec::with_capacity(count as usize), Vec::with_capacity(count as usize));
+    for _ in 0..count {
+        pairs.0.push(u16::from_le_bytes(r.array()?));
+        pairs.1.push(u16::from_le_bytes(r.array()?));
+    }
+    if r.at != bytes.len() {
+        return Err(Error::Trailing(bytes.len() - r.at));
+    }
+    Ok(pairs)
+}
+
 /// The commitment string as the SDK's `decode_metadata` reads it: the first field's bytes as
 /// UTF-8. Anything else is the reason this uid has no model (its row's `metadata_error`).
 pub fn commitment_text(registration: &Registration) -> Result<String, String> {
@@ -220,6 +240,16 @@ mod tests {
         assert_eq!(decode(&many), Err(Error::TooManyFields(1024)));
         let huge = encoded(0, 0, &[&[136, 0xfe, 0xff, 0xff, 0xff]]);
         assert!(matches!(decode(&huge), Err(Error::TooLarge(_))));
+    }
+
+    #[test]
+    fn weight_rows_decode_as_the_chain_stores_them() {
+        // chain.md §2.1: the raw `Weights(2, 0)` value of the fixture.
+        let bytes = hex::decode("0c010055550200aaaa0300ffff").unwrap();
+        assert_eq!(weight_pairs(&bytes).unwrap(), (vec![1, 2, 3], vec![0x5555, 0xaaaa, 0xffff]));
+        assert!(weight_pairs(&bytes[..bytes.len() - 1]).is_err());
+        assert!(weight_pairs(&[bytes.clone(), vec![0]].concat()).is_err());
+        assert_eq!(weight_pairs(&[0]).unwrap(), (vec![], vec![]));
     }
 
     #[test]

@@ -22,17 +22,6 @@ use crate::exit::Outcome;
 use crate::files::{self, Location};
 use crate::tables::{self, metagraph};
 
-/// Provenance keys of the subnet hyperparameters set-weights needs.
-pub const HYPERPARAMETERS: [&str; 7] = [
-    "tempo",
-    "weights_version_key",
-    "weights_rate_limit",
-    "commit_reveal_weights_enabled",
-    "min_allowed_weights",
-    "max_weights_limit",
-    "subnetwork_n",
-];
-
 /// Owner lookups in flight at once (one RPC per hotkey).
 const CONCURRENT_READS: usize = 16;
 /// One TAO is 10^9 rao; the SDK's `metagraph.S` is in TAO.
@@ -98,7 +87,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
             None => 0,
         };
         let (weight_uids, weight_values) = match weights.get(&uid) {
-            Some(bytes) => decode_weight_pairs(bytes).with_context(|| format!("Weights of uid {uid}"))?,
+            Some(bytes) => registration::weight_pairs(bytes).with_context(|| format!("Weights of uid {uid}"))?,
             None => (Vec::new(), Vec::new()),
         };
         let mut row = metagraph::Row {
@@ -127,6 +116,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
     provenance.insert("block_hash".to_string(), at.hash());
     provenance.insert(metagraph::PROVENANCE_SYNC_BLOCK.to_string(), sync_block.to_string());
     provenance.insert(metagraph::PROVENANCE_SYNC_BLOCK_HASH.to_string(), sync_block_hash.clone());
+    provenance.insert("subnetwork_n".to_string(), n.to_string());
     for (key, value) in hyperparameters(&at, netuid).await? {
         provenance.insert(key.to_string(), value);
     }
@@ -201,7 +191,6 @@ async fn hyperparameters(at: &crate::chain::client::Block<'_>, netuid: u16) -> a
         ("commit_reveal_weights_enabled", at.value::<_, bool>(M, "CommitRevealWeightsEnabled", key).await?.to_string()),
         ("min_allowed_weights", at.value::<_, u16>(M, "MinAllowedWeights", key).await?.to_string()),
         ("max_weights_limit", at.value::<_, u16>(M, "MaxWeightsLimit", key).await?.to_string()),
-        ("subnetwork_n", at.value::<_, u16>(M, "SubnetworkN", key).await?.to_string()),
     ])
 }
 
@@ -209,39 +198,9 @@ fn decode_u64(bytes: &[u8]) -> anyhow::Result<u64> {
     Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| anyhow::anyhow!("{} bytes, expected 8", bytes.len()))?))
 }
 
-/// `Vec<(u16, u16)>`: a compact length, then plain little-endian pairs (chain.md §2.1).
-fn decode_weight_pairs(bytes: &[u8]) -> anyhow::Result<(Vec<u16>, Vec<u16>)> {
-    let (len, header) = compact_len(bytes).context("bad length prefix")?;
-    let body = &bytes[header..];
-    if body.len() != len * 4 {
-        bail!("{len} pairs announced, {} bytes follow", body.len());
-    }
-    Ok(body.chunks_exact(4).map(|c| (u16::from_le_bytes([c[0], c[1]]), u16::from_le_bytes([c[2], c[3]]))).unzip())
-}
-
-/// A SCALE compact length (below 2^30) and the bytes it took.
-fn compact_len(bytes: &[u8]) -> Option<(usize, usize)> {
-    let first = *bytes.first()?;
-    Some(match first & 0b11 {
-        0 => (usize::from(first >> 2), 1),
-        1 => (usize::from(u16::from_le_bytes([first, *bytes.get(1)?]) >> 2), 2),
-        2 => ((u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) >> 2) as usize, 4),
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn weight_rows_decode_as_the_chain_stores_them() {
-        // chain.md §2.1: the raw `Weights(2, 0)` value of the fixture.
-        let bytes = hex::decode("0c010055550200aaaa0300ffff").unwrap();
-        assert_eq!(decode_weight_pairs(&bytes).unwrap(), (vec![1, 2, 3], vec![0x5555, 0xaaaa, 0xffff]));
-        assert!(decode_weight_pairs(&bytes[..bytes.len() - 1]).is_err());
-        assert_eq!(decode_weight_pairs(&[0]).unwrap(), (vec![], vec![]));
-    }
 
     fn row() -> metagraph::Row {
         metagraph::Row::new(2, 0, String::new(), String::new())
