@@ -141,12 +141,18 @@ impl OutputLock {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(err)?;
         }
-        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(err)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Self { _file: file }),
-            Err(fs::TryLockError::WouldBlock) => Err(Error::Busy { location: Location::Path(target.to_path_buf()) }),
-            Err(fs::TryLockError::Error(e)) => Err(err(e)),
-        }
+        Ok(Self { _file: try_lock(&path, Location::Path(target.to_path_buf()))? })
+    }
+}
+
+/// An exclusive lock on the file at `path`, or `Busy` naming `guarded` when another process holds it.
+fn try_lock(path: &Path, guarded: Location) -> Result<File, Error> {
+    let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(path);
+    let file = file.map_err(|source| Error::Write { location: guarded.clone(), source })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::Busy { location: guarded }),
+        Err(fs::TryLockError::Error(source)) => Err(Error::Write { location: guarded, source }),
     }
 }
 
@@ -182,12 +188,7 @@ pub fn publish_set(dir: &Path, outputs: &[(&str, Vec<u8>)]) -> Result<(), Error>
     let err = |source| Error::Write { location: location(), source };
     let sets = dir.join(SETS_DIR);
     fs::create_dir_all(&sets).map_err(err)?;
-    let lock = fs::OpenOptions::new().create(true).truncate(false).write(true).open(sets.join(".lock")).map_err(err)?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => return Err(Error::Busy { location: location() }),
-        Err(fs::TryLockError::Error(e)) => return Err(err(e)),
-    }
+    let _lock = try_lock(&sets.join(".lock"), location())?;
     remove_unfinished_versions(&sets).map_err(err)?;
     for (name, _) in outputs {
         remove_stale_temps(dir, name);

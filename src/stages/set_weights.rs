@@ -233,8 +233,10 @@ impl Submitter<'_> {
         }
         let state = self.state_path();
         let reveal_period: u64 = at.value(M, "RevealPeriodEpochs", (netuid,)).await?;
+        // A commit made in block b is revealed from the first block of its epoch + the period.
+        let reveal_from = |block| first_block_of_epoch(epoch_index(block, netuid, subnet.tempo) + reveal_period, netuid, subnet.tempo);
         if let Some(pending) = read_pending(&state)? {
-            let due = first_block_of_epoch(epoch_index(pending.commit_block, netuid, subnet.tempo) + reveal_period, netuid, subnet.tempo);
+            let due = reveal_from(pending.commit_block);
             if subnet.block < due {
                 let why =
                     format!("commit from block {} is revealed from block {due}: {} blocks to go", pending.commit_block, due - subnet.block);
@@ -264,9 +266,8 @@ impl Submitter<'_> {
         if let Some(outcome) = rate_limited(at, subnet, netuid).await? {
             return Ok((outcome, "none", None, None));
         }
-        let reveal_from = first_block_of_epoch(epoch_index(subnet.block, netuid, subnet.tempo) + reveal_period, netuid, subnet.tempo);
         if self.opts.dry_run {
-            return Ok((Outcome::Done, "dry_run", None, Some(reveal_from)));
+            return Ok((Outcome::Done, "dry_run", None, Some(reveal_from(subnet.block))));
         }
         let mut salt = [0u8; 16];
         getrandom::fill(&mut salt).context("reading random bytes for the commit salt")?;
@@ -292,9 +293,8 @@ impl Submitter<'_> {
             Ok(included) => {
                 let pending = PendingCommit { commit_block: included.block, ..pending };
                 write_pending(&state, &pending)?;
-                let reveal_from =
-                    first_block_of_epoch(epoch_index(included.block, netuid, subnet.tempo) + reveal_period, netuid, subnet.tempo);
-                Ok((Outcome::Done, "commit_weights", Some(included), Some(reveal_from)))
+                let from = reveal_from(included.block);
+                Ok((Outcome::Done, "commit_weights", Some(included), Some(from)))
             }
             Err(e) => {
                 // Refused by the chain: nothing was committed, so nothing is pending.

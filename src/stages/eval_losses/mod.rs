@@ -225,7 +225,7 @@ fn competition_rules<'p>(
 }
 
 fn failed_rows(m: &models::Row, competition_id: u16, tasks: &TaskBatches, reason: &str) -> Vec<losses::Row> {
-    tasks.values().flatten().map(|b| row(m.uid, &m.hotkey, competition_id, b, f64::INFINITY, 0, Some(reason.to_string()))).collect()
+    complete(m, competition_id, tasks, Vec::new(), Some(reason.to_string()))
 }
 
 fn row(uid: u16, hotkey: &str, competition_id: u16, b: &batches::Row, loss: f64, n_tokens: u32, reason: Option<String>) -> losses::Row {
