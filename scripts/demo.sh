@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# `make demo`, part 1: two validator cycles of the demo subnet, run by scripts/run-loop.sh as cron
+# `make demo`. Part 1: two validator cycles of the demo subnet, run by scripts/run-loop.sh as cron
 # would (no terminal, no stdin), against local stand-ins only: the demo hub (examples/demo_hub.rs)
 # serving six tiny models, local corpora for the evaluation data, and — when node is installed —
 # a real subtensor runtime (../shared/chain/) where the subnet is registered, the miners commit
 # their models and the validator's weights are really set. Without node the cycle reads a stored
-# metagraph and only previews the weights, and says so.
+# metagraph and only previews the weights, and says so. Part 2: an SN9 step re-scored offline
+# from stored losses. Both end in an HTML report.
 #
 #   scripts/demo.sh OUT_DIR      (VALKIT and DEMO_HUB name the built binaries;
 #                                 VALKIT_DEMO_CHAIN=0 runs without the chain even with node)
@@ -15,7 +16,7 @@ DEMO_HUB=$(realpath "${DEMO_HUB:?}")
 root=$(cd "$(dirname "$0")/.." && pwd)
 chain_script="$root/../shared/chain/start-chain.sh"
 
-rm -rf "$out/cycle" && mkdir -p "$out/cycle"
+rm -rf "$out/cycle" "$out/sn9" && mkdir -p "$out/cycle"
 out=$(realpath "$out")
 pids=()
 chain_port=
@@ -33,6 +34,14 @@ free_port() {
     return 1
 }
 
+say() { printf '%s\n' "$@"; }
+# Prints a valkit command as a reader would type it (paths relative to the checkout), then runs it.
+show() { printf '$ valkit %s\n' "${*:2}" | sed "s#$root/##g"; "$@"; }
+
+say "" "valkit demo: a Bittensor model-training subnet's validator, end to end, on this machine." \
+    "Simulated: the chain (a local subtensor runtime), the Hugging Face hub (six tiny models of" \
+    "six architectures) and the evaluation data (local text corpora). Nothing is downloaded." ""
+say "== part 1: two validator cycles of a demo subnet (netuid 2), as cron runs them"
 chain_url=
 if [ "${VALKIT_DEMO_CHAIN:-1}" = 0 ]; then
     echo "VALKIT_DEMO_CHAIN=0: no local chain; the cycle reads the stored metagraph and set-weights"
@@ -77,7 +86,7 @@ for cycle in 1 2; do
             -d '{"id":1,"jsonrpc":"2.0","method":"dev_newBlock","params":[{"count":1}]}' >/dev/null
     fi
     echo
-    echo "== cycle $cycle: scripts/run-loop.sh (as cron runs it: no terminal, no stdin)"
+    echo "-- cycle $cycle: scripts/run-loop.sh (no terminal, no stdin); each line: a stage, its exit code, its wall time"
     if ! setsid "$root/scripts/run-loop.sh" </dev/null >"$out/cycle/run-$cycle.log" 2>&1; then
         cat "$out/cycle/run-$cycle.log" >&2
         exit 2
@@ -86,13 +95,33 @@ for cycle in 1 2; do
 done
 
 latest="$WORKDIR/steps/latest"
-echo
-echo "== what the validator concluded (the last step's wins and weights)"
-"$VALKIT" inspect "$latest/wins.parquet"
-echo
-"$VALKIT" inspect "$latest/weights.parquet"
+say "" "-- what the validator concluded in its last step" \
+    "score: the model's mean loss (lower is better). epsilon_adv: how much lower a later model's loss" \
+    "must be to beat this one (earlier commits are protected). win_rate: the share of competitive" \
+    "opponents it beat. tracker_weight: its weight in the competition, a moving average of steps."
+show "$VALKIT" inspect "$latest/wins.parquet" --columns uid,commit_block,score,epsilon_adv,wins,win_rate,tracker_weight,top
+say "" "The subnet weights; weight_u16 is what set-weights sends (max-scaled to 65535, as the SDK does):"
+show "$VALKIT" inspect "$latest/weights.parquet" --columns uid,hotkey,weight,weight_u16
 if [ -n "$chain_url" ]; then
-    echo
-    echo "== what reached the chain (the receipts set-weights appended)"
-    "$VALKIT" inspect "$WORKDIR/state/receipts.parquet"
+    say "" "-- what reached the chain: set-weights appends a receipt per extrinsic"
+    show "$VALKIT" inspect "$WORKDIR/state/receipts.parquet" --columns action,netuid,uid,block,extrinsic_hash,uids,values
 fi
+"$VALKIT" -q report "$WORKDIR"/steps/2* -o "$out/cycle-report.html"
+
+sn9="$out/sn9"
+say "" "== part 2: an SN9 step re-scored offline from stored losses (no GPU, no chain)" \
+    "Competition 4 of SN9 at block 5,200,000, 12 miners, made-up losses: uid 1 has led since" \
+    "block 5,190,000; uid 5 committed a model 1% better at 5,199,000, uid 4 one only 0.1% better;" \
+    "uids 2 and 3 re-upload uid 1's model; uid 6's model failed to load. Watch who wins and why."
+show "$VALKIT" compute-wins --profile sn9 --competition-id 4 --metagraph "$root/testdata/demo/metagraph.parquet" \
+    --losses "$root/testdata/demo/losses.parquet" --tracker "$root/testdata/demo/tracker.parquet" --out-dir "$sn9"
+show "$VALKIT" inspect "$sn9/wins.parquet"
+say "" "uid 5's 1% beats uid 1's epsilon advantage; uid 4's 0.1% does not. The copies (2, 3) and the" \
+    "failure (6) leave the competition; uid 13 keeps a third of the subnet weight through" \
+    "competition 2's tracker, which this step did not evaluate."
+cp "$root/testdata/demo/losses.parquet" "$root/testdata/demo/models.parquet" "$sn9/"
+"$VALKIT" -q report "$sn9"
+
+say "" "== reports: one self-contained HTML page per step, with charts (open them in a browser)" \
+    "  $out/sn9/report.html          the SN9 step: who won and why" \
+    "  $out/cycle-report.html        the demo subnet's last cycle, and its weights over both cycles"

@@ -99,7 +99,12 @@ def metagraph(out: Path) -> None:
             )
         )
     columns = {k: [r[k] for r in rows] for k in rows[0]}
-    write(out / "metagraph.parquet", columns, meta("metagraph", netuid=NETUID, block=CUR_BLOCK, endpoint="demo"))
+    # The sync block and its hash seed sample-batches (`--metagraph metagraph.parquet`), as
+    # sync-metadata records them; the hash is made up.
+    sync_hash = "0x" + hashlib.sha256(b"valkit demo sync block").hexdigest()
+    write(out / "metagraph.parquet", columns, meta(
+        "metagraph", netuid=NETUID, block=CUR_BLOCK, endpoint="demo", sync_block=CUR_BLOCK - CUR_BLOCK % 100, sync_block_hash=sync_hash,
+    ))
 
 
 def losses(out: Path) -> None:

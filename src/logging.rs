@@ -2,7 +2,6 @@
 
 use std::io::IsTerminal;
 
-use anyhow::Context;
 use tracing_subscriber::EnvFilter;
 
 /// `verbosity`: -1 for `-q`, 0 by default, 1.. for each `-v`.
@@ -18,7 +17,8 @@ pub fn init(verbosity: i8) -> anyhow::Result<()> {
     #[allow(clippy::disallowed_methods)] // RUST_LOG is the logging module's own variable
     let rust_log = std::env::var("RUST_LOG");
     let filter = match rust_log {
-        Ok(spec) if !spec.is_empty() => EnvFilter::try_new(&spec).with_context(|| format!("invalid RUST_LOG value {spec:?}"))?,
+        // The parse error's Display already includes its source: one message, not a chain.
+        Ok(spec) if !spec.is_empty() => EnvFilter::try_new(&spec).map_err(|e| anyhow::anyhow!("invalid RUST_LOG value {spec:?}: {e}"))?,
         _ => EnvFilter::new(default),
     };
     tracing_subscriber::fmt()

@@ -72,8 +72,8 @@ fn rerun_gives_byte_identical_tables() {
 #[test]
 fn json_summary_is_one_line() {
     let dir = TestDir::new();
-    let mut args = vec!["--json".to_string()];
-    args.extend(demo_args(&dir.arg("out")));
+    let mut args = demo_args(&dir.arg("out"));
+    args.push("--json".to_string());
     let r = run_owned(&args);
     assert_exit!(r, 0);
     let text = r.stdout_text();

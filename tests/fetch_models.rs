@@ -438,7 +438,7 @@ fn gc_frees_what_the_latest_models_table_does_not_use() {
     assert_exit!(s.fetch(&[]), 0);
     let gc = |args: &[&str]| {
         let mut c = valkit();
-        c.env("HF_HUB_CACHE", s.dir.path("cache")).args(["--json", "gc"]).args(args);
+        c.env("HF_HUB_CACHE", s.dir.path("cache")).args(["gc", "--json"]).args(args);
         let r = output(c);
         assert_exit!(r, 0);
         serde_json::from_slice::<serde_json::Value>(&r.stdout).unwrap()

@@ -22,7 +22,7 @@ fn table_csv_and_meta() {
     assert_exit!(r, 0);
     let text = r.stdout_text();
     assert!(text.starts_with("table: metagraph  schema version: 1"), "{text}");
-    assert!(text.contains("  block: 5200000"));
+    assert!(text.contains("  block = 5200000"), "provenance in TOML form");
     let csv = run(&["inspect", &demo("tracker.parquet"), "--csv"]);
     assert_exit!(csv, 0);
     let text = csv.stdout_text();
@@ -76,4 +76,33 @@ fn a_reader_closing_the_pipe_is_not_an_error() {
     assert!(first.starts_with('{'));
     assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty());
+}
+
+#[test]
+fn readable_by_default_exact_on_request() {
+    let dir = TestDir::new();
+    assert_exit!(run_owned(&crate::compute_wins::demo_args(&dir.arg("out"))), 0);
+    let wins = dir.arg("out/wins.parquet");
+    let r = run(&["inspect", &wins]);
+    assert_exit!(r, 0);
+    let text = r.stdout_text();
+    assert!(text.contains("  epsilon = { kind = \"linear-decay\", start = 0.005, end = 0.0001, decay_blocks = 14400 }"), "{text}");
+    for line in text.lines() {
+        assert!(line.chars().count() <= 120, "line over 120 columns: {line}");
+    }
+    assert!(!text.contains("0.00010000000000000026"), "f64 noise is rounded in the table view");
+    assert!(text.contains("(4 more columns: --columns all"));
+    // f32 columns print as f32 everywhere: 1/3 is 0.33333334, not 0.3333333432674408.
+    let weights = dir.arg("out/weights.parquet");
+    let json = run(&["inspect", &weights, "--json", "--columns", "uid,weight"]).stdout_text();
+    let uid1: serde_json::Value = serde_json::from_str(json.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(uid1.to_string(), r#"{"uid":1,"weight":0.33333334}"#);
+    assert_eq!(uid1["weight"].as_f64().unwrap() as f32, 1.0f32 / 3.0);
+    let csv = run(&["inspect", &wins, "--csv", "--columns", "score,uid", "--limit", "1"]).stdout_text();
+    assert_eq!(csv, "score,uid\n2.287703721300777,1\n", "CSV keeps every digit, in the asked order");
+    let legend = run(&["inspect", &wins, "--describe"]);
+    assert_exit!(legend, 0);
+    assert!(legend.stdout_text().contains("* epsilon_adv"));
+    assert_bad_input(&run(&["inspect", &wins, "--columns", "uid,nope"]), "no column \"nope\"");
+    assert_exit!(run(&["inspect", &wins, "--csv", "--json"]), 2);
 }

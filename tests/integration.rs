@@ -16,10 +16,14 @@ mod eval_losses;
 mod faults;
 /// `fetch-models` and `gc` against a local hub: statuses, checks before download, the shared cache.
 mod fetch_models;
+/// `--help`: every argument described, every example run against the demo data.
+mod help;
 /// `inspect`: aligned table, JSON lines, CSV, metadata, closed pipes.
 mod inspect;
-/// `profile` and `--help`: built-in profiles round-trip, every stage has an example.
+/// `profile`: built-in profiles round-trip, errors name the field.
 mod profile;
+/// `report`: the demo step as an HTML page, rendered by headless Chromium.
+mod report;
 /// `scripts/run-loop.sh` from cron: cycles of the demo subnet, the tracker carried, the lock.
 mod run_loop;
 /// `sample-batches`: pages and windows as upstream's loaders pick them, against a local datasets-server.

@@ -29,23 +29,3 @@ fn check_names_the_field_in_error() {
     std::fs::write(dir.path("p.toml"), text).unwrap();
     assert_bad_input(&run(&["profile", "check", &dir.arg("p.toml")]), "competitions.DISTILLED_REASONING_3B.tasks: task weights sum to 0.9");
 }
-
-#[test]
-fn every_subcommand_has_help_with_an_example() {
-    let top = run(&["--help"]);
-    assert_exit!(top, 0);
-    for sub in ["compute-wins", "inspect", "profile"] {
-        assert!(top.stdout_text().contains(sub), "--help lists {sub}");
-        let help = run(&[sub, "--help"]);
-        assert_exit!(help, 0);
-        assert!(help.stdout_text().contains("Example"), "{sub} --help has an example");
-    }
-    assert_exit!(run(&["compute-wins"]), 2);
-}
-
-#[test]
-fn a_mistyped_rust_log_fails_loudly() {
-    let out = valkit().env("RUST_LOG", "valkit=loud").args(["profile", "list"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid RUST_LOG"));
-}

@@ -50,7 +50,7 @@ pub fn sn9_args(server: &DatasetsServer, out: &str) -> Vec<String> {
 fn plan_args(server: &DatasetsServer, profile: &str) -> Vec<String> {
     let mut args = fixture_args(server, profile, "-");
     args.truncate(args.len() - 2);
-    args.insert(0, "--json".into());
+    args.push("--json".into());
     args.push("--plan".into());
     args
 }
@@ -253,7 +253,7 @@ fn bad_tokenizer_and_missing_seed_are_refused() {
     assert_bad_input(&run_owned(&args), "tokenizer.json is not a tokenizer.json that parses");
     let r = run(&["sample-batches", "--profile", "sn9", "--competition-id", "4", "-o", &dir.arg("b.parquet")]);
     assert_exit!(r, 2);
-    // A metagraph without the sync block hash cannot seed anything.
+    // A metagraph without the sync block hash (not written by sync-metadata) cannot seed anything.
     let args = [
         "sample-batches",
         "--profile",
@@ -261,7 +261,7 @@ fn bad_tokenizer_and_missing_seed_are_refused() {
         "--competition-id",
         "4",
         "--metagraph",
-        &demo("metagraph.parquet"),
+        &demo("subnet-metagraph.parquet"),
         "--tokenizer",
         &tokenizer(),
         "-o",

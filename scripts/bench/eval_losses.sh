@@ -12,7 +12,7 @@ trap 'rm -rf "$work"' EXIT
 "$TORCH_PYTHON" scripts/bench/eval_setup.py "$work" model
 "$TABLES_PYTHON" scripts/bench/eval_setup.py "$work" tables
 cargo build --release --locked --quiet --bin valkit
-/usr/bin/time -f "%e %M" -o "$work/rust.time" target/release/valkit -q --json eval-losses \
+/usr/bin/time -f "%e %M" -o "$work/rust.time" target/release/valkit -q eval-losses --json \
     --models "$work/models.parquet" --batches "$work/batches.parquet" --out "$work/losses.parquet" > "$work/rust.json"
 /usr/bin/time -f "%e %M" -o "$work/torch.time" "$TORCH_PYTHON" scripts/bench/eval_torch.py "$work" > "$work/torch.json"
 target/release/valkit inspect "$work/losses.parquet" --json > "$work/rust_losses.json"

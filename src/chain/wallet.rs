@@ -13,8 +13,8 @@ const MAX_KEYFILE_BYTES: u64 = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("hotkey file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("hotkey file {path}: {reason}")]
+    Io { path: PathBuf, reason: std::io::Error },
     #[error("hotkey file {path} is accessible by group or others (mode {mode:o}); run: chmod 600 {path}")]
     Permissions { path: PathBuf, mode: u32 },
     #[error("hotkey file {path}: {detail}")]
@@ -51,7 +51,7 @@ impl Hotkey {
 }
 
 pub fn load_hotkey(path: &Path) -> Result<Hotkey, Error> {
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let io = |reason| Error::Io { path: path.to_path_buf(), reason };
     let format = |detail: String| Error::Format { path: path.to_path_buf(), detail };
     let metadata = std::fs::metadata(path).map_err(io)?;
     check_permissions(path, &metadata)?;

@@ -27,6 +27,14 @@ impl CompetitionArgs {
     }
 }
 
+/// `--json`, for a subcommand that ends with a summary.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct JsonArg {
+    /// Print the summary as one JSON line on stdout instead of prose on stderr.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// A duration flag given in seconds, refused when negative or not a number.
 pub fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(value).map_err(|_| anyhow::anyhow!("{flag} must be a non-negative number of seconds, got {value}"))

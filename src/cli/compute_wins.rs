@@ -3,13 +3,15 @@ use std::path::PathBuf;
 use super::args::CompetitionArgs;
 use crate::exit::Outcome;
 use crate::files::Location;
+use crate::format::shortest_f32;
 use crate::printer::Printer;
 use crate::stages::compute_wins::{self, Overrides};
 
 /// Score one competition step from stored losses: wins, weights and the next tracker.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example:\n  valkit compute-wins --profile sn9 --competition-id 4 \\\n      --metagraph metagraph.parquet --losses losses.parquet --tracker state/tracker.parquet \\\n      --out-dir state/\n\nRe-score the same losses with a faster-decaying epsilon:\n  valkit compute-wins --profile sn9 --competition-id 4 --metagraph m.parquet --losses l.parquet \\\n      --epsilon-decay-blocks 7200 --out-dir rescored/\n\nWrites OUT_DIR/wins.parquet, OUT_DIR/weights.parquet and OUT_DIR/tracker.parquet (all or none)."
+    allow_negative_numbers = true,
+    after_help = "Examples:\n  valkit compute-wins --profile sn9 --competition-id 4 \\\n      --metagraph metagraph.parquet --losses losses.parquet \\\n      --tracker state/tracker.parquet --out-dir state/\n\nRe-score the same losses with a faster-decaying epsilon:\n  valkit compute-wins --profile sn9 --competition-id 4 \\\n      --metagraph metagraph.parquet --losses losses.parquet \\\n      --epsilon-decay-blocks 7200 --out-dir what-if/\n\nWrites OUT_DIR/wins.parquet, OUT_DIR/weights.parquet and OUT_DIR/tracker.parquet (all or none)."
 )]
 pub struct Args {
     #[command(flatten)]
@@ -53,6 +55,8 @@ pub struct Args {
     /// Override the keep-set size.
     #[arg(long, value_name = "N", help_heading = "Re-scoring overrides")]
     sample_min: Option<usize>,
+    #[command(flatten)]
+    pub(super) json: super::args::JsonArg,
 }
 
 pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
@@ -77,10 +81,24 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
     let (outcome, summary) = compute_wins::run(&options)?;
     match (&outcome, summary) {
         (_, Some(s)) => {
-            let weights: Vec<String> = s.nonzero_weights.iter().map(|(uid, w)| format!("  uid {uid:>5}  {w:.6}")).collect();
+            let weights: Vec<String> = s
+                .nonzero_weights
+                .iter()
+                .map(|(uid, w)| {
+                    let from = s.weight_from.get(uid).map(Vec::as_slice).unwrap_or_default();
+                    let names: Vec<String> = from.iter().map(|c| c.to_string()).collect();
+                    let elsewhere = if from.contains(&s.competition_id) { "" } else { ", not in this step" };
+                    format!("  uid {uid:>5}  {}  (competition {}{elsewhere})", shortest_f32(*w), names.join(", "))
+                })
+                .collect();
             let human = format!(
-                "competition {} at block {}: {} uids scored, top uid {}\nsubnet weights (non-zero):\n{}\nwrote {}/{{wins,weights,tracker}}.parquet",
-                s.competition_id, s.cur_block, s.uids, s.top_uid, weights.join("\n"), s.out_dir
+                "competition {} at block {}: {} uids scored, top uid {}\nsubnet weights that survive the u16 conversion (each from the tracker of its competition):\n{}\nwrote {}",
+                s.competition_id,
+                s.cur_block,
+                s.uids,
+                s.top_uid,
+                weights.join("\n"),
+                std::path::Path::new(&s.out_dir).join("{wins,weights,tracker}.parquet").display()
             );
             printer.summary(&human, &serde_json::to_value(&s)?)?;
         }

@@ -10,7 +10,7 @@ use crate::stages::eval_losses::{self, Shard};
 /// Compute every model's loss on every batch of its competition.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  valkit eval-losses --models models.parquet --batches batches.parquet --out losses.parquet --profile sn9\n  valkit eval-losses --models m.parquet --batches b.parquet --out losses-1.parquet --shard 1/4 --resume\n\nWithout --profile/--competitions any supported model is evaluated (fetch-models has already\nenforced the competition's limits); with one, its architectures, parameter bounds and sanity\ncheck apply. Shards (K/N, K from 0) split the models by uid order; their tables concatenate."
+    after_help = "Examples:\n  valkit eval-losses --models models.parquet --batches batches.parquet \\\n      -o losses.parquet\n  valkit eval-losses --models models.parquet --batches batches.parquet \\\n      -o losses-1.parquet --shard 1/4 --resume\n\nWithout --profile/--competitions any supported model is evaluated (fetch-models has already\nenforced the competition's limits); with one, its architectures, parameter bounds and sanity\ncheck apply. Shards (K/N, K from 0) split the models by uid order; their tables concatenate."
 )]
 pub struct Args {
     /// The models table written by fetch-models.
@@ -48,6 +48,8 @@ pub struct Args {
     /// then ends the run; for debugging and profiling).
     #[arg(long)]
     no_isolation: bool,
+    #[command(flatten)]
+    pub(super) json: super::args::JsonArg,
 }
 
 /// The worker process eval-losses runs per model (internal).

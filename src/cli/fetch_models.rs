@@ -8,7 +8,7 @@ use crate::stages::fetch_models;
 /// Download and verify the models a step evaluates, pinned to their committed revisions.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  valkit fetch-models --profile sn9 --metagraph metagraph.parquet --tracker state/tracker.parquet --out models.parquet\n  HF_HUB_CACHE=/data/hf valkit fetch-models --profile sn37 --metagraph m.parquet --all --jobs 4 --out models.parquet\n\nEvery uid of the metagraph gets a row: ok (with the snapshot path), skipped (no commitment,\ninactive competition, too recent, not in this step), rejected (limits, hash, format,\narchitecture) or failed (network or hub). Models are checked before their weights are\ndownloaded; verified snapshots are recorded in the cache and cost no request on the next run.\nHonours HF_ENDPOINT, HF_TOKEN, HF_HOME, HF_HUB_CACHE and HF_HUB_OFFLINE."
+    after_help = "Examples:\n  valkit fetch-models --profile sn9 --metagraph metagraph.parquet \\\n      --tracker state/tracker.parquet -o models.parquet\n  HF_HUB_CACHE=$PWD/hf-cache valkit fetch-models --profile sn9 \\\n      --metagraph metagraph.parquet --all --jobs 4 -o models.parquet\n\nEvery uid of the metagraph gets a row: ok (with the snapshot path), skipped (no commitment,\ninactive competition, too recent, not in this step), rejected (limits, hash, format,\narchitecture) or failed (network or hub). Models are checked before their weights are\ndownloaded; verified snapshots are recorded in the cache and cost no request on the next run.\nHonours HF_ENDPOINT, HF_TOKEN, HF_HOME, HF_HUB_CACHE and HF_HUB_OFFLINE."
 )]
 pub struct Args {
     #[command(flatten)]
@@ -40,6 +40,8 @@ pub struct Args {
     /// Deadline of the whole command, in seconds; models not done by then are failed rows.
     #[arg(long, value_name = "SECS", default_value_t = 6.0 * 3600.0)]
     deadline: f64,
+    #[command(flatten)]
+    pub(super) json: super::args::JsonArg,
 }
 
 pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {

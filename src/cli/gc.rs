@@ -6,7 +6,7 @@ use crate::stages::gc;
 /// Free the Hugging Face cache of model snapshots the latest models table no longer uses.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  valkit gc --dry-run\n  HF_HUB_CACHE=/data/hf valkit gc --grace 600 --max-bytes 500000000000\n\nSnapshots the last fetch-models run uses are kept; so is anything modified within the grace\nperiod (a download in progress). With --max-bytes, the oldest unused snapshots are removed\nonly until the cache fits."
+    after_help = "Examples:\n  valkit gc --dry-run\n  HF_HUB_CACHE=$PWD/hf-cache valkit gc --grace 600 --max-bytes 500000000000\n\nSnapshots the last fetch-models run uses are kept; so is anything modified within the grace\nperiod (a download in progress). With --max-bytes, the oldest unused snapshots are removed\nonly until the cache fits."
 )]
 pub struct Args {
     /// List what would be removed and how much it would free; remove nothing.
@@ -18,6 +18,8 @@ pub struct Args {
     /// Remove unused snapshots only until the cache holds at most this many bytes.
     #[arg(long, value_name = "N")]
     max_bytes: Option<u64>,
+    #[command(flatten)]
+    pub(super) json: super::args::JsonArg,
 }
 
 pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {

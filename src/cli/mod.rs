@@ -14,9 +14,13 @@ mod fetch_models;
 mod gc;
 mod inspect;
 mod profile;
+mod report;
 mod sample_batches;
 mod set_weights;
 mod sync_metadata;
+
+/// The help heading of the flags every subcommand takes, kept apart from its own.
+const GLOBAL: &str = "Global options";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,16 +31,13 @@ mod sync_metadata;
 )]
 pub struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides it.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = GLOBAL)]
     verbose: u8,
     /// Only errors on stderr.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
     quiet: bool,
-    /// Print a one-line JSON summary on stdout (for `inspect`: rows as JSON lines).
-    #[arg(long, global = true)]
-    json: bool,
     /// No progress bars (they are drawn only on a terminal anyway).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     no_progress: bool,
     #[command(subcommand)]
     command: Command,
@@ -52,6 +53,7 @@ enum Command {
     Gc(gc::Args),
     Inspect(inspect::Args),
     Profile(profile::Args),
+    Report(report::Args),
     SampleBatches(sample_batches::Args),
     SetWeights(Box<set_weights::Args>),
     SyncMetadata(Box<sync_metadata::Args>),
@@ -68,7 +70,23 @@ impl Cli {
     }
 
     pub fn printer(&self) -> Printer {
-        Printer::new(self.quiet, self.json).with_progress(!self.no_progress && self.verbose == 0)
+        Printer::new(self.quiet, self.json()).with_progress(!self.no_progress && self.verbose == 0)
+    }
+
+    /// Whether the subcommand was asked for JSON on stdout (each defines its own `--json`).
+    fn json(&self) -> bool {
+        match &self.command {
+            Command::ComputeWins(a) => a.json.json,
+            Command::EvalLosses(a) => a.json.json,
+            Command::FetchModels(a) => a.json.json,
+            Command::Gc(a) => a.json.json,
+            Command::Inspect(a) => a.json,
+            Command::Report(a) => a.json.json,
+            Command::SampleBatches(a) => a.json.json,
+            Command::SetWeights(a) => a.json.json,
+            Command::SyncMetadata(a) => a.json.json,
+            Command::EvalWorker(_) | Command::Profile(_) => false,
+        }
     }
 }
 
@@ -81,6 +99,7 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Outcome> {
         Command::Gc(args) => gc::exec(args, printer),
         Command::Inspect(args) => inspect::exec(args, printer),
         Command::Profile(args) => profile::exec(args, printer),
+        Command::Report(args) => report::exec(args, printer),
         Command::SampleBatches(args) => sample_batches::exec(args, printer).await,
         Command::SetWeights(args) => set_weights::exec(*args, printer).await,
         Command::SyncMetadata(args) => sync_metadata::exec(*args, printer).await,

@@ -9,7 +9,7 @@ use crate::printer::Printer;
 /// Show, list or check competition profiles.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  valkit profile show sn9 > my-subnet.toml   # then edit and use --competitions my-subnet.toml\n  valkit profile check my-subnet.toml\n  valkit profile list\n  valkit profile step --profile sn9 --block 5200000 --step 7   # the competition step 7 evaluates"
+    after_help = "Examples:\n  valkit profile list\n  valkit profile show sn9 > my-subnet.toml   # edit, then --competitions\n  valkit profile check my-subnet.toml\n  valkit profile step --profile sn9 --block 5200000 --step 7"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -19,11 +19,17 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Action {
     /// Print a built-in profile as TOML.
-    Show { name: String },
+    Show {
+        /// The built-in profile: sn9 or sn37 (see `valkit profile list`).
+        name: String,
+    },
     /// List the built-in profiles.
     List,
     /// Validate a profile TOML file and summarise its schedule.
-    Check { file: PathBuf },
+    Check {
+        /// The profile TOML file to validate.
+        file: PathBuf,
+    },
     /// Print the competition id a step evaluates at a block: upstream's round robin,
     /// `schedule(block)[step % len]` (with --all: every active id, one per line).
     Step {

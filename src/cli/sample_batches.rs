@@ -11,7 +11,8 @@ use crate::stages::sample_batches::{self, SeedSource, TokenizerSource};
 /// Sample a competition's evaluation batches, as the reference validators pick them.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  valkit sample-batches --profile sn9 --competition-id 4 --metagraph metagraph.parquet -o batches.parquet\n  valkit sample-batches --profile sn9 --competition-id 4 --block-hash 0x4dc0…cdf5 --plan --json\n  valkit sample-batches --competitions my-subnet.toml --competition-id 1 --seed 42 \\\n      --tokenizer ./tokenizer/ -o batches.parquet"
+    allow_negative_numbers = true,
+    after_help = "Examples:\n  valkit sample-batches --profile sn9 --competition-id 4 \\\n      --metagraph metagraph.parquet -o batches.parquet\n  valkit sample-batches --profile sn9 --competition-id 4 \\\n      --metagraph metagraph.parquet --plan --json\n  valkit sample-batches --competitions my-subnet.toml --competition-id 1 \\\n      --seed 42 --tokenizer ./tokenizer/ -o batches.parquet"
 )]
 #[command(group(clap::ArgGroup::new("seed_source").required(true).args(["metagraph", "block_hash", "seed"])))]
 #[command(group(clap::ArgGroup::new("output").required(true).args(["out", "plan"])))]
@@ -59,6 +60,8 @@ pub struct Args {
     /// Print the pages each task would request, from the seed and /size alone; fetch no rows.
     #[arg(long)]
     plan: bool,
+    #[command(flatten)]
+    pub(super) json: super::args::JsonArg,
 }
 
 pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {

@@ -11,12 +11,13 @@ use crate::stages::set_weights;
 /// Send a weights table to the chain as the bittensor SDK would (or preview it with --dry-run).
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  valkit set-weights --weights step/weights.parquet --netuid 9 --dry-run --json\n  valkit set-weights --network finney --netuid 9 --wallet validator --hotkey default \\\n      --weights step/weights.parquet\n\nWithout --network, --dry-run only converts: the exact uids and u16 values that would be sent,\nand the uids whose weight rounds to zero. With --network it first checks, with a message for\neach: the hotkey is registered, has a validator permit, the version key is not below the\nsubnet's WeightsVersionKey, and the rate limit has passed (exit 3, with the blocks to go).\nWith commit-reveal on, a run commits (the salt kept in --state-dir) and a later run reveals.\nEach submission appends a row to the receipts table."
+    after_help = "Examples:\n  valkit set-weights --weights step/weights.parquet --netuid 9 --dry-run\n  valkit set-weights --network finney --netuid 9 --wallet validator \\\n      --hotkey default --weights step/weights.parquet\n\nWithout --network, --dry-run only converts: the exact uids and u16 values that would be sent,\nand the uids whose weight rounds to zero. With --network it first checks, with a message for\neach: the hotkey is registered, has a validator permit, the version key is not below the\nsubnet's WeightsVersionKey, and the rate limit has passed (exit 3, with the blocks to go).\nWith commit-reveal on, a run commits (the salt kept in --state-dir) and a later run reveals.\nEach submission appends a row to the receipts table."
 )]
 pub struct Args {
     /// The weights table written by compute-wins.
     #[arg(long, value_name = "FILE")]
     weights: String,
+    /// The subnet to set weights on (must match the weights table's netuid).
     #[arg(long, value_name = "N")]
     netuid: u16,
     /// finney, test, local (ws://127.0.0.1:9944), or a ws:// / wss:// URL; without it, only --dry-run works.
@@ -45,6 +46,8 @@ pub struct Args {
     state_dir: Option<PathBuf>,
     #[command(flatten)]
     chain: ChainArgs,
+    #[command(flatten)]
+    pub(super) json: super::args::JsonArg,
 }
 
 pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {

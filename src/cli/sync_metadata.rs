@@ -8,12 +8,13 @@ use crate::stages::sync_metadata;
 /// Read a subnet's uids, hotkeys, stakes, permits, weights and model commitments from the chain.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  valkit sync-metadata --network finney --netuid 9 --profile sn9 --out metagraph.parquet\n  valkit sync-metadata --network local --netuid 2 --profile sn37 --block 1200 -o m.parquet\n\nEvery read is pinned to one block (the finalized head unless --block). A commitment that does\nnot parse is recorded in its uid's metadata_error column. The table's metadata keeps the\nblock, the profile's sync block and its hash (the data seed) and the subnet's weight\nhyperparameters, so no later stage needs the chain."
+    after_help = "Examples:\n  valkit sync-metadata --network finney --netuid 9 --profile sn9 \\\n      -o metagraph.parquet\n  valkit sync-metadata --network local --netuid 2 --profile sn37 \\\n      --block 1200 -o metagraph.parquet\n\nEvery read is pinned to one block (the finalized head unless --block). A commitment that does\nnot parse is recorded in its uid's metadata_error column. The table's metadata keeps the\nblock, the profile's sync block and its hash (the data seed) and the subnet's weight\nhyperparameters, so no later stage needs the chain."
 )]
 pub struct Args {
     /// finney, test, local (ws://127.0.0.1:9944), or a ws:// / wss:// URL.
     #[arg(long, value_name = "NETWORK")]
     network: String,
+    /// The subnet to read.
     #[arg(long, value_name = "N")]
     netuid: u16,
     #[command(flatten)]
@@ -26,6 +27,8 @@ pub struct Args {
     out: String,
     #[command(flatten)]
     chain: ChainArgs,
+    #[command(flatten)]
+    pub(super) json: super::args::JsonArg,
 }
 
 pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {

@@ -22,6 +22,20 @@ impl EpsilonFunc {
     }
 }
 
+impl std::fmt::Display for EpsilonFunc {
+    /// The profile TOML's inline-table form, e.g. `{ kind = "fixed", value = 0.005 }`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Self::Fixed { value } => write!(f, "{{ kind = \"fixed\", value = {value:?} }}"),
+            Self::LinearDecay { start, end, decay_blocks } => write!(
+                f,
+                "{{ kind = \"linear-decay\", start = {start:?}, end = {end:?}, decay_blocks = {} }}",
+                if decay_blocks.fract() == 0.0 { format!("{decay_blocks:.0}") } else { format!("{decay_blocks:?}") }
+            ),
+        }
+    }
+}
+
 /// Python's `max(a, b)`: keeps `a` unless `b > a` (so a NaN first argument survives).
 fn py_max(a: f64, b: f64) -> f64 {
     if b > a {
@@ -58,6 +72,13 @@ mod tests {
             let pos = label.find("FixedEpsilon(").expect("known epsilon label");
             EpsilonFunc::Fixed { value: args(&label[pos..])[0] }
         }
+    }
+
+    #[test]
+    fn displays_as_profile_toml() {
+        let e = EpsilonFunc::LinearDecay { start: 0.005, end: 0.0001, decay_blocks: 14_400.0 };
+        assert_eq!(e.to_string(), "{ kind = \"linear-decay\", start = 0.005, end = 0.0001, decay_blocks = 14400 }");
+        assert_eq!(EpsilonFunc::Fixed { value: 0.005 }.to_string(), "{ kind = \"fixed\", value = 0.005 }");
     }
 
     #[test]

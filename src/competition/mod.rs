@@ -120,6 +120,16 @@ pub enum Weighting {
     WinnerTakesAll,
 }
 
+impl std::fmt::Display for Weighting {
+    /// The profile TOML's inline-table form.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Softmax { temperature } => write!(f, "{{ kind = \"softmax\", temperature = {temperature:?} }}"),
+            Self::WinnerTakesAll => write!(f, "{{ kind = \"winner-takes-all\" }}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalTask {
     pub name: String,

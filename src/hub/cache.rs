@@ -143,10 +143,26 @@ impl Cache {
         Ok(list.iter().filter_map(|s| s.rsplit_once('@')).map(|(r, c)| self.snapshot_dir(r, c)).collect())
     }
 
-    /// Every snapshot in the cache with the bytes only it holds and its newest modification.
+    /// Marks `repo` as one valkit downloads into, before the first byte arrives: `gc` only ever
+    /// frees such repositories, never what else shares the cache (the competitions'
+    /// tokenizers, a user's own models).
+    pub fn record_fetched(&self, repo: &str) -> io::Result<()> {
+        let marker = self.root.join(".valkit/fetched").join(repo_folder(repo));
+        if marker.exists() {
+            return Ok(());
+        }
+        write_atomic(&marker, b"")
+    }
+
+    fn fetched_by_valkit(&self, folder: &str) -> bool {
+        self.root.join(".valkit/fetched").join(folder).exists() || self.root.join(".valkit/verified").join(folder).is_dir()
+    }
+
+    /// Every snapshot of a repository valkit fetched, with the bytes only it holds and its
+    /// newest modification.
     pub fn snapshots(&self) -> io::Result<Vec<Snapshot>> {
         let mut out = Vec::new();
-        for folder in self.repo_folders()? {
+        for folder in self.repo_folders()?.into_iter().filter(|f| self.fetched_by_valkit(f)) {
             let repo_dir = self.root.join(&folder);
             let Ok(entries) = fs::read_dir(repo_dir.join("snapshots")) else { continue };
             let mut commits: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -260,6 +276,22 @@ mod tests {
         }
         // A size mismatch is not the same blob.
         assert!(!cache.share_blob("b/y", "c0ffee", "other.safetensors", "abc123", 8).unwrap());
+    }
+
+    #[test]
+    fn only_repositories_valkit_fetched_are_listed_for_gc() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::new(root.path().to_path_buf());
+        for repo in ["miner/model", "Xenova/gpt-4"] {
+            let dir = cache.snapshot_dir(repo, "c1");
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join("config.json"), b"{}").unwrap();
+        }
+        assert!(cache.snapshots().unwrap().is_empty(), "nothing valkit fetched");
+        cache.record_fetched("miner/model").unwrap();
+        cache.record_fetched("miner/model").unwrap();
+        let listed: Vec<PathBuf> = cache.snapshots().unwrap().into_iter().map(|s| s.dir).collect();
+        assert_eq!(listed, [cache.snapshot_dir("miner/model", "c1")], "the tokenizer is not ours to remove");
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub struct Summary {
     pub uids: usize,
     /// The weights that survive the u16 conversion, i.e. what `set-weights` would send.
     pub nonzero_weights: BTreeMap<u16, f32>,
+    /// For each of those uids, the competitions whose tracker holds its weight: a uid can be paid
+    /// by a competition this step did not evaluate.
+    pub weight_from: BTreeMap<u16, Vec<u16>>,
     pub out_dir: String,
 }
 
@@ -129,8 +132,8 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Option<Summary>)> {
     if let Some(t) = &previous {
         prov.insert("previous_tracker_sha256".to_string(), t.sha256.clone());
     }
-    prov.insert("epsilon".to_string(), format!("{:?}", params.epsilon));
-    prov.insert("weighting".to_string(), format!("{:?}", params.weighting));
+    prov.insert("epsilon".to_string(), params.epsilon.to_string());
+    prov.insert("weighting".to_string(), params.weighting.to_string());
     prov.insert("alpha".to_string(), params.alpha.to_string());
     prov.insert("weight_threshold".to_string(), params.weight_threshold.to_string());
     prov.insert("sample_min".to_string(), params.sample_min.to_string());
@@ -148,6 +151,14 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Option<Summary>)> {
         top_uid: step.top_uid,
         uids: contenders.len(),
         nonzero_weights: weight_rows.iter().filter(|w| w.weight_u16 > 0).map(|w| (w.uid, w.weight)).collect(),
+        weight_from: weight_rows
+            .iter()
+            .filter(|w| w.weight_u16 > 0)
+            .map(|w| {
+                let held = |weights: &Vec<f32>| weights.get(usize::from(w.uid)).is_some_and(|&x| x > 0.0);
+                (w.uid, state.tracker.weights.iter().filter(|(_, weights)| held(weights)).map(|(&c, _)| c).collect())
+            })
+            .collect(),
         out_dir: opts.out_dir.display().to_string(),
     };
     Ok((Outcome::Done, Some(summary)))

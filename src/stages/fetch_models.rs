@@ -594,6 +594,10 @@ impl Fetcher<'_> {
     /// One file into the snapshot: from a blob another repository already holds, else from the hub.
     async fn download(&self, repo: &str, revision: &str, file: &str, size: u64) -> Result<PathBuf, Problem> {
         let snapshot_file = self.cache.snapshot_dir(repo, revision).join(file);
+        if let Err(e) = self.cache.record_fetched(repo) {
+            // Unmarked, the snapshot is merely never freed by gc.
+            tracing::warn!(repo, error = %e, "could not mark the repository as fetched by valkit");
+        }
         let mut _blob_guard = None;
         if !snapshot_file.exists() && file.ends_with(".safetensors") && !self.hub.config().offline {
             let etag = self.hub.etag(repo, revision, file).await?;

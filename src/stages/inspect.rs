@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::exit::Outcome;
 use crate::files::{self, Location};
+use crate::format::{shortest_f32, significant};
 use crate::tables;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,11 +23,23 @@ pub enum Format {
     Csv,
     /// Only the metadata, as one JSON object.
     Meta,
+    /// The table's columns and what each means.
+    Describe,
+}
+
+/// Which columns to print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Columns {
+    /// The table view: the table's default set (fits 120 columns); JSON and CSV: all.
+    Default,
+    All,
+    Named(Vec<String>),
 }
 
 pub struct Options {
     pub input: Location,
     pub format: Format,
+    pub columns: Columns,
     pub limit: Option<usize>,
 }
 
@@ -37,6 +50,8 @@ enum Cell {
     Bool(bool),
     Int(i128),
     Float(f64),
+    /// Kept apart from `Float` so that it prints as the f32 it is, not widened to f64 digits.
+    Float32(f32),
     Str(String),
     List(Vec<Cell>),
 }
@@ -50,22 +65,29 @@ impl Cell {
             // JSON has no infinities: write them as strings Python's float() reads back.
             Cell::Float(f) if f.is_finite() => json!(f),
             Cell::Float(f) => json!(f.to_string()),
+            Cell::Float32(f) if f.is_finite() => serde_json::from_str(&shortest_f32(*f)).unwrap_or(Value::Null),
+            Cell::Float32(f) => json!(f.to_string()),
             Cell::Str(s) => json!(s),
             Cell::List(items) => Value::Array(items.iter().map(Cell::to_json).collect()),
         }
     }
 
-    fn to_text(&self, max_items: usize) -> String {
+    /// Text for CSV (`digits` None: every digit) or for people (`digits` significant digits).
+    fn to_text(&self, max_items: usize, digits: Option<usize>) -> String {
         match self {
             Cell::Null => String::new(),
             Cell::Bool(b) => b.to_string(),
             Cell::Int(i) => i.to_string(),
-            // Denormal tracker weights such as 3.7e-44 would print with 40 zeros otherwise.
-            Cell::Float(f) if *f != 0.0 && f.is_finite() && (f.abs() < 1e-4 || f.abs() >= 1e15) => format!("{f:e}"),
-            Cell::Float(f) => f.to_string(),
+            Cell::Float(f) => match digits {
+                Some(d) => significant(*f, d),
+                // Denormal tracker weights such as 3.7e-44 would print with 40 zeros otherwise.
+                None if *f != 0.0 && f.is_finite() && (f.abs() < 1e-4 || f.abs() >= 1e15) => format!("{f:e}"),
+                None => f.to_string(),
+            },
+            Cell::Float32(f) => shortest_f32(*f),
             Cell::Str(s) => s.clone(),
             Cell::List(items) => {
-                let shown: Vec<String> = items.iter().take(max_items).map(|c| c.to_text(max_items)).collect();
+                let shown: Vec<String> = items.iter().take(max_items).map(|c| c.to_text(max_items, digits)).collect();
                 let more = if items.len() > max_items { format!(", … ({} items)", items.len()) } else { String::new() };
                 format!("[{}{more}]", shown.join(", "))
             }
@@ -93,7 +115,7 @@ fn cell(array: &ArrayRef, row: usize) -> Cell {
         DataType::UInt16 => int!(UInt16Type),
         DataType::UInt32 => int!(UInt32Type),
         DataType::UInt64 => int!(UInt64Type),
-        DataType::Float32 => Cell::Float(f64::from(array.as_primitive::<Float32Type>().value(row))),
+        DataType::Float32 => Cell::Float32(array.as_primitive::<Float32Type>().value(row)),
         DataType::Float64 => Cell::Float(array.as_primitive::<Float64Type>().value(row)),
         DataType::Utf8 => Cell::Str(array.as_string::<i32>().value(row).to_string()),
         DataType::LargeUtf8 => Cell::Str(array.as_string::<i64>().value(row).to_string()),
@@ -113,37 +135,67 @@ fn list(items: &ArrayRef) -> Cell {
 pub fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let input = files::read(&opts.input)?;
     let (meta, batch) = tables::read_any(&input)?;
+    let legend = meta.table.as_deref().and_then(tables::legend);
+    let columns = select_columns(&batch, &opts.columns, opts.format, legend).with_context(|| format!("{}", opts.input))?;
     let rows = opts.limit.unwrap_or(usize::MAX).min(batch.num_rows());
     let write = |e| anyhow::Error::new(e).context("writing rows");
+    let names: Vec<&str> = columns.iter().map(|&c| batch.schema_ref().field(c).name().as_str()).collect();
     match opts.format {
         Format::Meta => writeln!(out, "{}", meta_json(&meta, &batch)).map_err(write)?,
+        Format::Describe => write_legend(out, &meta, &batch, legend).map_err(write)?,
         Format::Json => {
-            let names = column_names(&batch);
             for row in 0..rows {
                 let object: Map<String, Value> =
-                    names.iter().zip(batch.columns()).map(|(n, a)| (n.clone(), cell(a, row).to_json())).collect();
+                    columns.iter().zip(&names).map(|(&c, n)| (n.to_string(), cell(batch.column(c), row).to_json())).collect();
                 writeln!(out, "{}", Value::Object(object)).map_err(write)?;
             }
         }
         Format::Csv => {
-            let names = column_names(&batch);
             writeln!(out, "{}", names.iter().map(|n| csv_field(n)).collect::<Vec<_>>().join(",")).map_err(write)?;
             for row in 0..rows {
-                let fields: Vec<String> = batch.columns().iter().map(|a| csv_field(&cell(a, row).to_text(usize::MAX))).collect();
+                let fields: Vec<String> =
+                    columns.iter().map(|&c| csv_field(&cell(batch.column(c), row).to_text(usize::MAX, None))).collect();
                 writeln!(out, "{}", fields.join(",")).map_err(write)?;
             }
         }
         Format::Table => {
             write_header(out, &meta, &batch).map_err(write)?;
-            write_aligned(out, &batch, rows).map_err(write)?;
+            write_aligned(out, &batch, &columns, rows).map_err(write)?;
+            let hidden = batch.num_columns() - columns.len();
+            if hidden > 0 {
+                writeln!(out, "({hidden} more column{}: --columns all; what each column means: --describe)", if hidden == 1 { "" } else { "s" }).map_err(write)?;
+            }
         }
     }
     out.flush().map_err(write).context("flushing output")?;
     Ok(Outcome::Done)
 }
 
-fn column_names(batch: &RecordBatch) -> Vec<String> {
-    batch.schema().fields().iter().map(|f| f.name().clone()).collect()
+/// Indices of the columns to print, in the table's order for the default set, in the asked
+/// order for named ones.
+fn select_columns(
+    batch: &RecordBatch,
+    columns: &Columns,
+    format: Format,
+    legend: Option<&[tables::Column]>,
+) -> anyhow::Result<Vec<usize>> {
+    let all: Vec<usize> = (0..batch.num_columns()).collect();
+    let schema = batch.schema();
+    Ok(match (columns, format, legend) {
+        (Columns::Default, Format::Table, Some(legend)) => {
+            all.into_iter().filter(|&c| legend.iter().any(|l| l.shown && l.name == schema.field(c).name())).collect()
+        }
+        (Columns::Named(names), _, _) => names
+            .iter()
+            .map(|name| {
+                schema.index_of(name).map_err(|_| {
+                    let known: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    anyhow::anyhow!("no column {name:?}; the columns are {}", known.join(", "))
+                })
+            })
+            .collect::<anyhow::Result<_>>()?,
+        _ => all,
+    })
 }
 
 fn meta_json(meta: &tables::Meta, batch: &RecordBatch) -> Value {
@@ -169,20 +221,76 @@ fn write_header(out: &mut dyn Write, meta: &tables::Meta, batch: &RecordBatch) -
     let valkit = meta.valkit_version.as_deref().unwrap_or("-");
     writeln!(out, "table: {table}  schema version: {version}  written by valkit {valkit}  rows: {}", batch.num_rows())?;
     for (key, value) in &meta.provenance {
-        writeln!(out, "  {key}: {value}")?;
+        writeln!(out, "  {key} = {}", toml_value(value))?;
     }
     writeln!(out)
 }
 
-const MAX_WIDTH: usize = 48;
+/// A provenance value as the profile TOML would write it: numbers, booleans and inline tables
+/// as they are, anything else quoted.
+fn toml_value(value: &str) -> String {
+    match format!("v = {value}").parse::<toml::Table>() {
+        Ok(_) => value.to_string(),
+        Err(_) => toml::Value::String(value.to_string()).to_string(),
+    }
+}
 
-fn write_aligned(out: &mut dyn Write, batch: &RecordBatch, rows: usize) -> std::io::Result<()> {
-    let names = column_names(batch);
+/// `--describe`: each column with its type and meaning; `*` marks the default view's columns.
+fn write_legend(out: &mut dyn Write, meta: &tables::Meta, batch: &RecordBatch, legend: Option<&[tables::Column]>) -> std::io::Result<()> {
+    let table = meta.table.as_deref().unwrap_or("(not a valkit table)");
+    writeln!(out, "table: {table}  ({} columns; * = shown by default, the rest with --columns)", batch.num_columns())?;
+    let schema = batch.schema();
+    let width = schema.fields().iter().map(|f| f.name().len()).max().unwrap_or(0);
+    for field in schema.fields() {
+        let entry = legend.and_then(|l| l.iter().find(|c| c.name == field.name()));
+        let mark = if entry.is_some_and(|c| c.shown) { "*" } else { " " };
+        let about = entry.map_or("", |c| c.about);
+        writeln!(out, "{mark} {:<width$}  {:<10}  {about}", field.name(), short_type(field.data_type()))?;
+    }
+    Ok(())
+}
+
+fn short_type(t: &arrow::datatypes::DataType) -> String {
+    use arrow::datatypes::DataType;
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 => "string".into(),
+        DataType::List(f) | DataType::LargeList(f) => format!("list<{}>", short_type(f.data_type())),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+const MAX_WIDTH: usize = 48;
+/// The table view's line width, and the narrowest a column is squeezed to reach it.
+const LINE_WIDTH: usize = 120;
+const MIN_WIDTH: usize = 12;
+
+/// Significant digits of f64 values in the table view (losses differ from the 5th digit on;
+/// JSON and CSV keep every digit).
+const DIGITS: usize = 7;
+
+fn write_aligned(out: &mut dyn Write, batch: &RecordBatch, columns: &[usize], rows: usize) -> std::io::Result<()> {
+    let names: Vec<String> = columns.iter().map(|&c| batch.schema_ref().field(c).name().clone()).collect();
     let mut grid: Vec<Vec<String>> = vec![names.clone()];
     for row in 0..rows {
-        grid.push(batch.columns().iter().map(|a| truncate(&cell(a, row).to_text(6))).collect());
+        grid.push(columns.iter().map(|&c| truncate(&cell(batch.column(c), row).to_text(6, Some(DIGITS)))).collect());
     }
-    let widths: Vec<usize> = (0..names.len()).map(|c| grid.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut widths: Vec<usize> = (0..names.len()).map(|c| grid.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    // Fit the terminal width the README promises by narrowing the widest columns, never below
+    // their header.
+    while widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1) > LINE_WIDTH {
+        let (widest, width) = widths.iter().copied().enumerate().max_by_key(|&(i, w)| (w, usize::MAX - i)).expect("columns");
+        if width <= MIN_WIDTH.max(names[widest].chars().count()) {
+            break;
+        }
+        widths[widest] = width - 1;
+    }
+    for row in &mut grid {
+        for (value, &w) in row.iter_mut().zip(&widths) {
+            if value.chars().count() > w {
+                *value = format!("{}…", value.chars().take(w - 1).collect::<String>());
+            }
+        }
+    }
     for line in grid {
         let cells: Vec<String> = line.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect();
         writeln!(out, "{}", cells.join("  ").trim_end())?;

@@ -7,6 +7,7 @@ pub mod eval_losses;
 pub mod fetch_models;
 pub mod gc;
 pub mod inspect;
+pub mod report;
 pub mod sample_batches;
 pub mod set_weights;
 pub mod sync_metadata;

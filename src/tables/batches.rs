@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, ListArray, StringArray, UInt16Array, UInt32Array};
 use arrow::datatypes::{DataType, SchemaRef, UInt32Type};
 
-use super::{field, list_of, schema_of, Columns, Error, Table};
+use super::{Column, field, list_of, schema_of, Columns, Error, Table};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -26,6 +26,14 @@ pub struct Batches;
 impl Table for Batches {
     const NAME: &'static str = "batches";
     const SCHEMA_VERSION: u32 = 1;
+    const LEGEND: &'static [Column] = &[
+        Column { name: "competition_id", shown: true, about: "the competition the batch belongs to" },
+        Column { name: "task", shown: true, about: "the eval task" },
+        Column { name: "batch_index", shown: true, about: "the batch's position within its task" },
+        Column { name: "token_ids", shown: true, about: "the tokens of the window or sample" },
+        Column { name: "context_len", shown: true, about: "prompt tokens not scored (reference-loss tasks), else 0" },
+        Column { name: "source", shown: true, about: "dataset, config, split and page (or corpus file) the text came from" },
+    ];
     type Row = Row;
 
     fn schema() -> SchemaRef {

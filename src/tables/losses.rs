@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float64Array, StringArray, UInt16Array, UInt32Array};
 use arrow::datatypes::{DataType, SchemaRef};
 
-use super::{field, schema_of, Columns, Error, Table};
+use super::{Column, field, schema_of, Columns, Error, Table};
 
 status_enum!(Status { Ok => "ok", Failed => "failed" });
 
@@ -37,6 +37,17 @@ pub struct Losses;
 impl Table for Losses {
     const NAME: &'static str = "losses";
     const SCHEMA_VERSION: u32 = 1;
+    const LEGEND: &'static [Column] = &[
+        Column { name: "uid", shown: true, about: "the neuron's slot on the subnet" },
+        Column { name: "hotkey", shown: false, about: "the neuron's hotkey" },
+        Column { name: "competition_id", shown: true, about: "the competition" },
+        Column { name: "task", shown: true, about: "the eval task" },
+        Column { name: "batch_index", shown: true, about: "the batch" },
+        Column { name: "loss", shown: true, about: "mean cross-entropy over the scored tokens (inf when failed)" },
+        Column { name: "n_tokens", shown: true, about: "tokens scored" },
+        Column { name: "status", shown: true, about: "ok or failed" },
+        Column { name: "reason", shown: true, about: "reason code and message when failed" },
+    ];
     type Row = Row;
 
     fn schema() -> SchemaRef {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, ListArray, StringArray, UInt16Array, UInt64Array};
 use arrow::datatypes::{DataType, SchemaRef, UInt16Type};
 
-use super::{field, list_of, schema_of, Columns, Error, Table};
+use super::{Column, field, list_of, schema_of, Columns, Error, Table};
 
 /// Provenance key holding the block the metagraph was read at (`compute-wins`' default current block).
 pub const PROVENANCE_BLOCK: &str = "block";
@@ -69,6 +69,25 @@ pub struct Metagraph;
 impl Table for Metagraph {
     const NAME: &'static str = "metagraph";
     const SCHEMA_VERSION: u32 = 1;
+    const LEGEND: &'static [Column] = &[
+        Column { name: "netuid", shown: false, about: "the subnet" },
+        Column { name: "uid", shown: true, about: "the neuron's slot on the subnet" },
+        Column { name: "hotkey", shown: true, about: "the neuron's hotkey (SS58)" },
+        Column { name: "coldkey", shown: false, about: "the hotkey's owner (SS58)" },
+        Column { name: "stake", shown: true, about: "total stake in TAO" },
+        Column { name: "validator_permit", shown: true, about: "whether the uid may set weights" },
+        Column { name: "registration_block", shown: false, about: "the block the hotkey registered at" },
+        Column { name: "commitment", shown: false, about: "the raw model commitment string" },
+        Column { name: "commit_block", shown: true, about: "the block the commitment was made at" },
+        Column { name: "repo_namespace", shown: false, about: "Hugging Face namespace of the committed model" },
+        Column { name: "repo_name", shown: true, about: "Hugging Face repository name of the committed model" },
+        Column { name: "revision", shown: false, about: "the committed commit hash" },
+        Column { name: "secure_hash", shown: false, about: "the committed hash binding the model to the hotkey" },
+        Column { name: "competition_id", shown: true, about: "the competition the model entered" },
+        Column { name: "metadata_error", shown: true, about: "why the commitment did not parse, when it did not" },
+        Column { name: "weight_uids", shown: false, about: "uids of this validator's weight row on chain" },
+        Column { name: "weight_values", shown: false, about: "u16 values of this validator's weight row on chain" },
+    ];
     type Row = Row;
 
     fn schema() -> SchemaRef {

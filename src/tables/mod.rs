@@ -104,11 +104,37 @@ pub enum Error {
 }
 
 /// One Parquet table of SPEC §3.
+/// One column's entry in a table's legend (`inspect --describe`).
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub name: &'static str,
+    /// Part of `inspect`'s default view, which fits 120 columns; the rest need `--columns`.
+    pub shown: bool,
+    pub about: &'static str,
+}
+
+/// The legend of the valkit table called `name`.
+pub fn legend(name: &str) -> Option<&'static [Column]> {
+    Some(match name {
+        metagraph::Metagraph::NAME => metagraph::Metagraph::LEGEND,
+        models::Models::NAME => models::Models::LEGEND,
+        batches::Batches::NAME => batches::Batches::LEGEND,
+        losses::Losses::NAME => losses::Losses::LEGEND,
+        wins::Wins::NAME => wins::Wins::LEGEND,
+        weights::Weights::NAME => weights::Weights::LEGEND,
+        tracker::Tracker::NAME => tracker::Tracker::LEGEND,
+        receipts::Receipts::NAME => receipts::Receipts::LEGEND,
+        _ => return None,
+    })
+}
+
 pub trait Table {
     /// The `valkit.table` value.
     const NAME: &'static str;
     /// Bumped whenever a column changes meaning or is removed; readers refuse other versions.
     const SCHEMA_VERSION: u32;
+    /// What each column means, in `schema()` order, and whether `inspect` shows it by default.
+    const LEGEND: &'static [Column];
     type Row;
     fn schema() -> SchemaRef;
     /// Columns in `schema()` order. Rows are already sorted.
@@ -208,6 +234,11 @@ fn meta_of(key_value: Option<&Vec<KeyValue>>) -> Meta {
     meta
 }
 
+/// Reads and decodes the table file at `location`.
+pub fn read<T: Table>(location: &Location) -> anyhow::Result<TableFile<T::Row>> {
+    Ok(decode_file::<T>(&crate::files::read(location)?)?)
+}
+
 /// Reads a table file, refusing a file of another table or of an unknown schema version.
 pub fn decode_file<T: Table>(input: &InputFile) -> Result<TableFile<T::Row>, Error> {
     let location = &input.location;
@@ -257,5 +288,24 @@ mod tests {
         assert_eq!(props.data_page_size_limit(), 1024 * 1024);
         assert!(props.dictionary_enabled(&col));
         assert_eq!(props.statistics_enabled(&col), EnabledStatistics::Chunk);
+    }
+
+    fn legend_matches_schema<T: Table>() {
+        let legend: Vec<&str> = legend(T::NAME).expect("registered").iter().map(|c| c.name).collect();
+        let schema: Vec<String> = T::schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(legend, schema, "{}", T::NAME);
+        assert!(T::LEGEND.iter().all(|c| !c.about.is_empty()));
+    }
+
+    #[test]
+    fn every_column_has_a_legend_entry() {
+        legend_matches_schema::<metagraph::Metagraph>();
+        legend_matches_schema::<models::Models>();
+        legend_matches_schema::<batches::Batches>();
+        legend_matches_schema::<losses::Losses>();
+        legend_matches_schema::<wins::Wins>();
+        legend_matches_schema::<weights::Weights>();
+        legend_matches_schema::<tracker::Tracker>();
+        legend_matches_schema::<receipts::Receipts>();
     }
 }

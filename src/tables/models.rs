@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, BooleanArray, StringArray, UInt16Array, UInt64Array};
 use arrow::datatypes::{DataType, SchemaRef};
 
-use super::{field, schema_of, Columns, Error, Table};
+use super::{Column, field, schema_of, Columns, Error, Table};
 
 status_enum!(
     /// `ok`: usable snapshot at `local_path`; `skipped`: not this step's business (e.g. eval delay);
@@ -40,6 +40,22 @@ pub struct Models;
 impl Table for Models {
     const NAME: &'static str = "models";
     const SCHEMA_VERSION: u32 = 1;
+    const LEGEND: &'static [Column] = &[
+        Column { name: "uid", shown: true, about: "the neuron's slot on the subnet" },
+        Column { name: "hotkey", shown: false, about: "the neuron's hotkey" },
+        Column { name: "competition_id", shown: true, about: "the competition the model entered" },
+        Column { name: "repo_id", shown: true, about: "the Hugging Face repository" },
+        Column { name: "revision", shown: false, about: "the commit downloaded (pinned)" },
+        Column { name: "commit_block", shown: false, about: "the block of the commitment" },
+        Column { name: "local_path", shown: false, about: "the snapshot directory in the Hugging Face cache" },
+        Column { name: "size_bytes", shown: false, about: "bytes of the model's files" },
+        Column { name: "n_params", shown: true, about: "parameter count from the safetensors headers" },
+        Column { name: "architecture", shown: true, about: "the config's architecture" },
+        Column { name: "status", shown: true, about: "ok, skipped, rejected (breaks a rule) or failed (fetch or check)" },
+        Column { name: "reason", shown: true, about: "reason code and message when not ok" },
+        Column { name: "in_step", shown: true, about: "whether the model is evaluated this step" },
+        Column { name: "step_reason", shown: true, about: "why it is (or is not) in the step: keep, new, retry, top-miner, …" },
+    ];
     type Row = Row;
 
     fn schema() -> SchemaRef {

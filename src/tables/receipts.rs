@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, ListArray, StringArray, UInt16Array, UInt64Array};
 use arrow::datatypes::{DataType, SchemaRef, UInt16Type};
 
-use super::{field, list_of, schema_of, Columns, Error, Table};
+use super::{Column, field, list_of, schema_of, Columns, Error, Table};
 
 status_enum!(
     /// Which extrinsic a receipt records.
@@ -42,6 +42,20 @@ pub struct Receipts;
 impl Table for Receipts {
     const NAME: &'static str = "receipts";
     const SCHEMA_VERSION: u32 = 1;
+    const LEGEND: &'static [Column] = &[
+        Column { name: "action", shown: true, about: "set_weights, commit_weights or reveal_weights" },
+        Column { name: "netuid", shown: true, about: "the subnet" },
+        Column { name: "hotkey", shown: false, about: "the validator's hotkey" },
+        Column { name: "uid", shown: true, about: "the validator's uid" },
+        Column { name: "version_key", shown: true, about: "the version key sent" },
+        Column { name: "block", shown: true, about: "the block the extrinsic was included in" },
+        Column { name: "block_hash", shown: false, about: "that block's hash" },
+        Column { name: "extrinsic_hash", shown: true, about: "the extrinsic's hash" },
+        Column { name: "endpoint", shown: false, about: "the chain endpoint used" },
+        Column { name: "uids", shown: true, about: "uids sent" },
+        Column { name: "values", shown: true, about: "u16 values sent" },
+        Column { name: "weights_sha256", shown: false, about: "sha256 of the weights table sent" },
+    ];
     type Row = Row;
 
     fn schema() -> SchemaRef {

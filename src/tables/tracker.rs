@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, BooleanArray, Float32Array, ListArray, StringArray, UInt16Array};
 use arrow::datatypes::{DataType, Float64Type, SchemaRef, UInt64Type};
 
-use super::{field, list_of, schema_of, Columns, Error, Table};
+use super::{Column, field, list_of, schema_of, Columns, Error, Table};
 use crate::scoring::EvalResult;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +28,17 @@ pub struct Tracker;
 impl Table for Tracker {
     const NAME: &'static str = "tracker";
     const SCHEMA_VERSION: u32 = 1;
+    const LEGEND: &'static [Column] = &[
+        Column { name: "competition_id", shown: true, about: "the competition" },
+        Column { name: "uid", shown: true, about: "the neuron's slot on the subnet" },
+        Column { name: "weight", shown: true, about: "the competition tracker's EMA weight" },
+        Column { name: "keep", shown: true, about: "whether the uid is re-evaluated next step (keep set)" },
+        Column { name: "hotkey", shown: false, about: "the hotkey the history belongs to" },
+        Column { name: "eval_block", shown: true, about: "blocks of the uid's past evaluations" },
+        Column { name: "eval_score", shown: false, about: "its scores at those evaluations" },
+        Column { name: "winning_block", shown: false, about: "the winning model's commit block at each evaluation" },
+        Column { name: "winning_score", shown: false, about: "the winning model's score at each evaluation" },
+    ];
     type Row = Row;
 
     fn schema() -> SchemaRef {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float32Array, StringArray, UInt16Array};
 use arrow::datatypes::{DataType, SchemaRef};
 
-use super::{field, schema_of, Columns, Error, Table};
+use super::{Column, field, schema_of, Columns, Error, Table};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -22,6 +22,12 @@ pub struct Weights;
 impl Table for Weights {
     const NAME: &'static str = "weights";
     const SCHEMA_VERSION: u32 = 1;
+    const LEGEND: &'static [Column] = &[
+        Column { name: "uid", shown: true, about: "the neuron's slot on the subnet" },
+        Column { name: "hotkey", shown: true, about: "the neuron's hotkey" },
+        Column { name: "weight", shown: true, about: "the subnet weight (float32, sums to 1)" },
+        Column { name: "weight_u16", shown: true, about: "the value set-weights sends: max-scaled to 65535 as the SDK converts" },
+    ];
     type Row = Row;
 
     fn schema() -> SchemaRef {

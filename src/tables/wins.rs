@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, BooleanArray, Float32Array, Float64Array, StringArray, UInt16Array, UInt32Array, UInt64Array};
 use arrow::datatypes::{DataType, SchemaRef};
 
-use super::{field, schema_of, Columns, Error, Table};
+use super::{Column, field, schema_of, Columns, Error, Table};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -37,6 +37,22 @@ pub struct Wins;
 impl Table for Wins {
     const NAME: &'static str = "wins";
     const SCHEMA_VERSION: u32 = 1;
+    const LEGEND: &'static [Column] = &[
+        Column { name: "uid", shown: true, about: "the neuron's slot on the subnet" },
+        Column { name: "hotkey", shown: false, about: "the neuron's hotkey" },
+        Column { name: "competition_id", shown: false, about: "the competition scored" },
+        Column { name: "commit_block", shown: true, about: "the block of the model's commitment (empty: no usable commitment)" },
+        Column { name: "score", shown: true, about: "task-weighted mean loss, lower is better (inf: failed or no model)" },
+        Column { name: "epsilon_adv", shown: true, about: "epsilon advantage: the fraction by which a later model must beat this one's loss" },
+        Column { name: "competitive", shown: true, about: "passed SN9's competitive filter (always, for winner-takes-all)" },
+        Column { name: "wins", shown: true, about: "competitive opponents this uid beat" },
+        Column { name: "win_rate", shown: true, about: "wins over competitive opponents" },
+        Column { name: "step_weight", shown: false, about: "this step's weight (softmax of win rates, or winner-takes-all)" },
+        Column { name: "tracker_weight", shown: true, about: "the competition tracker's EMA weight after this step" },
+        Column { name: "keep", shown: false, about: "re-evaluated next step (keep set)" },
+        Column { name: "top", shown: true, about: "the step's winner" },
+        Column { name: "score_reason", shown: true, about: "why the score is inf, when it is" },
+    ];
     type Row = Row;
 
     fn schema() -> SchemaRef {
