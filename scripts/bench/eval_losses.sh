@@ -1,32 +1,59 @@
 #!/usr/bin/env bash
 # eval-losses against PyTorch on this CPU: the same random Llama-shaped model (hidden 512,
-# 8 layers, vocab 32000) and the same 4 x 2048 tokens, f32, one after the other in one run.
-# TORCH_PYTHON: an interpreter with torch and transformers (pip install torch transformers);
-# TABLES_PYTHON: one with pyarrow. Prints tokens/s, peak RSS and the ratio; checks the losses agree.
+# 8 layers, vocab 32000), the same 4 x 2048 tokens, f32, both sides on the same threads. Each side
+# runs RUNS times (default 3) in alternating order (v t, t v, v t, ...); the medians are printed:
+#   whole process: wall time of `valkit eval-losses` against `python eval_torch.py` (imports,
+#                  loading the safetensors and scoring on both sides);
+#   in-process:    valkit's stage time (spawning its worker, loading, scoring) against torch's
+#                  load + score time (after `import torch`);
+#   compute:       torch's scoring alone, for scale (valkit does not report it separately yet).
+# TORCH_PYTHON: an interpreter with torch and transformers; TABLES_PYTHON: one with pyarrow.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TORCH_PYTHON=${TORCH_PYTHON:-python3}
 TABLES_PYTHON=${TABLES_PYTHON:-python3}
+RUNS=${RUNS:-3}
+THREADS=${THREADS:-$(nproc)}
+export OMP_NUM_THREADS=$THREADS RAYON_NUM_THREADS=$THREADS
+target=${CARGO_TARGET_DIR:-target}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$TORCH_PYTHON" scripts/bench/eval_setup.py "$work" model
 "$TABLES_PYTHON" scripts/bench/eval_setup.py "$work" tables
 cargo build --release --locked --quiet --bin valkit
-/usr/bin/time -f "%e %M" -o "$work/rust.time" target/release/valkit -q eval-losses --json \
-    --models "$work/models.parquet" --batches "$work/batches.parquet" --out "$work/losses.parquet" > "$work/rust.json"
-/usr/bin/time -f "%e %M" -o "$work/torch.time" "$TORCH_PYTHON" scripts/bench/eval_torch.py "$work" > "$work/torch.json"
-target/release/valkit inspect "$work/losses.parquet" --json > "$work/rust_losses.json"
-"$TABLES_PYTHON" - "$work" <<'PY'
-import json, sys
-work = sys.argv[1]
-rust, torch = json.load(open(f"{work}/rust.json")), json.load(open(f"{work}/torch.json"))
-r_s, r_kb = open(f"{work}/rust.time").read().split()
-t_s, t_kb = open(f"{work}/torch.time").read().split()
+
+run_valkit() {
+    /usr/bin/time -f "%e %M" -o "$work/time" "$target/release/valkit" -q eval-losses --json \
+        --models "$work/models.parquet" --batches "$work/batches.parquet" --out "$work/losses.parquet" > "$work/v.json"
+    echo "{\"side\": \"valkit\", \"wall\": $(cut -d' ' -f1 "$work/time"), \"kb\": $(cut -d' ' -f2 "$work/time"), \"stage\": $(cat "$work/v.json")}" >> "$work/runs.jsonl"
+}
+run_torch() {
+    /usr/bin/time -f "%e %M" -o "$work/time" "$TORCH_PYTHON" scripts/bench/eval_torch.py "$work" > "$work/t.json"
+    echo "{\"side\": \"torch\", \"wall\": $(cut -d' ' -f1 "$work/time"), \"kb\": $(cut -d' ' -f2 "$work/time"), \"stage\": $(cat "$work/t.json")}" >> "$work/runs.jsonl"
+}
+for i in $(seq "$RUNS"); do
+    if [ $((i % 2)) = 1 ]; then run_valkit; run_torch; else run_torch; run_valkit; fi
+done
+"$target/release/valkit" inspect "$work/losses.parquet" --json > "$work/rust_losses.json"
+"$TABLES_PYTHON" - "$work" "$THREADS" "$TORCH_PYTHON" <<'PY'
+import json, statistics, subprocess, sys
+work, threads, torch_python = sys.argv[1], sys.argv[2], sys.argv[3]
+runs = [json.loads(l) for l in open(f"{work}/runs.jsonl")]
+v = [r for r in runs if r["side"] == "valkit"]
+t = [r for r in runs if r["side"] == "torch"]
+med = lambda xs: statistics.median(xs)
+tokens = t[0]["stage"]["tokens"]
 rows = sorted((json.loads(l) for l in open(f"{work}/rust_losses.json")), key=lambda r: r["batch_index"])
-worst = max(abs(r["loss"] - t) / t for r, t in zip(rows, torch["losses"]))
-tokens = torch["tokens"]
-print(f"model: Llama hidden 512 x 8 layers, vocab 32000; {tokens} scored tokens (4 x 2048), f32, {torch['threads']} threads")
-print(f"valkit eval-losses (candle): eval {rust['seconds']:.2f} s -> {tokens / rust['seconds']:,.0f} tok/s; process {float(r_s):.2f} s, peak RSS {int(r_kb) / 1024:.0f} MiB")
-print(f"pytorch (transformers, sdpa): compute {torch['compute_s']:.2f} s -> {tokens / torch['compute_s']:,.0f} tok/s; process {float(t_s):.2f} s, peak RSS {int(t_kb) / 1024:.0f} MiB")
-print(f"ratio candle / pytorch (tokens/s): {torch['compute_s'] / rust['seconds']:.2f}x; worst relative loss difference {worst:.1e}")
+worst = max(abs(r["loss"] - x) / x for r, x in zip(rows, t[0]["stage"]["losses"]))
+versions = subprocess.run([torch_python, "-c", "import torch, transformers; print(torch.__version__, transformers.__version__)"], capture_output=True, text=True).stdout.split()
+v_wall, t_wall = med([r["wall"] for r in v]), med([r["wall"] for r in t])
+v_stage, t_in = med([r["stage"]["seconds"] for r in v]), med([r["stage"]["total_s"] for r in t])
+t_compute = med([r["stage"]["compute_s"] for r in t])
+print(f"model: Llama hidden 512 x 8 layers, vocab 32000; {tokens} scored tokens (4 x 2048), f32; {threads} threads each side")
+print(f"torch {versions[0]}, transformers {versions[1]} (sdpa); medians of {len(v)} runs per side, alternating")
+print(f"whole process: valkit {v_wall:.2f} s ({tokens / v_wall:,.0f} tok/s), torch {t_wall:.2f} s ({tokens / t_wall:,.0f} tok/s): ratio {t_wall / v_wall:.2f}x")
+print(f"in-process:    valkit {v_stage:.2f} s ({tokens / v_stage:,.0f} tok/s), torch {t_in:.2f} s ({tokens / t_in:,.0f} tok/s): ratio {t_in / v_stage:.2f}x")
+print(f"torch compute alone: {t_compute:.2f} s ({tokens / t_compute:,.0f} tok/s)")
+print(f"peak RSS (median): valkit {med([r['kb'] for r in v]) / 1024:.0f} MiB, torch {med([r['kb'] for r in t]) / 1024:.0f} MiB")
+print(f"all runs (s): valkit {[r['wall'] for r in v]}, torch {[r['wall'] for r in t]}; worst relative loss difference {worst:.1e}")
 PY

@@ -1,32 +1,47 @@
 #!/usr/bin/env bash
-# Tokenise-and-pack throughput, valkit against Python `tokenizers` running upstream's loop, on the
-# same corpus with the same tokenizer, one after the other in one run. Needs python3 with
-# `pip install tokenizers==0.23.3`. Prints tokens/s of each, peak RSS, and the ratio.
+# Tokenise-and-pack throughput: `valkit sample-batches` against Python `tokenizers` running
+# upstream's loop (scripts/bench/tokenize_python.py), same corpus, same tokenizer, same pages.
+# Each side runs RUNS times (default 3) in alternating order; the medians are printed:
+#   whole process: wall time of each process (valkit also writes its Parquet table);
+#   in-process:    Python's own timer (after interpreter start and `import tokenizers`), for scale.
+# PYTHON: an interpreter with `pip install tokenizers==0.23.3`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+PYTHON=${PYTHON:-python3}
+RUNS=${RUNS:-3}
+target=${CARGO_TARGET_DIR:-target}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-python3 scripts/bench/tokenize_setup.py "$work"
+"$PYTHON" scripts/bench/tokenize_setup.py "$work"
 cargo build --release --locked --quiet --bin valkit
-runs=3
-best_rust=999999; best_py=999999
-for _ in $(seq $runs); do
-    /usr/bin/time -f "%e %M" -o "$work/rust.time" target/release/valkit -q sample-batches \
+
+run_valkit() {
+    /usr/bin/time -f "%e %M" -o "$work/time" "$target/release/valkit" -q sample-batches \
         --competitions "$work/bench.toml" --competition-id 1 --seed 42 \
         --tokenizer testdata/tokenizer -o "$work/b.parquet"
-    read -r rust_s rust_kb < "$work/rust.time"
-    /usr/bin/time -f "%e %M" -o "$work/py.time" python3 scripts/bench/tokenize_python.py "$work" > "$work/py.json"
-    read -r _ py_kb < "$work/py.time"
-    py_s=$(python3 -c "import json; print(json.load(open('$work/py.json'))['seconds'])")
-    best_rust=$(python3 -c "print(min($best_rust, $rust_s))"); best_py=$(python3 -c "print(min($best_py, $py_s))")
+    echo "{\"side\": \"valkit\", \"wall\": $(cut -d' ' -f1 "$work/time"), \"kb\": $(cut -d' ' -f2 "$work/time")}" >> "$work/runs.jsonl"
+}
+run_python() {
+    /usr/bin/time -f "%e %M" -o "$work/time" "$PYTHON" scripts/bench/tokenize_python.py "$work" > "$work/py.json"
+    echo "{\"side\": \"python\", \"wall\": $(cut -d' ' -f1 "$work/time"), \"kb\": $(cut -d' ' -f2 "$work/time"), \"stage\": $(cat "$work/py.json")}" >> "$work/runs.jsonl"
+}
+for i in $(seq "$RUNS"); do
+    if [ $((i % 2)) = 1 ]; then run_valkit; run_python; else run_python; run_valkit; fi
 done
-python3 - "$work" "$best_rust" "$best_py" "$rust_kb" "$py_kb" <<'PY'
-import json, sys
-work, rust_s, py_s, rust_kb, py_kb = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-ref = json.load(open(f"{work}/py.json"))
+"$PYTHON" - "$work" "$PYTHON" <<'PY'
+import json, statistics, subprocess, sys
+work, python = sys.argv[1], sys.argv[2]
+runs = [json.loads(l) for l in open(f"{work}/runs.jsonl")]
+v = [r for r in runs if r["side"] == "valkit"]
+p = [r for r in runs if r["side"] == "python"]
+med = statistics.median
+ref = p[0]["stage"]
 tokens = ref["tokens"]
-print(f"corpus: {ref['docs']} documents, {tokens} tokens, {ref['windows']} windows of 4096 (best of 3 runs)")
-print(f"valkit sample-batches (whole process, incl. Parquet write): {rust_s:.3f} s  {tokens / rust_s:,.0f} tok/s  peak RSS {rust_kb / 1024:.0f} MiB")
-print(f"python tokenizers, upstream loop (in-process timer):        {py_s:.3f} s  {tokens / py_s:,.0f} tok/s  peak RSS {py_kb / 1024:.0f} MiB")
-print(f"ratio valkit / python: {py_s / rust_s:.2f}x")
+version = subprocess.run([python, "-c", "import tokenizers; print(tokenizers.__version__)"], capture_output=True, text=True).stdout.strip()
+v_wall, p_wall, p_in = med([r["wall"] for r in v]), med([r["wall"] for r in p]), med([r["stage"]["seconds"] for r in p])
+print(f"corpus: {ref['docs']} documents, {tokens} tokens, {ref['windows']} windows of 4096; python tokenizers {version}; medians of {len(v)} runs per side, alternating")
+print(f"whole process: valkit {v_wall:.2f} s ({tokens / v_wall:,.0f} tok/s), python {p_wall:.2f} s ({tokens / p_wall:,.0f} tok/s): ratio {p_wall / v_wall:.2f}x")
+print(f"python in-process timer: {p_in:.2f} s ({tokens / p_in:,.0f} tok/s)")
+print(f"peak RSS (median): valkit {med([r['kb'] for r in v]) / 1024:.0f} MiB, python {med([r['kb'] for r in p]) / 1024:.0f} MiB")
+print(f"all runs (s): valkit {[r['wall'] for r in v]}, python {[r['wall'] for r in p]}")
 PY

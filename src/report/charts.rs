@@ -75,6 +75,13 @@ fn svg(draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Drawn) -> Resul
     Ok(out)
 }
 
+/// Every chart's frame: the title above, room for the axis labels.
+fn frame<'a, 'b>(root: &'a DrawingArea<SVGBackend<'b>, Shift>, title: &str) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut builder = ChartBuilder::on(root);
+    builder.caption(title, (FONT, 18)).margin(12).x_label_area_size(36).y_label_area_size(70);
+    builder
+}
+
 /// The y range covering `values` with a little headroom; from 0 unless `zoom`.
 fn y_range(values: impl Iterator<Item = f64>, zoom: bool) -> Range<f64> {
     let finite: Vec<f64> = values.filter(|v| v.is_finite()).collect();
@@ -105,11 +112,7 @@ pub fn bar_chart(spec: &BarChart<'_>) -> Result<String, String> {
     let y = y_range(values.chain(ticks), spec.zoom);
     let base = y.start;
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(spec.title, (FONT, 18))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(70)
+        let mut chart = frame(root, spec.title)
             .build_cartesian_2d(-0.6f64..(n as f64 - 0.4), y.clone())
             .map_err(|e| e.to_string())?;
         chart
@@ -191,11 +194,7 @@ pub fn line_chart(spec: &LineChart<'_>) -> Result<String, String> {
     let y = y_range(spec.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)), spec.zoom);
     let count = (x_max as usize + 1).min(24);
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(spec.title, (FONT, 18))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(70)
+        let mut chart = frame(root, spec.title)
             .build_cartesian_2d(-0.2f64..(x_max + 0.2).max(1.0), y.clone())
             .map_err(|e| e.to_string())?;
         chart
@@ -255,11 +254,7 @@ pub fn box_chart(spec: &BoxChart<'_>) -> Result<String, String> {
     let y = y_range(spec.samples.iter().flatten().copied(), true);
     let (low, high) = (y.start as f32, y.end as f32);
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(spec.title, (FONT, 18))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(70)
+        let mut chart = frame(root, spec.title)
             .build_cartesian_2d(spec.categories.into_segmented(), low..high)
             .map_err(|e| e.to_string())?;
         chart

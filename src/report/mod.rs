@@ -205,15 +205,13 @@ fn scores_section(step: &StepTables) -> anyhow::Result<Section> {
         .map(|w| {
             vec![
                 w.uid.to_string(),
-                short_hotkey(&w.hotkey),
                 w.commit_block.map(|b| b.to_string()).unwrap_or_default(),
                 significant(w.score, 7),
                 significant(w.epsilon_adv, 4),
                 yes(w.competitive),
                 w.wins.to_string(),
                 significant(w.win_rate, 4),
-                shortest_f32(w.step_weight),
-                shortest_f32(w.tracker_weight),
+                significant(f64::from(w.tracker_weight), 4),
                 yes(w.keep),
                 w.score_reason.clone().unwrap_or_default(),
             ]
@@ -226,8 +224,8 @@ fn scores_section(step: &StepTables) -> anyhow::Result<Section> {
         charts,
         table: Some(HtmlTable {
             header: vec![
-                "uid", "hotkey", "commit block", "score", "epsilon adv", "competitive", "wins", "win rate", "step weight",
-                "tracker weight", "kept", "why no score",
+                "uid", "commit block", "score", "epsilon adv", "competitive", "wins", "win rate", "tracker weight", "kept",
+                "why no score",
             ],
             marked: step.wins.iter().enumerate().filter(|(_, w)| w.top).map(|(i, _)| i).collect(),
             rows,
