@@ -17,9 +17,11 @@ demo:
 	cargo build --locked --bin valkit --example demo_hub
 	@VALKIT=$(VALKIT) DEMO_HUB=$(DEMO_HUB) scripts/demo.sh $(OUT)
 
-# The whole test suite (what CI runs).
+# The whole test suite (what CI runs), with the one test kept out of `cargo test` for its minute:
+# a 16,384-token reference loss against PyTorch.
 test:
 	cargo test --locked
+	cargo test --locked --lib -- --ignored --exact model::tests::reference_loss_at_16k_tokens_matches_pytorch
 
 bench:
 	cargo bench --locked --bench compute_wins

@@ -133,11 +133,11 @@ fn logits(lm_head: &Linear, hidden: &Tensor, cap: Option<f64>) -> Result<Tensor>
     softcap(Linear::new(w, b).forward(&h)?, cap)
 }
 
-/// Sum of negative log-likelihoods of `targets` given `hidden` (`[n, hidden]`): logits in f32
-/// a chunk of positions at a time, each row's stable log-sum-exp (`crate::loss::token_nll`)
-/// accumulated in f64. One pass over the row instead of log-softmax's several.
-pub fn nll_sum(lm_head: &Linear, cap: Option<f64>, hidden: &Tensor, targets: &[u32]) -> Result<f64> {
-    let mut total = 0.0f64;
+/// Negative log-likelihood of each of `targets` given `hidden` (`[n, hidden]`): logits in f32 a
+/// chunk of positions at a time, each row's stable log-sum-exp (`crate::loss::token_nll`) in f64.
+/// One pass over the row instead of log-softmax's several.
+pub fn token_nlls(lm_head: &Linear, cap: Option<f64>, hidden: &Tensor, targets: &[u32]) -> Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(targets.len());
     for start in (0..targets.len()).step_by(LOSS_CHUNK) {
         let len = LOSS_CHUNK.min(targets.len() - start);
         let rows = logits(lm_head, &hidden.narrow(0, start, len)?, cap)?;
@@ -147,12 +147,14 @@ pub fn nll_sum(lm_head: &Linear, cap: Option<f64>, hidden: &Tensor, targets: &[u
         if let Some(bad) = targets.iter().find(|&&t| t as usize >= vocab) {
             candle_core::bail!("token {bad} is outside the vocabulary of {vocab}");
         }
-        // Per-row NLLs in parallel, summed in row order so the total does not depend on threads.
-        let nlls: Vec<f64> =
-            values.par_chunks_exact(vocab).zip(targets.par_iter()).map(|(row, &t)| crate::loss::token_nll(row, t)).collect();
-        total += nlls.iter().sum::<f64>();
+        out.par_extend(values.par_chunks_exact(vocab).zip(targets.par_iter()).map(|(row, &t)| crate::loss::token_nll(row, t)));
     }
-    Ok(total)
+    Ok(out)
+}
+
+/// The sum of per-token NLLs, chunk by chunk in row order, so the total does not depend on threads.
+pub fn nll_sum(nlls: &[f64]) -> f64 {
+    nlls.chunks(LOSS_CHUNK).map(|chunk| chunk.iter().sum::<f64>()).fold(0.0, |total, chunk| total + chunk)
 }
 
 /// The most likely next token after the position `hidden` (`[1, hidden]`) holds: the first

@@ -171,20 +171,25 @@ impl Model {
     /// Mean cross entropy over the scored positions of `tokens` (all shifted positions for text
     /// loss; the reference tokens after `context_len` otherwise), and how many were scored.
     pub fn loss(&self, tokens: &[u32], context_len: usize) -> Result<(f64, u32), Error> {
+        let nlls = self.token_nlls(tokens, context_len)?;
+        let n = nlls.len();
+        Ok((head::nll_sum(&nlls) / n as f64, u32::try_from(n).expect("a batch fits u32 tokens")))
+    }
+
+    /// The negative log-likelihood of each scored token, in order: position t predicts token
+    /// t + 1; reference loss scores from the last context token on.
+    pub fn token_nlls(&self, tokens: &[u32], context_len: usize) -> Result<Vec<f64>, Error> {
         if tokens.len() < 2 || context_len >= tokens.len() {
             return Err(Error::EmptyBatch(format!("a batch of {} tokens with context {context_len} has nothing to score", tokens.len())));
         }
         let device = self.inner.device();
         let ids = Tensor::new(tokens, device)?.unsqueeze(0)?;
         let hidden = self.inner.hidden_states(&ids)?.squeeze(0)?;
-        // Position t predicts token t + 1; reference loss scores from the last context token on.
         let first = context_len.saturating_sub(1);
         let targets = &tokens[first + 1..];
         let hidden = hidden.narrow(0, first, targets.len())?;
         let (lm_head, cap) = self.inner.lm_head();
-        let sum = head::nll_sum(lm_head, cap, &hidden, targets)?;
-        let n = targets.len();
-        Ok((sum / n as f64, u32::try_from(n).expect("a batch fits u32 tokens")))
+        Ok(head::token_nlls(lm_head, cap, &hidden, targets)?)
     }
 }
 
@@ -250,5 +255,60 @@ mod tests {
                 assert_eq!(n as usize, tokens.len() - context.max(1));
             }
         }
+    }
+
+    /// Per batch: the largest per-token difference relative to torch's mean loss, and the
+    /// relative difference of the means.
+    fn compare(name: &str, got: &[f64], want: &serde_json::Value, want_mean: f64) {
+        let want: Vec<f64> = want.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        assert_eq!(got.len(), want.len(), "{name}: scored tokens");
+        let worst = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max) / want_mean;
+        let mean = head::nll_sum(got) / got.len() as f64;
+        let rel = (mean - want_mean).abs() / want_mean;
+        assert!(worst < 1e-5 && rel < 1e-5, "{name}: worst token {worst:e}, mean {mean} vs torch {want_mean} (rel {rel:e})");
+    }
+
+    fn long_reference() -> (std::path::PathBuf, serde_json::Value) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/models-long");
+        let text = std::fs::read_to_string(dir.join("reference.json")).unwrap();
+        (dir, serde_json::from_str(&text).unwrap())
+    }
+
+    /// The same weights as testdata/models; only BART needs a copy with more positions.
+    fn long_model(dir: &Path, name: &str) -> Model {
+        let snapshot = if dir.join(name).is_dir() { dir.join(name) } else { testdata(name) };
+        Model::load(&snapshot, &Limits::for_machine(16_384), &Device::Cpu, DType::F32).unwrap()
+    }
+
+    fn ids(batch: &serde_json::Value) -> Vec<u32> {
+        batch["token_ids"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect()
+    }
+
+    /// `scripts/make_long_reference.py`: 1,100 and 4,096 tokens on every variant — several loss
+    /// chunks and attention blocks, sliding windows of 16 and 32, Gemma2's alternating layers —
+    /// token by token against PyTorch (f32, eager).
+    #[test]
+    fn long_sequences_match_pytorch_token_by_token() {
+        let (dir, reference) = long_reference();
+        for (name, want) in reference["models"].as_object().unwrap() {
+            let model = long_model(&dir, name);
+            for (i, b) in reference["batches"].as_array().unwrap().iter().enumerate() {
+                let got = model.token_nlls(&ids(b), 0).unwrap();
+                compare(&format!("{name} at {} tokens", got.len() + 1), &got, &want["nlls"][i], want["losses"][i].as_f64().unwrap());
+            }
+        }
+    }
+
+    /// An SN37-shaped reference loss: 16,384 tokens, the last 4,096 scored after a 12,288-token
+    /// context, token by token against PyTorch.
+    #[test]
+    #[ignore = "about a minute in a debug build; `make test` runs it"]
+    fn reference_loss_at_16k_tokens_matches_pytorch() {
+        let (dir, reference) = long_reference();
+        let long = &reference["long_batch"];
+        let name = long["model"].as_str().unwrap();
+        let want = &reference["models"][name];
+        let got = long_model(&dir, name).token_nlls(&ids(long), long["context_len"].as_u64().unwrap() as usize).unwrap();
+        compare(&format!("{name}, reference loss at 16,384 tokens"), &got, &want["long_nlls"], want["long_loss"].as_f64().unwrap());
     }
 }
