@@ -81,12 +81,12 @@ impl Bart {
         &self.lm_head
     }
 
-    fn attention(&self, layer: &Layer, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    fn attention(&self, layer: &Layer, x: &Tensor, masks: &head::Masks) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let shape = |y: Tensor| y.reshape((b, t, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous();
         let q = shape(layer.q.forward(x)?)?;
         let (k, v) = (shape(layer.k.forward(x)?)?, shape(layer.v.forward(x)?)?);
-        let out = head::attention(&q, k, v, (self.head_dim as f64).powf(-0.5), None, None, mask)?;
+        let out = head::attention(&q, k, v, (self.head_dim as f64).powf(-0.5), None, None, masks)?;
         layer.o.forward(&out)
     }
 
@@ -98,9 +98,9 @@ impl Bart {
         let tokens = (self.embed.forward(ids)? * self.embed_scale)?;
         let positions = self.positions.narrow(0, POSITION_OFFSET, t)?.unsqueeze(0)?;
         let mut x = self.embed_norm.forward(&tokens.broadcast_add(&positions)?)?;
-        let mask = head::causal_mask(t, None, x.dtype(), &self.device)?;
+        let masks = head::Masks::new(t, x.dtype(), &self.device);
         for layer in &self.layers {
-            x = layer.attention_norm.forward(&(&x + self.attention(layer, &x, &mask)?)?)?;
+            x = layer.attention_norm.forward(&(&x + self.attention(layer, &x, &masks)?)?)?;
             let ff = layer.fc2.forward(&layer.fc1.forward(&x)?.gelu_erf()?)?;
             x = layer.final_norm.forward(&(&x + ff)?)?;
         }

@@ -16,6 +16,30 @@ pub fn causal_mask(t: usize, window: Option<usize>, dtype: DType, device: &Devic
     Tensor::from_vec(values, (t, t), device)?.to_dtype(dtype)
 }
 
+/// The additive masks of the materialised attention path, built on first use: the CPU f32 path
+/// never needs them, and at 4,096 tokens each is a 64 MiB `[t × t]` tensor.
+pub struct Masks {
+    t: usize,
+    dtype: DType,
+    device: Device,
+    built: std::cell::RefCell<Vec<(Option<usize>, Tensor)>>,
+}
+
+impl Masks {
+    pub fn new(t: usize, dtype: DType, device: &Device) -> Self {
+        Self { t, dtype, device: device.clone(), built: Default::default() }
+    }
+
+    fn get(&self, window: Option<usize>) -> Result<Tensor> {
+        if let Some((_, mask)) = self.built.borrow().iter().find(|(w, _)| *w == window) {
+            return Ok(mask.clone());
+        }
+        let mask = causal_mask(self.t, window, self.dtype, &self.device)?;
+        self.built.borrow_mut().push((window, mask.clone()));
+        Ok(mask)
+    }
+}
+
 /// `1 / theta^(2i/d)` for the rotating dimensions.
 pub fn plain_inverse_frequencies(dim: usize, theta: f64) -> Vec<f32> {
     (0..dim / 2).map(|i| (1.0 / theta.powf((2 * i) as f64 / dim as f64)) as f32).collect()
@@ -37,7 +61,7 @@ const ATTENTION_BLOCK: usize = 256;
 /// positions, itself included) and score soft-capping. On CPU in f32 the queries go in blocks
 /// that multiply only by the keys they can see and the masked softmax runs in place, which is
 /// about three times faster than materialising `[t × t]` scores and a mask; other devices and
-/// dtypes take the materialised path with `mask`.
+/// dtypes take the materialised path with a mask from `masks`.
 pub fn attention(
     q: &Tensor,
     k: Tensor,
@@ -45,13 +69,13 @@ pub fn attention(
     scale: f64,
     softcap_at: Option<f64>,
     window: Option<usize>,
-    mask: &Tensor,
+    masks: &Masks,
 ) -> Result<Tensor> {
     let (b, heads, t, d) = q.dims4()?;
     let groups = heads / k.dim(1)?;
     let (k, v) = (repeat_kv(k, groups)?, repeat_kv(v, groups)?);
     if !(b == 1 && q.dtype() == DType::F32 && q.device().is_cpu()) {
-        let scores = softcap((q.matmul(&k.t()?)? * scale)?, softcap_at)?.broadcast_add(mask)?;
+        let scores = softcap((q.matmul(&k.t()?)? * scale)?, softcap_at)?.broadcast_add(&masks.get(window)?)?;
         return candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)?.transpose(1, 2)?.reshape((b, t, heads * d));
     }
     let mut blocks = Vec::with_capacity(t.div_ceil(ATTENTION_BLOCK));
@@ -184,7 +208,7 @@ mod tests {
         let v = Tensor::randn(0f32, 1.0, (1, kv, t, d), &device).unwrap();
         for (window, cap) in [(None, None), (Some(100), None), (Some(300), Some(5.0))] {
             let mask = causal_mask(t, window, DType::F32, &device).unwrap();
-            let got = attention(&q, k.clone(), v.clone(), 0.25, cap, window, &mask).unwrap();
+            let got = attention(&q, k.clone(), v.clone(), 0.25, cap, window, &Masks::new(t, DType::F32, &device)).unwrap();
             let (k2, v2) = (repeat_kv(k.clone(), 2).unwrap(), repeat_kv(v.clone(), 2).unwrap());
             let scores = softcap((q.matmul(&k2.t().unwrap()).unwrap() * 0.25).unwrap(), cap).unwrap().broadcast_add(&mask).unwrap();
             let want = candle_nn::ops::softmax_last_dim(&scores)

@@ -186,14 +186,12 @@ impl Llama {
             x = (x * scale)?;
         }
         let dtype = x.dtype();
-        let full = head::causal_mask(t, None, dtype, &self.device)?;
-        let sliding = head::causal_mask(t, self.sliding_window, dtype, &self.device)?;
+        let masks = head::Masks::new(t, dtype, &self.device);
         let (cos, sin) = head::rotary_tables(&self.inv_freq, t, dtype, &self.device)?;
         let norm = |x: &Tensor, w: &Tensor| candle_nn::ops::rms_norm(x, w, self.eps);
         for layer in &self.layers {
             let window = self.sliding_window.filter(|_| layer.attention.sliding);
-            let mask = if window.is_some() { &sliding } else { &full };
-            let attended = layer.attention.forward(&norm(&x, &layer.input_norm)?, &cos, &sin, window, mask)?;
+            let attended = layer.attention.forward(&norm(&x, &layer.input_norm)?, &cos, &sin, window, &masks)?;
             if let Some((pre, post)) = &layer.feedforward_norms {
                 x = (x + norm(&attended, &layer.post_attention_norm)?)?;
                 x = (&x + norm(&layer.mlp.forward(&norm(&x, pre)?)?, post)?)?;
@@ -207,13 +205,13 @@ impl Llama {
 }
 
 impl Attention {
-    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, window: Option<usize>, mask: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, window: Option<usize>, masks: &head::Masks) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let shape = |y: Tensor, heads: usize| y.reshape((b, t, heads, self.head_dim))?.transpose(1, 2)?.contiguous();
         let q = head::rope(shape(self.q.forward(x)?, self.heads)?, cos, sin, self.rotary_dim)?;
         let k = head::rope(shape(self.k.forward(x)?, self.kv_heads)?, cos, sin, self.rotary_dim)?;
         let v = shape(self.v.forward(x)?, self.kv_heads)?;
-        let out = head::attention(&q, k, v, self.scale, self.softcap, window, mask)?;
+        let out = head::attention(&q, k, v, self.scale, self.softcap, window, masks)?;
         self.o.forward(&out)
     }
 }

@@ -193,13 +193,13 @@ impl Parallel {
         &self.lm_head
     }
 
-    fn attention(&self, layer: &Layer, x: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    fn attention(&self, layer: &Layer, x: &Tensor, cos: &Tensor, sin: &Tensor, masks: &head::Masks) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let shape = |y: Tensor, heads: usize| y.reshape((b, t, heads, self.head_dim))?.transpose(1, 2)?.contiguous();
         let q = head::rope(shape(layer.q.forward(x)?, self.heads)?, cos, sin, self.rotary_dim)?;
         let k = head::rope(shape(layer.k.forward(x)?, self.kv_heads)?, cos, sin, self.rotary_dim)?;
         let v = shape(layer.v.forward(x)?, self.kv_heads)?;
-        let out = head::attention(&q, k, v, 1.0 / (self.head_dim as f64).sqrt(), None, None, mask)?;
+        let out = head::attention(&q, k, v, 1.0 / (self.head_dim as f64).sqrt(), None, None, masks)?;
         layer.o.forward(&out)
     }
 
@@ -213,12 +213,12 @@ impl Parallel {
     pub fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
         let (_, t) = ids.dims2()?;
         let mut x = self.embed.forward(ids)?;
-        let mask = head::causal_mask(t, None, x.dtype(), &self.device)?;
+        let masks = head::Masks::new(t, x.dtype(), &self.device);
         let (cos, sin) =
             head::rotary_tables(&head::plain_inverse_frequencies(self.rotary_dim, self.rope_theta), t, x.dtype(), &self.device)?;
         for layer in &self.layers {
             let normed = layer.input_norm.forward(&x)?;
-            let attended = self.attention(layer, &normed, &cos, &sin, &mask)?;
+            let attended = self.attention(layer, &normed, &cos, &sin, &masks)?;
             if self.parallel_residual {
                 let mlp_in = match &layer.mlp_norm {
                     Some(norm) => norm.forward(&x)?,
