@@ -17,7 +17,7 @@ demo:
 	cargo build --locked --bin valkit --example demo_hub
 	@VALKIT=$(VALKIT) DEMO_HUB=$(DEMO_HUB) scripts/demo.sh $(OUT)
 
-# The whole test suite (what CI runs), with the one test kept out of `cargo test` for its minute:
+# The whole test suite (what CI runs), with the one test kept out of `cargo test` for its half minute:
 # a 16,384-token reference loss against PyTorch.
 test:
 	cargo test --locked

@@ -302,7 +302,7 @@ mod tests {
     /// An SN37-shaped reference loss: 16,384 tokens, the last 4,096 scored after a 12,288-token
     /// context, token by token against PyTorch.
     #[test]
-    #[ignore = "about a minute in a debug build; `make test` runs it"]
+    #[ignore = "half a minute in a debug build; `make test` runs it"]
     fn reference_loss_at_16k_tokens_matches_pytorch() {
         let (dir, reference) = long_reference();
         let long = &reference["long_batch"];
