@@ -23,10 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
-from transformers import AutoModelForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_tiny_models import VARIANTS, VOCAB  # noqa: E402
+from make_tiny_models import VARIANTS, VOCAB, make_model  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "testdata" / "models-long"
 LENGTHS = (1100, 4096)
@@ -54,13 +53,7 @@ def main():
         config = copy.deepcopy(base)
         # BART's positions are learned: room for the 4,096-token window; RoPE models for 16k.
         config.max_position_embeddings = 4096 if name == "bart" else LONG_TOKENS
-        config._attn_implementation = "eager"
-        model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
-        with torch.no_grad():
-            for p in model.parameters():
-                if p.dim() == 2:
-                    p.mul_(5.0)
-        model.eval()
+        model = make_model(config)
         if name == "bart":
             model.save_pretrained(OUT / name, safe_serialization=True)
         else:

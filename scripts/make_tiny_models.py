@@ -80,19 +80,25 @@ def loss(model, batch):
     return torch.nn.functional.cross_entropy(shifted, targets).item()
 
 
+def make_model(config):
+    """A random model of `config` with eager attention, 2-D weights scaled up so that losses are
+    far from ln(vocab). Draws from torch's global RNG: call in VARIANTS order after seed 0."""
+    config._attn_implementation = "eager"
+    model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.mul_(5.0)
+    return model.eval()
+
+
 def main():
     torch.manual_seed(0)
     OUT.mkdir(parents=True, exist_ok=True)
     data = batches()
     reference = {"torch": torch.__version__, "transformers": transformers.__version__, "batches": data, "models": {}}
     for name, config in VARIANTS.items():
-        config._attn_implementation = "eager"
-        model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
-        with torch.no_grad():
-            for p in model.parameters():
-                if p.dim() == 2:
-                    p.mul_(5.0)
-        model.eval()
+        model = make_model(config)
         model.save_pretrained(OUT / name, safe_serialization=True)
         reference["models"][name] = {
             "architecture": type(model).__name__,
