@@ -6,7 +6,7 @@ mod pages;
 mod python_random;
 mod seed;
 
-pub use pages::{config_sampling_pages, next_page, pack_windows, row_offset_pages, ConfigRows, Page, PageError};
+pub use pages::{as_python_dict, config_sampling_pages, next_page, pack_windows, row_offset_pages, ConfigRows, Page, PageError};
 pub use python_random::PyRandom;
 pub use seed::{seed_from_block_hash, Seed, SeedError};
 

@@ -20,6 +20,20 @@ pub struct ConfigRows {
     pub split: String,
 }
 
+/// The `/size` listing as upstream's `{e.config: (e.num_rows, e.split) for e in splits}` holds
+/// it: a Python dict, so a config listed under several splits keeps the position of its first
+/// listing and the rows and split of its last.
+pub fn as_python_dict(listing: Vec<ConfigRows>) -> Vec<ConfigRows> {
+    let mut configs: Vec<ConfigRows> = Vec::with_capacity(listing.len());
+    for entry in listing {
+        match configs.iter_mut().find(|c| c.config == entry.config) {
+            Some(first) => *first = entry,
+            None => configs.push(entry),
+        }
+    }
+    configs
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PageError {
     #[error("the dataset lists no configs")]

@@ -78,6 +78,41 @@ fn page_selection() {
     assert_eq!(pages[0].offset, sn37["first_page"][1].as_u64().unwrap());
 }
 
+/// A config listed under two splits: pages as CPython's dict and `random` pick them
+/// (`scripts/make_multisplit_pages_reference.py`).
+#[test]
+fn a_config_with_several_splits_keeps_its_first_place_and_last_split() {
+    let data: Value = serde_json::from_str(include_str!("../../testdata/expected/multisplit_pages.json")).unwrap();
+    let listing: Vec<ConfigRows> = data["splits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["config"] != "default")
+        .map(|c| ConfigRows {
+            config: c["config"].as_str().unwrap().into(),
+            num_rows: c["num_rows"].as_u64().unwrap(),
+            split: c["split"].as_str().unwrap().into(),
+        })
+        .collect();
+    let configs = as_python_dict(listing);
+    let names: Vec<(&str, &str)> = configs.iter().map(|c| (c.config.as_str(), c.split.as_str())).collect();
+    assert_eq!(names, [("CC-MAIN-2024-10", "test"), ("CC-MAIN-2023-50", "train"), ("CC-MAIN-2023-06", "train")]);
+    let expected_pages = data["pages"].as_array().unwrap();
+    let (initial, pages) = config_sampling_pages(
+        &mut PyRandom::new(&seed(&data["seed"])),
+        &configs,
+        data["rows_per_page"].as_u64().unwrap(),
+        expected_pages.len(),
+    )
+    .unwrap();
+    assert_eq!(initial, data["initial_offset"].as_u64().unwrap());
+    let expected: Vec<Page> = expected_pages
+        .iter()
+        .map(|p| Page { config: p[0].as_str().unwrap().into(), offset: p[1].as_u64().unwrap(), split: p[2].as_str().unwrap().into() })
+        .collect();
+    assert_eq!(pages, expected);
+}
+
 #[test]
 fn packing_and_shuffle() {
     let v = section("packing");

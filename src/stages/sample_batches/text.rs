@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use super::rng;
 use crate::competition::EvalTask;
 use crate::datasets::Source;
-use crate::sampling::{next_page, pack_windows, row_offset_pages, ConfigRows, Page, PyRandom, Seed};
+use crate::sampling::{as_python_dict, next_page, pack_windows, row_offset_pages, ConfigRows, Page, PyRandom, Seed};
 use crate::tokenizer::Tokenizer;
 
 /// upstream `retry_limit`: attempts per request, and `fetch_attempt < retry_limit` page rounds.
@@ -124,6 +124,8 @@ fn sampled_configs(source: &Source, task: &EvalTask, all: Vec<ConfigRows>) -> Ve
     match source {
         Source::Local(_) => all,
         Source::Server { .. } if finetuning_loader(task) && all.len() == 1 => all,
+        // FineWeb-style loaders key a dict by config (upstream.md §4.2).
+        Source::Server { .. } if !finetuning_loader(task) => as_python_dict(all.into_iter().filter(|c| c.config != "default").collect()),
         Source::Server { .. } => all.into_iter().filter(|c| c.config != "default").collect(),
     }
 }
