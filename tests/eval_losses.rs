@@ -197,6 +197,13 @@ fn shards_concatenate_and_resume_skips_done_rows() {
     let summary: Value = serde_json::from_str(&r.stdout_text()).unwrap();
     let expected_rows = good_models().len() as u64 * 3;
     assert_eq!((summary["resumed_rows"].as_u64(), summary["tokens"].as_u64()), (Some(expected_rows), Some(0)), "nothing recomputed");
+    assert_eq!(summary["compute_seconds"].as_f64(), Some(0.0), "no forward pass when everything is resumed");
+    // Without resume, the forward passes are timed apart from the stage (worker start, loading).
+    let r = eval(&dir, "timed.parquet", &["--json"]);
+    assert_exit!(r, 0);
+    let summary: Value = serde_json::from_str(&r.stdout_text()).unwrap();
+    let (compute, whole) = (summary["compute_seconds"].as_f64().unwrap(), summary["seconds"].as_f64().unwrap());
+    assert!(compute > 0.0 && compute < whole, "compute {compute} s of a {whole} s stage");
     let r = eval(&dir, "x.parquet", &["--shard", "2/2"]);
     assert_exit!(r, 2);
     assert!(r.stderr.contains("shard \"2/2\" is not K/N with 0 <= K < N"), "{}", r.stderr);

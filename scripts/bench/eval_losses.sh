@@ -6,7 +6,7 @@
 #                  loading the safetensors and scoring on both sides);
 #   in-process:    valkit's stage time (spawning its worker, loading, scoring) against torch's
 #                  load + score time (after `import torch`);
-#   compute:       torch's scoring alone, for scale (valkit does not report it separately yet).
+#   compute:       the forward passes and losses alone on both sides (loading excluded).
 # TORCH_PYTHON: an interpreter with torch and transformers; TABLES_PYTHON: one with pyarrow.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -49,11 +49,12 @@ versions = subprocess.run([torch_python, "-c", "import torch, transformers; prin
 v_wall, t_wall = med([r["wall"] for r in v]), med([r["wall"] for r in t])
 v_stage, t_in = med([r["stage"]["seconds"] for r in v]), med([r["stage"]["total_s"] for r in t])
 t_compute = med([r["stage"]["compute_s"] for r in t])
+v_compute = med([r["stage"]["compute_seconds"] for r in v])
 print(f"model: Llama hidden 512 x 8 layers, vocab 32000; {tokens} scored tokens (4 x 2048), f32; {threads} threads each side")
 print(f"torch {versions[0]}, transformers {versions[1]} (sdpa); medians of {len(v)} runs per side, alternating")
 print(f"whole process: valkit {v_wall:.2f} s ({tokens / v_wall:,.0f} tok/s), torch {t_wall:.2f} s ({tokens / t_wall:,.0f} tok/s): ratio {t_wall / v_wall:.2f}x")
 print(f"in-process:    valkit {v_stage:.2f} s ({tokens / v_stage:,.0f} tok/s), torch {t_in:.2f} s ({tokens / t_in:,.0f} tok/s): ratio {t_in / v_stage:.2f}x")
-print(f"torch compute alone: {t_compute:.2f} s ({tokens / t_compute:,.0f} tok/s)")
+print(f"compute:       valkit {v_compute:.2f} s ({tokens / v_compute:,.0f} tok/s), torch {t_compute:.2f} s ({tokens / t_compute:,.0f} tok/s): ratio {t_compute / v_compute:.2f}x")
 print(f"peak RSS (median): valkit {med([r['kb'] for r in v]) / 1024:.0f} MiB, torch {med([r['kb'] for r in t]) / 1024:.0f} MiB")
 print(f"all runs (s): valkit {[r['wall'] for r in v]}, torch {[r['wall'] for r in t]}; worst relative loss difference {worst:.1e}")
 PY

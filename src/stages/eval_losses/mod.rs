@@ -66,7 +66,10 @@ pub struct Summary {
     pub rows: usize,
     pub resumed_rows: usize,
     pub tokens: u64,
+    /// The whole stage, wall time.
     pub seconds: f64,
+    /// Forward passes and losses only (model loading, workers and I/O excluded), summed.
+    pub compute_seconds: f64,
 }
 
 /// The longest reason a losses row keeps.
@@ -130,7 +133,7 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
         candidates.into_iter().enumerate().filter(|(i, _)| i % opts.shard.count == opts.shard.index).map(|(_, m)| m).collect();
     let done: BTreeSet<(u16, String, u32)> = previous.iter().map(|r| (r.uid, r.task.clone(), r.batch_index)).collect();
     let mut rows = previous.clone();
-    let (mut failed_models, mut tokens) = (0, 0u64);
+    let (mut failed_models, mut tokens, mut compute_seconds) = (0, 0u64, 0.0f64);
     for m in &mine {
         let Some(competition_id) = m.competition_id else {
             tracing::warn!(uid = m.uid, "model row has no competition id; skipped");
@@ -162,7 +165,8 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
         let rules = Rules::of(competition_id, competition);
         let todo_tokens: u64 = todo.values().flatten().map(|b| b.token_ids.len() as u64).sum();
         reporter.start(&format!("uid {}", m.uid), todo.values().map(|b| b.len() as u64).sum(), todo_tokens);
-        let model_rows = evaluate_model(opts, m, &rules, &todo, reporter)?;
+        let (model_rows, model_compute) = evaluate_model(opts, m, &rules, &todo, reporter)?;
+        compute_seconds += model_compute;
         reporter.finish();
         if model_rows.iter().any(|r| r.status == losses::Status::Failed) {
             failed_models += 1;
@@ -184,6 +188,7 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
         resumed_rows: previous.len(),
         tokens,
         seconds: started.elapsed().as_secs_f64(),
+        compute_seconds,
     };
     let bytes = tables::encode_file::<losses::Losses>(rows, &provenance)?;
     files::write(&opts.out, &bytes)?;
@@ -278,6 +283,8 @@ pub enum Event<'a> {
     Advance(u64),
     /// One batch scored, or failed with a reason.
     Row { batch: &'a batches::Row, loss: f64, n_tokens: u32, reason: Option<String> },
+    /// Seconds one batch's forward and loss took (model loading excluded), for the summary.
+    Computed(f64),
 }
 
 /// One model: in a worker process unless `--no-isolation`; a crash, a hang past the deadline or
@@ -288,18 +295,20 @@ fn evaluate_model(
     rules: &Rules,
     tasks: &TaskBatches,
     reporter: &dyn super::Reporter,
-) -> anyhow::Result<Vec<losses::Row>> {
+) -> anyhow::Result<(Vec<losses::Row>, f64)> {
     let started = Instant::now();
-    let rows = if opts.isolate {
+    let (rows, compute) = if opts.isolate {
         worker::evaluate_in_child(opts, m, rules, tasks, reporter)?
     } else {
         let mut rows = Vec::new();
+        let mut compute = 0.0;
         let deadline = opts.model_timeout.map(|t| started + t);
         let mut emit = |event: Event| match event {
             Event::Advance(n) => reporter.advance(n),
             Event::Row { batch, loss, n_tokens, reason } => {
                 rows.push(row(m.uid, &m.hotkey, rules.competition_id, batch, loss, n_tokens, reason))
             }
+            Event::Computed(seconds) => compute += seconds,
         };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             evaluate(m.local_path.as_deref(), rules, &opts.device, opts.dtype, tasks, deadline, opts.model_timeout, &mut emit)
@@ -309,11 +318,11 @@ fn evaluate_model(
             Ok(Err(reason)) => Some(reason),
             Err(_) => Some("panic: the evaluation crashed".to_string()),
         };
-        complete(m, rules.competition_id, tasks, rows, reason)
+        (complete(m, rules.competition_id, tasks, rows, reason), compute)
     };
     let failed = rows.iter().filter(|r| r.status == losses::Status::Failed).count();
-    tracing::info!(uid = m.uid, rows = rows.len(), failed, seconds = started.elapsed().as_secs_f64(), "model evaluated");
-    Ok(rows)
+    tracing::info!(uid = m.uid, rows = rows.len(), failed, seconds = started.elapsed().as_secs_f64(), compute, "model evaluated");
+    Ok((rows, compute))
 }
 
 /// The rows an evaluation produced, plus failed rows (with `reason`) for every batch it did not
@@ -375,7 +384,9 @@ pub fn evaluate(
             if deadline.is_some_and(|d| Instant::now() > d) {
                 return Err(format!("timeout: over {:.0} s", timeout.unwrap_or_default().as_secs_f64()));
             }
+            let computing = Instant::now();
             let result = model.loss(&b.token_ids, b.context_len as usize);
+            emit(Event::Computed(computing.elapsed().as_secs_f64()));
             emit(Event::Advance(b.token_ids.len() as u64));
             let (loss, n_tokens, reason) = match result {
                 Ok((loss, n)) if loss.is_finite() => (loss, n, None),

@@ -51,6 +51,8 @@ enum Line {
     Row(JournalRow),
     /// The batches not reported fail with this reason (the model did not load, ...).
     Failed(String),
+    /// Seconds of one batch's forward and loss.
+    Computed(f64),
 }
 
 /// The parent's side: runs `m` in a worker and turns whatever happens into rows.
@@ -60,7 +62,7 @@ pub fn evaluate_in_child(
     rules: &Rules,
     tasks: &TaskBatches,
     reporter: &dyn crate::stages::Reporter,
-) -> anyhow::Result<Vec<losses::Row>> {
+) -> anyhow::Result<(Vec<losses::Row>, f64)> {
     let job = Job {
         uid: m.uid,
         hotkey: m.hotkey.clone(),
@@ -129,6 +131,7 @@ pub fn evaluate_in_child(
     let deadline = Instant::now() + timeout;
     let by_key: BTreeMap<(&str, u32), &batches::Row> = tasks.values().flatten().map(|b| ((b.task.as_str(), b.batch_index), *b)).collect();
     let mut rows = Vec::new();
+    let mut compute = 0.0;
     let mut failure = None;
     let mut killed_for_time = false;
     loop {
@@ -143,6 +146,7 @@ pub fn evaluate_in_child(
                     }
                 }
                 Ok(Line::Failed(reason)) => failure = Some(reason),
+                Ok(Line::Computed(seconds)) => compute += seconds,
                 Err(_) => tracing::debug!(uid = m.uid, line = %text, "unexpected worker output"),
             },
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -167,7 +171,7 @@ pub fn evaluate_in_child(
     if let Some(r) = &reason {
         tracing::warn!(uid = m.uid, reason = %r, stderr = %stderr_tail.trim(), "model failed in its worker");
     }
-    Ok(complete(m, rules.competition_id, tasks, rows, reason))
+    Ok((complete(m, rules.competition_id, tasks, rows, reason), compute))
 }
 
 /// A worker that exited without finishing: killed by a signal (SIGKILL the parent did not send:
@@ -230,6 +234,7 @@ pub fn serve() -> anyhow::Result<()> {
             let line = match event {
                 Event::Advance(n) => Line::Advance(n),
                 Event::Row { batch, loss, n_tokens, reason } => Line::Row(row_of(batch, loss, n_tokens, reason)),
+                Event::Computed(seconds) => Line::Computed(seconds),
             };
             if let Err(e) = write(&line) {
                 io_error.get_or_insert(e);
