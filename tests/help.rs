@@ -116,12 +116,32 @@ fn working_directory(dir: &TestDir) -> std::path::PathBuf {
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
     in_dir(&[
-        "compute-wins", "--profile", "sn9", "--competition-id", "4", "--metagraph", "metagraph.parquet", "--losses",
-        "losses.parquet", "--tracker", "state/tracker.parquet", "--out-dir", "step",
+        "compute-wins",
+        "--profile",
+        "sn9",
+        "--competition-id",
+        "4",
+        "--metagraph",
+        "metagraph.parquet",
+        "--losses",
+        "losses.parquet",
+        "--tracker",
+        "state/tracker.parquet",
+        "--out-dir",
+        "step",
     ]);
     in_dir(&[
-        "sample-batches", "--competitions", "my-subnet.toml", "--competition-id", "1", "--seed", "42", "--tokenizer",
-        "tokenizer", "-o", "batches.parquet",
+        "sample-batches",
+        "--competitions",
+        "my-subnet.toml",
+        "--competition-id",
+        "1",
+        "--seed",
+        "42",
+        "--tokenizer",
+        "tokenizer",
+        "-o",
+        "batches.parquet",
     ]);
     for name in ["losses.parquet", "models.parquet"] {
         std::fs::copy(at(name), at(&format!("step/{name}"))).unwrap();
@@ -182,7 +202,9 @@ fn every_example_in_help_runs_against_the_demo_data() {
             // Each in a fresh copy, so that no example sees another's output.
             let cwd = dir.path(&format!("run-{ran}"));
             copy_dir(&work, &cwd);
-            let command = example.replace("--network finney", &format!("--network ws://{DEAD}")).replace("--network local", &format!("--network ws://{DEAD}"));
+            let command = example
+                .replace("--network finney", &format!("--network ws://{DEAD}"))
+                .replace("--network local", &format!("--network ws://{DEAD}"));
             let out = Command::new("bash")
                 .args(["-c", &command])
                 .current_dir(&cwd)

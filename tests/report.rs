@@ -84,10 +84,7 @@ fn report_refuses_what_it_cannot_read() {
     assert_bad_input(&run(&["report", &dir.arg("empty")]), "nothing to report");
     assert_bad_input(&run(&["report", &dir.arg("missing")]), "missing");
     std::fs::write(dir.path("wins.parquet"), b"not parquet").unwrap();
-    assert_bad_input(
-        &run(&["report", "--wins", &dir.arg("wins.parquet"), "--weights", &demo("tracker.parquet")]),
-        "wins.parquet",
-    );
+    assert_bad_input(&run(&["report", "--wins", &dir.arg("wins.parquet"), "--weights", &demo("tracker.parquet")]), "wins.parquet");
 }
 
 fn chromium() -> Option<String> {

@@ -112,9 +112,7 @@ pub fn bar_chart(spec: &BarChart<'_>) -> Result<String, String> {
     let y = y_range(values.chain(ticks), spec.zoom);
     let base = y.start;
     svg(|root| {
-        let mut chart = frame(root, spec.title)
-            .build_cartesian_2d(-0.6f64..(n as f64 - 0.4), y.clone())
-            .map_err(|e| e.to_string())?;
+        let mut chart = frame(root, spec.title).build_cartesian_2d(-0.6f64..(n as f64 - 0.4), y.clone()).map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -194,9 +192,8 @@ pub fn line_chart(spec: &LineChart<'_>) -> Result<String, String> {
     let y = y_range(spec.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)), spec.zoom);
     let count = (x_max as usize + 1).min(24);
     svg(|root| {
-        let mut chart = frame(root, spec.title)
-            .build_cartesian_2d(-0.2f64..(x_max + 0.2).max(1.0), y.clone())
-            .map_err(|e| e.to_string())?;
+        let mut chart =
+            frame(root, spec.title).build_cartesian_2d(-0.2f64..(x_max + 0.2).max(1.0), y.clone()).map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .light_line_style(GRID)
@@ -224,9 +221,7 @@ pub fn line_chart(spec: &LineChart<'_>) -> Result<String, String> {
                 .map_err(|e| e.to_string())?
                 .label(series.name.as_str())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 12, y)], colour.stroke_width(2)));
-            chart
-                .draw_series(series.points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
-                .map_err(|e| e.to_string())?;
+            chart.draw_series(series.points.iter().map(|&p| Circle::new(p, 3, colour.filled()))).map_err(|e| e.to_string())?;
         }
         legend(&mut chart)
     })
@@ -254,9 +249,8 @@ pub fn box_chart(spec: &BoxChart<'_>) -> Result<String, String> {
     let y = y_range(spec.samples.iter().flatten().copied(), true);
     let (low, high) = (y.start as f32, y.end as f32);
     svg(|root| {
-        let mut chart = frame(root, spec.title)
-            .build_cartesian_2d(spec.categories.into_segmented(), low..high)
-            .map_err(|e| e.to_string())?;
+        let mut chart =
+            frame(root, spec.title).build_cartesian_2d(spec.categories.into_segmented(), low..high).map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .disable_x_mesh()

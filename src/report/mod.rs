@@ -70,12 +70,8 @@ pub fn render(steps: &[StepTables]) -> anyhow::Result<Report> {
     let competition_id: u16 = step.wins.first().map(|w| w.competition_id).or_else(|| prov("competition_id").parse().ok()).unwrap_or(0);
     let top = step.wins.iter().find(|w| w.top);
 
-    let mut sections = vec![
-        scores_section(step)?,
-        losses_section(step)?,
-        tracker_section(step, previous, competition_id)?,
-        weights_section(step)?,
-    ];
+    let mut sections =
+        vec![scores_section(step)?, losses_section(step)?, tracker_section(step, previous, competition_id)?, weights_section(step)?];
     if steps.len() > 1 {
         sections.push(history_section(steps)?);
     }
@@ -295,21 +291,19 @@ fn tracker_section(step: &StepTables, previous: Option<&StepTables>, competition
     };
     let after = of(step);
     let before = previous.map(of).unwrap_or_default();
-    let uids: Vec<u16> = after
-        .iter()
-        .chain(&before)
-        .filter(|(_, w)| **w >= 1e-6)
-        .map(|(u, _)| *u)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let uids: Vec<u16> =
+        after.iter().chain(&before).filter(|(_, w)| **w >= 1e-6).map(|(u, _)| *u).collect::<BTreeSet<_>>().into_iter().collect();
     let categories = uid_labels(uids.iter().copied());
     let bars = |m: &BTreeMap<u16, f32>| -> Vec<charts::Bar> {
         uids.iter().map(|u| charts::Bar { value: f64::from(m.get(u).copied().unwrap_or(0.0)), highlight: true, note: None }).collect()
     };
     let mut series = Vec::new();
     if previous.is_some() {
-        series.push(charts::BarSeries { name: format!("before ({})", previous.map_or("", |p| &p.label)), bars: bars(&before), colour: charts::colour(7) });
+        series.push(charts::BarSeries {
+            name: format!("before ({})", previous.map_or("", |p| &p.label)),
+            bars: bars(&before),
+            colour: charts::colour(7),
+        });
     }
     series.push(charts::BarSeries { name: "after this step".into(), bars: bars(&after), colour: charts::colour(1) });
     let mut charts = Vec::new();
@@ -378,7 +372,15 @@ fn weights_section(step: &StepTables) -> anyhow::Result<Section> {
     };
     let rows = nonzero
         .iter()
-        .map(|w| vec![w.uid.to_string(), w.hotkey.as_deref().map(short_hotkey).unwrap_or_default(), shortest_f32(w.weight), w.weight_u16.to_string(), sources(w.uid)])
+        .map(|w| {
+            vec![
+                w.uid.to_string(),
+                w.hotkey.as_deref().map(short_hotkey).unwrap_or_default(),
+                shortest_f32(w.weight),
+                w.weight_u16.to_string(),
+                sources(w.uid),
+            ]
+        })
         .collect();
     Ok(Section {
         id: "weights",
@@ -432,7 +434,12 @@ fn history_section(steps: &[StepTables]) -> anyhow::Result<Section> {
 fn failures_section(step: &StepTables) -> Section {
     let mut rows: Vec<Vec<String>> = Vec::new();
     for m in step.models.iter().filter(|m| matches!(m.status, models::Status::Rejected | models::Status::Failed)) {
-        rows.push(vec![m.uid.to_string(), m.repo_id.clone().unwrap_or_default(), format!("fetch-models: {}", m.status), m.reason.clone().unwrap_or_default()]);
+        rows.push(vec![
+            m.uid.to_string(),
+            m.repo_id.clone().unwrap_or_default(),
+            format!("fetch-models: {}", m.status),
+            m.reason.clone().unwrap_or_default(),
+        ]);
     }
     let mut seen = BTreeSet::new();
     for l in step.losses.iter().filter(|l| l.status == losses::Status::Failed) {

@@ -163,7 +163,12 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             write_aligned(out, &batch, &columns, rows).map_err(write)?;
             let hidden = batch.num_columns() - columns.len();
             if hidden > 0 {
-                writeln!(out, "({hidden} more column{}: --columns all; what each column means: --describe)", if hidden == 1 { "" } else { "s" }).map_err(write)?;
+                writeln!(
+                    out,
+                    "({hidden} more column{}: --columns all; what each column means: --describe)",
+                    if hidden == 1 { "" } else { "s" }
+                )
+                .map_err(write)?;
             }
         }
     }
@@ -173,12 +178,7 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<Outcome> {
 
 /// Indices of the columns to print, in the table's order for the default set, in the asked
 /// order for named ones.
-fn select_columns(
-    batch: &RecordBatch,
-    columns: &Columns,
-    format: Format,
-    legend: Option<&[tables::Column]>,
-) -> anyhow::Result<Vec<usize>> {
+fn select_columns(batch: &RecordBatch, columns: &Columns, format: Format, legend: Option<&[tables::Column]>) -> anyhow::Result<Vec<usize>> {
     let all: Vec<usize> = (0..batch.num_columns()).collect();
     let schema = batch.schema();
     Ok(match (columns, format, legend) {

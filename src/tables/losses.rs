@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float64Array, StringArray, UInt16Array, UInt32Array};
 use arrow::datatypes::{DataType, SchemaRef};
 
-use super::{Column, field, schema_of, Columns, Error, Table};
+use super::{field, schema_of, Column, Columns, Error, Table};
 
 status_enum!(Status { Ok => "ok", Failed => "failed" });
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, ListArray, StringArray, UInt16Array, UInt64Array};
 use arrow::datatypes::{DataType, SchemaRef, UInt16Type};
 
-use super::{Column, field, list_of, schema_of, Columns, Error, Table};
+use super::{field, list_of, schema_of, Column, Columns, Error, Table};
 
 /// Provenance key holding the block the metagraph was read at (`compute-wins`' default current block).
 pub const PROVENANCE_BLOCK: &str = "block";

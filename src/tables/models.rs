@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, BooleanArray, StringArray, UInt16Array, UInt64Array};
 use arrow::datatypes::{DataType, SchemaRef};
 
-use super::{Column, field, schema_of, Columns, Error, Table};
+use super::{field, schema_of, Column, Columns, Error, Table};
 
 status_enum!(
     /// `ok`: usable snapshot at `local_path`; `skipped`: not this step's business (e.g. eval delay);

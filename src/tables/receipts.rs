@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, ListArray, StringArray, UInt16Array, UInt64Array};
 use arrow::datatypes::{DataType, SchemaRef, UInt16Type};
 
-use super::{Column, field, list_of, schema_of, Columns, Error, Table};
+use super::{field, list_of, schema_of, Column, Columns, Error, Table};
 
 status_enum!(
     /// Which extrinsic a receipt records.

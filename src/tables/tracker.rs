@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, BooleanArray, Float32Array, ListArray, StringArray, UInt16Array};
 use arrow::datatypes::{DataType, Float64Type, SchemaRef, UInt64Type};
 
-use super::{Column, field, list_of, schema_of, Columns, Error, Table};
+use super::{field, list_of, schema_of, Column, Columns, Error, Table};
 use crate::scoring::EvalResult;
 
 #[derive(Debug, Clone, PartialEq)]

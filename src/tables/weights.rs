@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float32Array, StringArray, UInt16Array};
 use arrow::datatypes::{DataType, SchemaRef};
 
-use super::{Column, field, schema_of, Columns, Error, Table};
+use super::{field, schema_of, Column, Columns, Error, Table};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, BooleanArray, Float32Array, Float64Array, StringArray, UInt16Array, UInt32Array, UInt64Array};
 use arrow::datatypes::{DataType, SchemaRef};
 
-use super::{Column, field, schema_of, Columns, Error, Table};
+use super::{field, schema_of, Column, Columns, Error, Table};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -43,7 +43,11 @@ impl Table for Wins {
         Column { name: "competition_id", shown: false, about: "the competition scored" },
         Column { name: "commit_block", shown: true, about: "the block of the model's commitment (empty: no usable commitment)" },
         Column { name: "score", shown: true, about: "task-weighted mean loss, lower is better (inf: failed or no model)" },
-        Column { name: "epsilon_adv", shown: true, about: "epsilon advantage: the fraction by which a later model must beat this one's loss" },
+        Column {
+            name: "epsilon_adv",
+            shown: true,
+            about: "epsilon advantage: the fraction by which a later model must beat this one's loss",
+        },
         Column { name: "competitive", shown: true, about: "passed SN9's competitive filter (always, for winner-takes-all)" },
         Column { name: "wins", shown: true, about: "competitive opponents this uid beat" },
         Column { name: "win_rate", shown: true, about: "wins over competitive opponents" },
