@@ -415,7 +415,7 @@ fn remove_pending(path: &Path) -> anyhow::Result<()> {
 /// Reads the receipts table (when there is one), adds the row and replaces the file atomically.
 fn append_receipt(location: &Location, row: receipts::Row) -> anyhow::Result<()> {
     let mut rows = match location {
-        Location::Path(p) if p.exists() => tables::decode_file::<receipts::Receipts>(&files::read(location)?)?.rows,
+        Location::Path(p) if p.exists() => tables::read::<receipts::Receipts>(location)?.rows,
         _ => Vec::new(),
     };
     rows.push(row);

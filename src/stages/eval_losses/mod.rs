@@ -81,8 +81,8 @@ pub type TaskBatches<'a> = BTreeMap<&'a str, Vec<&'a batches::Row>>;
 pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Outcome, Summary)> {
     let started = Instant::now();
     files::ensure_not_input(&opts.out, &[&opts.models, &opts.batches])?;
-    let model_file = tables::decode_file::<models::Models>(&files::read(&opts.models)?)?;
-    let batch_file = tables::decode_file::<batches::Batches>(&files::read(&opts.batches)?)?;
+    let model_file = tables::read::<models::Models>(&opts.models)?;
+    let batch_file = tables::read::<batches::Batches>(&opts.batches)?;
     // One writer per output: a second run on the same --out stops here instead of mixing rows.
     let _lock = match &opts.out {
         Location::Path(path) => Some(files::OutputLock::acquire(path)?),
@@ -212,7 +212,7 @@ fn previous_rows(opts: &Options, batches_sha256: &str) -> anyhow::Result<Vec<los
     if !opts.resume || !path.exists() {
         return Ok(Vec::new());
     }
-    let old = tables::decode_file::<losses::Losses>(&files::read(&opts.out)?)?;
+    let old = tables::read::<losses::Losses>(&opts.out)?;
     match old.meta.provenance.get("batches_sha256") {
         Some(h) if h == batches_sha256 => Ok(old.rows),
         _ => bail!("{}: was computed on other batches; remove it or drop --resume", path.display()),

@@ -78,7 +78,7 @@ pub fn resolve_seed(source: &SeedSource) -> anyhow::Result<ResolvedSeed> {
             (seed_from_block_hash(hash)?, None)
         }
         SeedSource::Metagraph(location) => {
-            let table = tables::decode_file::<metagraph::Metagraph>(&files::read(location)?)?;
+            let table = tables::read::<metagraph::Metagraph>(location)?;
             let p = &table.meta.provenance;
             let Some(hash) = p.get(metagraph::PROVENANCE_SYNC_BLOCK_HASH) else {
                 bail!(
