@@ -61,6 +61,9 @@ struct HtmlTable {
 
 const TEMPLATE: &str = include_str!("report.html");
 
+/// Tracker weights below this are decayed leftovers (e.g. 2e-44), not shown as holding weight.
+const SHOWN_WEIGHT: f32 = 1e-6;
+
 /// Renders the last of `steps` (sorted oldest first); earlier steps feed the history chart, and
 /// the one just before gives the tracker weights "before".
 pub fn render(steps: &[StepTables]) -> anyhow::Result<Report> {
@@ -104,7 +107,7 @@ pub fn render(steps: &[StepTables]) -> anyhow::Result<Report> {
                 title => format!("valkit report: {} competition {competition_id}, block {}", prov("profile"), prov("cur_block")),
                 version => crate::VERSION,
                 step => step.label.as_str(),
-                headline => headline(step),
+                headline => headline(step, top),
                 summary => minijinja::value::Serde(&summary),
                 sections => minijinja::value::Serde(&sections),
             })
@@ -114,8 +117,8 @@ pub fn render(steps: &[StepTables]) -> anyhow::Result<Report> {
 }
 
 /// Who won and why, in two or three sentences.
-fn headline(step: &StepTables) -> String {
-    let Some(top) = step.wins.iter().find(|w| w.top) else {
+fn headline(step: &StepTables, top: Option<&wins::Row>) -> String {
+    let Some(top) = top else {
         return "No uid won this step: no model had a score.".to_string();
     };
     let competitive = step.wins.iter().filter(|w| w.competitive).count();
@@ -236,10 +239,13 @@ fn losses_section(step: &StepTables) -> anyhow::Result<Section> {
     let colour_of = |uid: u16| charts::colour(uids.iter().position(|u| *u == uid).unwrap_or(0));
     let mut charts = Vec::new();
     for task in &tasks {
-        let of_task: Vec<&&losses::Row> = ok.iter().filter(|r| r.task == *task).collect();
-        let task_uids: Vec<u16> = of_task.iter().map(|r| r.uid).collect::<BTreeSet<_>>().into_iter().collect();
+        // The task's rows by uid, in table (batch) order.
+        let mut per_uid: BTreeMap<u16, Vec<&losses::Row>> = BTreeMap::new();
+        for r in ok.iter().filter(|r| r.task == *task) {
+            per_uid.entry(r.uid).or_default().push(r);
+        }
+        let task_uids: Vec<u16> = per_uid.keys().copied().collect();
         let categories = uid_labels(task_uids.iter().copied());
-        let per_uid = |uid: u16| -> Vec<&&&losses::Row> { of_task.iter().filter(|r| r.uid == uid).collect() };
         charts.push(chart(
             &format!("loss-distribution-{task}"),
             &format!("{task}: the spread of each uid's per-batch losses (median, quartiles, range)."),
@@ -248,7 +254,7 @@ fn losses_section(step: &StepTables) -> anyhow::Result<Section> {
                 x_desc: "uid",
                 y_desc: "loss",
                 categories: &categories,
-                samples: task_uids.iter().map(|&u| per_uid(u).iter().map(|r| r.loss).collect()).collect(),
+                samples: per_uid.values().map(|rows| rows.iter().map(|r| r.loss).collect()).collect(),
                 colours: task_uids.iter().map(|&u| colour_of(u)).collect(),
             }),
         )?);
@@ -259,12 +265,12 @@ fn losses_section(step: &StepTables) -> anyhow::Result<Section> {
                 title: &format!("{task}: loss per batch"),
                 x_desc: "batch",
                 y_desc: "loss",
-                series: task_uids
+                series: per_uid
                     .iter()
-                    .map(|&u| charts::LineSeries {
+                    .map(|(&u, rows)| charts::LineSeries {
                         name: format!("uid {u}"),
                         colour: colour_of(u),
-                        points: per_uid(u).iter().map(|r| (f64::from(r.batch_index), r.loss)).collect(),
+                        points: rows.iter().map(|r| (f64::from(r.batch_index), r.loss)).collect(),
                     })
                     .collect(),
                 x_labels: &[],
@@ -275,11 +281,13 @@ fn losses_section(step: &StepTables) -> anyhow::Result<Section> {
     Ok(Section {
         id: "losses",
         title: "Losses".into(),
-        intro: if step.losses.is_empty() {
-            "No losses table was given for this step.".into()
-        } else {
-            format!("{} per-batch losses over {} tasks ({}).", ok.len(), tasks.len(), tasks.iter().copied().collect::<Vec<_>>().join(", "))
-        },
+        // Shown only with charts, so only when there are losses.
+        intro: format!(
+            "{} per-batch losses over {} tasks ({}).",
+            ok.len(),
+            tasks.len(),
+            tasks.iter().copied().collect::<Vec<_>>().join(", ")
+        ),
         charts,
         table: None,
     })
@@ -292,7 +300,7 @@ fn tracker_section(step: &StepTables, previous: Option<&StepTables>, competition
     let after = of(step);
     let before = previous.map(of).unwrap_or_default();
     let uids: Vec<u16> =
-        after.iter().chain(&before).filter(|(_, w)| **w >= 1e-6).map(|(u, _)| *u).collect::<BTreeSet<_>>().into_iter().collect();
+        after.iter().chain(&before).filter(|(_, w)| **w >= SHOWN_WEIGHT).map(|(u, _)| *u).collect::<BTreeSet<_>>().into_iter().collect();
     let categories = uid_labels(uids.iter().copied());
     let bars = |m: &BTreeMap<u16, f32>| -> Vec<charts::Bar> {
         uids.iter().map(|u| charts::Bar { value: f64::from(m.get(u).copied().unwrap_or(0.0)), highlight: true, note: None }).collect()
@@ -365,7 +373,7 @@ fn weights_section(step: &StepTables) -> anyhow::Result<Section> {
     let sources = |uid: u16| -> String {
         step.tracker
             .iter()
-            .filter(|r| r.uid == uid && r.weight >= 1e-6)
+            .filter(|r| r.uid == uid && r.weight >= SHOWN_WEIGHT)
             .map(|r| format!("competition {} tracker {}", r.competition_id, shortest_f32(r.weight)))
             .collect::<Vec<_>>()
             .join("; ")

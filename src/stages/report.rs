@@ -50,30 +50,15 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
         }
     }
     steps.sort_by_key(|(_, s)| (block(s), s.label.clone()));
-    let explicit = opts.wins.is_some() || opts.weights.is_some();
-    if explicit {
-        let (Some(wins), Some(weights)) = (&opts.wins, &opts.weights) else {
-            bail!("--wins and --weights go together (the tables of the step to report)");
-        };
-        let wins = tables::read::<wins::Wins>(wins)?;
-        let weights = tables::read::<weights::Weights>(weights)?;
-        let tracker = opts.tracker.as_ref().map(tables::read::<tracker::Tracker>).transpose()?;
-        let step = StepTables {
-            label: wins.location.to_string(),
-            provenance: wins.meta.provenance.clone(),
-            wins: wins.rows,
-            weights: weights.rows,
-            tracker: tracker.map(|t| t.rows).unwrap_or_default(),
-            losses: read_losses(&opts.losses)?,
-            models: read_models(opts.models.as_ref())?,
-        };
-        steps.push((PathBuf::new(), step));
-    } else {
-        if steps.is_empty() {
-            bail!("nothing to report: give a step directory (e.g. WORKDIR/steps/latest) or --wins and --weights");
+    match (&opts.wins, &opts.weights) {
+        (Some(wins), Some(weights)) => {
+            let tables = Tables { wins, weights, tracker: opts.tracker.as_ref(), losses: &opts.losses, models: opts.models.as_ref() };
+            steps.push((PathBuf::new(), read_step(wins.to_string(), &tables)?));
         }
-        if opts.tracker.is_some() || !opts.losses.is_empty() || opts.models.is_some() {
-            let (_, last) = steps.last_mut().expect("not empty");
+        (None, None) => {
+            let Some((_, last)) = steps.last_mut() else {
+                bail!("nothing to report: give a step directory (e.g. WORKDIR/steps/latest) or --wins and --weights");
+            };
             if let Some(t) = &opts.tracker {
                 last.tracker = tables::read::<tracker::Tracker>(t)?.rows;
             }
@@ -84,6 +69,7 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
                 last.models = read_models(opts.models.as_ref())?;
             }
         }
+        _ => bail!("--wins and --weights go together (the tables of the step to report)"),
     }
     let out = match (&opts.out, steps.last()) {
         (Some(out), _) => out.clone(),
@@ -110,37 +96,47 @@ fn block(step: &StepTables) -> u64 {
     step.provenance.get("cur_block").and_then(|b| b.parse().ok()).unwrap_or(0)
 }
 
+/// Where one step's tables are.
+struct Tables<'a> {
+    wins: &'a Location,
+    weights: &'a Location,
+    tracker: Option<&'a Location>,
+    losses: &'a [Location],
+    models: Option<&'a Location>,
+}
+
+fn read_step(label: String, at: &Tables<'_>) -> anyhow::Result<StepTables> {
+    let wins = tables::read::<wins::Wins>(at.wins)?;
+    Ok(StepTables {
+        label,
+        provenance: wins.meta.provenance,
+        wins: wins.rows,
+        weights: tables::read::<weights::Weights>(at.weights)?.rows,
+        tracker: at.tracker.map(tables::read::<tracker::Tracker>).transpose()?.map(|t| t.rows).unwrap_or_default(),
+        losses: read_losses(at.losses)?,
+        models: read_models(at.models)?,
+    })
+}
+
 /// A step directory's tables; `None` when it has no wins and weights (a cycle that stopped early).
 fn read_dir_step(dir: &Path) -> anyhow::Result<Option<StepTables>> {
-    let at = |name: &str| dir.join(name);
-    if !at("wins.parquet").exists() || !at("weights.parquet").exists() {
+    let at = |name: &str| Location::Path(dir.join(name));
+    let present = |name: &str| dir.join(name).exists().then(|| at(name));
+    let (Some(wins), Some(weights)) = (present("wins.parquet"), present("weights.parquet")) else {
         return Ok(None);
-    }
-    let wins = tables::read::<wins::Wins>(&Location::Path(at("wins.parquet")))?;
-    let weights = tables::read::<weights::Weights>(&Location::Path(at("weights.parquet")))?;
-    let tracker = match at("tracker.parquet") {
-        p if p.exists() => tables::read::<tracker::Tracker>(&Location::Path(p))?.rows,
-        _ => Vec::new(),
     };
     // losses.parquet, or the shards of a spread evaluation (losses-0.parquet, …).
-    let mut loss_files: Vec<Location> = std::fs::read_dir(dir)
+    let mut losses: Vec<Location> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("losses") && n.ends_with(".parquet")))
         .map(Location::Path)
         .collect();
-    loss_files.sort_by_key(|l| l.to_string());
-    let models = at("models.parquet");
+    losses.sort_by_key(|l| l.to_string());
+    let (tracker, models) = (present("tracker.parquet"), present("models.parquet"));
     let label = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
-    Ok(Some(StepTables {
-        label,
-        provenance: wins.meta.provenance.clone(),
-        wins: wins.rows,
-        weights: weights.rows,
-        tracker,
-        losses: read_losses(&loss_files)?,
-        models: read_models(models.exists().then_some(&Location::Path(models)))?,
-    }))
+    let tables = Tables { wins: &wins, weights: &weights, tracker: tracker.as_ref(), losses: &losses, models: models.as_ref() };
+    read_step(label, &tables).map(Some)
 }
 
 fn read_losses(files_: &[Location]) -> anyhow::Result<Vec<losses::Row>> {
