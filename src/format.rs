@@ -11,6 +11,16 @@ pub fn shortest_f32(v: f32) -> String {
     }
 }
 
+/// An f64 in the shortest form that reads back to the same f64, in exponent form when tiny or
+/// huge (a denormal tracker weight such as 3.7e-44 would print with 40 zeros otherwise).
+pub fn shortest_f64(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && (v.abs() < 1e-4 || v.abs() >= 1e15) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
 /// An f64 rounded to `digits` significant digits, trailing zeros dropped (`0.00010000000000000026`
 /// → `0.0001`), in exponent form when tiny or huge.
 pub fn significant(v: f64, digits: usize) -> String {

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::exit::Outcome;
 use crate::files::{self, Location};
-use crate::format::{shortest_f32, significant};
+use crate::format::{shortest_f32, shortest_f64, significant};
 use crate::tables;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,9 +80,7 @@ impl Cell {
             Cell::Int(i) => i.to_string(),
             Cell::Float(f) => match digits {
                 Some(d) => significant(*f, d),
-                // Denormal tracker weights such as 3.7e-44 would print with 40 zeros otherwise.
-                None if *f != 0.0 && f.is_finite() && (f.abs() < 1e-4 || f.abs() >= 1e15) => format!("{f:e}"),
-                None => f.to_string(),
+                None => shortest_f64(*f),
             },
             Cell::Float32(f) => shortest_f32(*f),
             Cell::Str(s) => s.clone(),
@@ -272,7 +270,7 @@ fn write_aligned(out: &mut dyn Write, batch: &RecordBatch, columns: &[usize], ro
     let names: Vec<String> = columns.iter().map(|&c| batch.schema_ref().field(c).name().clone()).collect();
     let mut grid: Vec<Vec<String>> = vec![names.clone()];
     for row in 0..rows {
-        grid.push(columns.iter().map(|&c| truncate(&cell(batch.column(c), row).to_text(6, Some(DIGITS)))).collect());
+        grid.push(columns.iter().map(|&c| truncate(&cell(batch.column(c), row).to_text(6, Some(DIGITS)), MAX_WIDTH)).collect());
     }
     let mut widths: Vec<usize> = (0..names.len()).map(|c| grid.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     // Fit the terminal width the README promises by narrowing the widest columns, never below
@@ -286,9 +284,7 @@ fn write_aligned(out: &mut dyn Write, batch: &RecordBatch, columns: &[usize], ro
     }
     for row in &mut grid {
         for (value, &w) in row.iter_mut().zip(&widths) {
-            if value.chars().count() > w {
-                *value = format!("{}…", value.chars().take(w - 1).collect::<String>());
-            }
+            *value = truncate(value, w);
         }
     }
     for line in grid {
@@ -301,11 +297,12 @@ fn write_aligned(out: &mut dyn Write, batch: &RecordBatch, columns: &[usize], ro
     Ok(())
 }
 
-fn truncate(s: &str) -> String {
-    if s.chars().count() <= MAX_WIDTH {
+/// `s` cut to `width` characters, the last one an ellipsis when anything was cut.
+fn truncate(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
         s.to_string()
     } else {
-        format!("{}…", s.chars().take(MAX_WIDTH - 1).collect::<String>())
+        format!("{}…", s.chars().take(width - 1).collect::<String>())
     }
 }
 
