@@ -72,7 +72,7 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Option<Summary>)> {
     for name in ["wins.parquet", "weights.parquet"] {
         files::ensure_not_input(&Location::Path(opts.out_dir.join(name)), &inputs)?;
     }
-    let metagraph = tables::decode_file::<metagraph::Metagraph>(&files::read(&opts.metagraph)?)?;
+    let metagraph = tables::read::<metagraph::Metagraph>(&opts.metagraph)?;
     let current_block = match opts.current_block {
         Some(b) => b,
         None => metagraph_block(&metagraph)?,
@@ -82,7 +82,7 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Option<Summary>)> {
     let mut all_losses = Vec::new();
     let mut loss_hashes = Vec::new();
     for location in &opts.losses {
-        let file = tables::decode_file::<losses::Losses>(&files::read(location)?)?;
+        let file = tables::read::<losses::Losses>(location)?;
         loss_hashes.push(file.sha256.clone());
         all_losses.extend(file.rows.into_iter().map(|r| (location.clone(), r)));
     }
@@ -93,7 +93,7 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Option<Summary>)> {
         return Ok((Outcome::NothingToDo { why }, None));
     }
     let previous = match &opts.tracker {
-        Some(location) => Some(tables::decode_file::<tracker::Tracker>(&files::read(location)?)?),
+        Some(location) => Some(tables::read::<tracker::Tracker>(location)?),
         None => None,
     };
     let (contenders, reasons) = score_uids(&rows, &metagraph.rows, competition);
@@ -145,15 +145,16 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Option<Summary>)> {
         ("tracker.parquet", tables::encode_file::<tracker::Tracker>(tracker_rows, &prov)?),
     ];
     write_all(&opts.out_dir, &outputs)?;
+    // The weights that survive the u16 conversion: what set-weights sends.
+    let paid: Vec<&weights::Row> = weight_rows.iter().filter(|w| w.weight_u16 > 0).collect();
     let summary = Summary {
         competition_id: opts.competition_id,
         cur_block: current_block,
         top_uid: step.top_uid,
         uids: contenders.len(),
-        nonzero_weights: weight_rows.iter().filter(|w| w.weight_u16 > 0).map(|w| (w.uid, w.weight)).collect(),
-        weight_from: weight_rows
+        nonzero_weights: paid.iter().map(|w| (w.uid, w.weight)).collect(),
+        weight_from: paid
             .iter()
-            .filter(|w| w.weight_u16 > 0)
             .map(|w| {
                 let held = |weights: &Vec<f32>| weights.get(usize::from(w.uid)).is_some_and(|&x| x > 0.0);
                 (w.uid, state.tracker.weights.iter().filter(|(_, weights)| held(weights)).map(|(&c, _)| c).collect())

@@ -153,9 +153,9 @@ pub async fn run(opts: &Options, reporter: &dyn DownloadReporter) -> anyhow::Res
     let started = Instant::now();
     let inputs: Vec<&Location> = std::iter::once(&opts.metagraph).chain(&opts.tracker).collect();
     files::ensure_not_input(&opts.out, &inputs)?;
-    let meta_file = tables::decode_file::<metagraph::Metagraph>(&files::read(&opts.metagraph)?)?;
+    let meta_file = tables::read::<metagraph::Metagraph>(&opts.metagraph)?;
     let tracker_file = match &opts.tracker {
-        Some(t) => Some(tables::decode_file::<tracker::Tracker>(&files::read(t)?)?),
+        Some(t) => Some(tables::read::<tracker::Tracker>(t)?),
         None => None,
     };
     let current_block = match opts.current_block {
@@ -594,9 +594,12 @@ impl Fetcher<'_> {
     /// One file into the snapshot: from a blob another repository already holds, else from the hub.
     async fn download(&self, repo: &str, revision: &str, file: &str, size: u64) -> Result<PathBuf, Problem> {
         let snapshot_file = self.cache.snapshot_dir(repo, revision).join(file);
-        if let Err(e) = self.cache.record_fetched(repo) {
-            // Unmarked, the snapshot is merely never freed by gc.
-            tracing::warn!(repo, error = %e, "could not mark the repository as fetched by valkit");
+        // Marked before valkit writes into the snapshot (a shared blob or a download); unmarked, the
+        // snapshot is merely never freed by gc.
+        if !snapshot_file.exists() {
+            if let Err(e) = self.cache.record_fetched(repo) {
+                tracing::warn!(repo, error = %e, "could not mark the repository as fetched by valkit");
+            }
         }
         let mut _blob_guard = None;
         if !snapshot_file.exists() && file.ends_with(".safetensors") && !self.hub.config().offline {
