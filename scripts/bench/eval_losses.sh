@@ -22,18 +22,13 @@ trap 'rm -rf "$work"' EXIT
 "$TABLES_PYTHON" scripts/bench/eval_setup.py "$work" tables
 cargo build --release --locked --quiet --bin valkit
 
+source scripts/bench/lib.sh
 run_valkit() {
-    /usr/bin/time -f "%e %M" -o "$work/time" "$target/release/valkit" -q eval-losses --json \
-        --models "$work/models.parquet" --batches "$work/batches.parquet" --out "$work/losses.parquet" > "$work/v.json"
-    echo "{\"side\": \"valkit\", \"wall\": $(cut -d' ' -f1 "$work/time"), \"kb\": $(cut -d' ' -f2 "$work/time"), \"stage\": $(cat "$work/v.json")}" >> "$work/runs.jsonl"
+    timed valkit "$work/v.json" "$target/release/valkit" -q eval-losses --json \
+        --models "$work/models.parquet" --batches "$work/batches.parquet" --out "$work/losses.parquet"
 }
-run_torch() {
-    /usr/bin/time -f "%e %M" -o "$work/time" "$TORCH_PYTHON" scripts/bench/eval_torch.py "$work" > "$work/t.json"
-    echo "{\"side\": \"torch\", \"wall\": $(cut -d' ' -f1 "$work/time"), \"kb\": $(cut -d' ' -f2 "$work/time"), \"stage\": $(cat "$work/t.json")}" >> "$work/runs.jsonl"
-}
-for i in $(seq "$RUNS"); do
-    if [ $((i % 2)) = 1 ]; then run_valkit; run_torch; else run_torch; run_valkit; fi
-done
+run_torch() { timed torch "$work/t.json" "$TORCH_PYTHON" scripts/bench/eval_torch.py "$work"; }
+alternate "$RUNS" run_valkit run_torch
 "$target/release/valkit" inspect "$work/losses.parquet" --json > "$work/rust_losses.json"
 "$TABLES_PYTHON" - "$work" "$THREADS" "$TORCH_PYTHON" <<'PY'
 import json, statistics, subprocess, sys

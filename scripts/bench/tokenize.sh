@@ -15,19 +15,14 @@ trap 'rm -rf "$work"' EXIT
 "$PYTHON" scripts/bench/tokenize_setup.py "$work"
 cargo build --release --locked --quiet --bin valkit
 
+source scripts/bench/lib.sh
 run_valkit() {
-    /usr/bin/time -f "%e %M" -o "$work/time" "$target/release/valkit" -q sample-batches \
+    timed valkit "$work/v.out" "$target/release/valkit" -q sample-batches \
         --competitions "$work/bench.toml" --competition-id 1 --seed 42 \
         --tokenizer testdata/tokenizer -o "$work/b.parquet"
-    echo "{\"side\": \"valkit\", \"wall\": $(cut -d' ' -f1 "$work/time"), \"kb\": $(cut -d' ' -f2 "$work/time")}" >> "$work/runs.jsonl"
 }
-run_python() {
-    /usr/bin/time -f "%e %M" -o "$work/time" "$PYTHON" scripts/bench/tokenize_python.py "$work" > "$work/py.json"
-    echo "{\"side\": \"python\", \"wall\": $(cut -d' ' -f1 "$work/time"), \"kb\": $(cut -d' ' -f2 "$work/time"), \"stage\": $(cat "$work/py.json")}" >> "$work/runs.jsonl"
-}
-for i in $(seq "$RUNS"); do
-    if [ $((i % 2)) = 1 ]; then run_valkit; run_python; else run_python; run_valkit; fi
-done
+run_python() { timed python "$work/py.json" "$PYTHON" scripts/bench/tokenize_python.py "$work"; }
+alternate "$RUNS" run_valkit run_python
 "$PYTHON" - "$work" "$PYTHON" <<'PY'
 import json, statistics, subprocess, sys
 work, python = sys.argv[1], sys.argv[2]

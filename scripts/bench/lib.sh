@@ -1,0 +1,21 @@
+# Shared by the scripts/bench/*.sh comparisons (sourced; needs $work set to a scratch directory).
+
+# timed SIDE OUT COMMAND...: runs COMMAND with its stdout in OUT and appends one line to
+# $work/runs.jsonl: {"side", "wall" (s), "kb" (peak RSS), "stage" (OUT's JSON, or null)}.
+timed() {
+    local side=$1 out=$2 wall kb stage=null
+    shift 2
+    /usr/bin/time -f "%e %M" -o "$work/time" "$@" > "$out"
+    read -r wall kb < "$work/time"
+    if [ -s "$out" ]; then stage=$(cat "$out"); fi
+    echo "{\"side\": \"$side\", \"wall\": $wall, \"kb\": $kb, \"stage\": $stage}" >> "$work/runs.jsonl"
+}
+
+# alternate RUNS FIRST SECOND: runs the two functions RUNS times in alternating order
+# (first second, second first, ...), so that drift on a shared machine hits both sides alike.
+alternate() {
+    local runs=$1 first=$2 second=$3 i
+    for i in $(seq "$runs"); do
+        if [ $((i % 2)) = 1 ]; then "$first"; "$second"; else "$second"; "$first"; fi
+    done
+}
