@@ -87,7 +87,7 @@ fn main() {
         losses: vec![Location::Path(path("losses.parquet"))],
         tracker: Some(Location::Path(path("tracker.parquet"))),
         current_block: None,
-        out_dir: path("out"),
+        out_dir: valkit::files::Location::Path(path("out")),
         overrides: Overrides::default(),
     };
     let mut times: Vec<Duration> = (0..RUNS)

@@ -34,9 +34,15 @@ pub fn code(result: &anyhow::Result<Outcome>) -> ExitCode {
         Ok(Outcome::Partial { .. }) => ExitCode::from(1),
         Ok(Outcome::NothingToDo { .. }) => ExitCode::from(3),
         Err(err) if is_broken_pipe(err) => ExitCode::SUCCESS,
-        Err(err) if err.chain().any(|e| e.is::<Unreachable>()) => ExitCode::from(4),
+        Err(err) if err.chain().any(is_unreachable) => ExitCode::from(4),
         Err(_) => ExitCode::from(2),
     }
+}
+
+fn is_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
+    // A table on an object store carries its cause inside files::Error (displayed once).
+    let remote = e.downcast_ref::<crate::files::Error>().and_then(crate::files::Error::remote_cause);
+    e.is::<Unreachable>() || remote.is_some_and(|cause| cause.chain().any(|c| c.is::<Unreachable>()))
 }
 
 /// `valkit inspect x.parquet | head` closes our stdout; that is the reader's choice, not an error.

@@ -1,5 +1,6 @@
-//! Where pipeline files come from and go to: a path or `-` (stdin/stdout). Outputs are written to
-//! a temporary file beside the target and renamed into place, so an interrupted stage leaves the
+//! Where pipeline files come from and go to: a path, `-` (stdin/stdout), or an object store URL
+//! (`s3://bucket/key`, see `storage`). Outputs are written to a temporary file beside the target
+//! and renamed into place, or PUT whole to an object store, so an interrupted stage leaves the
 //! previous output intact (SPEC §6). Bytes only: schemas live in `tables`.
 
 use std::fmt;
@@ -9,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
+
+use crate::storage::{self, ObjectUrl};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -28,21 +31,80 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("{0}")]
+    BadLocation(String),
+    #[error(transparent)]
+    Remote(anyhow::Error),
 }
 
-/// A file argument: a path, or `-` for stdin (inputs) / stdout (outputs).
+impl Error {
+    /// Why an object-store request failed, for the exit code (SPEC §6: unreachable is 4).
+    pub fn remote_cause(&self) -> Option<&anyhow::Error> {
+        match self {
+            Self::Remote(cause) => Some(cause),
+            _ => None,
+        }
+    }
+}
+
+/// The largest table read from an object store (tables are read whole into memory).
+const MAX_REMOTE_TABLE_BYTES: u64 = 4 << 30;
+
+/// A file argument: a path, `-` for stdin (inputs) / stdout (outputs), or an object URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     Std,
     Path(PathBuf),
+    Object(ObjectUrl),
 }
 
 impl Location {
-    pub fn parse(arg: &str) -> Self {
+    pub fn parse(arg: &str) -> Result<Self, Error> {
         if arg == "-" {
-            Self::Std
-        } else {
-            Self::Path(PathBuf::from(arg))
+            return Ok(Self::Std);
+        }
+        if let Some(url) = arg.strip_prefix("file://") {
+            return Ok(Self::Path(PathBuf::from(url)));
+        }
+        match ObjectUrl::parse(arg) {
+            Some(Ok(url)) => Ok(Self::Object(url)),
+            Some(Err(message)) => Err(Error::BadLocation(message)),
+            None => Ok(Self::Path(PathBuf::from(arg))),
+        }
+    }
+
+    /// `NAME` inside this location taken as a directory (`--out-dir`).
+    pub fn join(&self, name: &str) -> Self {
+        match self {
+            Self::Std => Self::Path(PathBuf::from(name)),
+            Self::Path(dir) => Self::Path(dir.join(name)),
+            Self::Object(url) => Self::Object(url.join(name)),
+        }
+    }
+
+    /// Whether something is there to read (`-` always is).
+    pub fn exists(&self) -> Result<bool, Error> {
+        match self {
+            Self::Std => Ok(true),
+            Self::Path(path) => Ok(path.exists()),
+            Self::Object(url) => storage::exists(url).map_err(Error::Remote),
+        }
+    }
+
+    /// The local file that stands for this output in locks and journals: the path itself, or
+    /// for an object a file under valkit's state directory (`$VALKIT_STATE_DIR`, by default
+    /// `~/.cache/valkit/objects/`), so that a resumed run on the same host finds its journal.
+    pub fn local_anchor(&self) -> Option<PathBuf> {
+        match self {
+            Self::Std => None,
+            Self::Path(path) => Some(path.clone()),
+            Self::Object(url) => {
+                let base = std::env::var_os("VALKIT_STATE_DIR").map(PathBuf::from).or_else(|| {
+                    let cache = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from);
+                    cache.or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache"))).map(|c| c.join("valkit"))
+                })?;
+                Some(base.join("objects").join(url.scheme()).join(url.bucket_and_key()))
+            }
         }
     }
 }
@@ -52,6 +114,7 @@ impl fmt::Display for Location {
         match self {
             Self::Std => f.write_str("<stdio>"),
             Self::Path(p) => write!(f, "{}", p.display()),
+            Self::Object(url) => write!(f, "{url}"),
         }
     }
 }
@@ -73,6 +136,7 @@ pub fn read(location: &Location) -> Result<InputFile, Error> {
             buf
         }
         Location::Path(path) => fs::read(path).map_err(err)?,
+        Location::Object(url) => storage::get(url, MAX_REMOTE_TABLE_BYTES).map_err(Error::Remote)?.to_vec(),
     };
     let sha256 = hex::encode(Sha256::digest(&bytes));
     Ok(InputFile { location: location.clone(), bytes: Bytes::from(bytes), sha256 })
@@ -158,7 +222,12 @@ fn try_lock(path: &Path, guarded: Location) -> Result<File, Error> {
 
 /// Refuses an output that is one of the inputs (the same file, by any path to it).
 pub fn ensure_not_input(out: &Location, inputs: &[&Location]) -> Result<(), Error> {
-    let Location::Path(out_path) = out else { return Ok(()) };
+    let Location::Path(out_path) = out else {
+        return match inputs.contains(&out) {
+            true if !matches!(out, Location::Std) => Err(Error::OutputIsInput { location: out.clone() }),
+            _ => Ok(()),
+        };
+    };
     let resolved = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     for input in inputs {
         if let Location::Path(in_path) = input {
@@ -302,6 +371,7 @@ pub fn write(location: &Location, bytes: &[u8]) -> Result<(), Error> {
             file.write_all(bytes).map_err(|source| Error::Write { location: location.clone(), source })?;
             file.commit()
         }
+        Location::Object(url) => storage::put(url, Bytes::copy_from_slice(bytes)).map_err(Error::Remote),
     }
 }
 

@@ -19,6 +19,7 @@ pub mod report;
 pub mod sampling;
 pub mod scoring;
 pub mod stages;
+pub mod storage;
 pub mod tables;
 pub mod tokenizer;
 pub mod weights;

@@ -28,5 +28,7 @@ mod report;
 mod run_loop;
 /// `sample-batches`: pages and windows as upstream's loaders pick them, against a local datasets-server.
 mod sample_batches;
+/// Tables on an S3 server (s3rver): round trips, a writer killed mid-upload, credentials, dead endpoints.
+mod storage;
 /// Table files: round trips, byte-identical rewrites, refusals.
 mod tables;

@@ -28,7 +28,8 @@ impl TestDir {
 pub fn valkit() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_valkit"));
     for (key, _) in std::env::vars() {
-        if key.starts_with("HF_") || key == "RUST_LOG" || key.starts_with("HUGGINGFACE") {
+        let cloud = ["AWS_", "GOOGLE_", "AZURE_"].iter().any(|p| key.starts_with(p));
+        if key.starts_with("HF_") || key == "RUST_LOG" || key.starts_with("HUGGINGFACE") || cloud {
             cmd.env_remove(key);
         }
     }

@@ -1,5 +1,3 @@
-use std::path::PathBuf;
-
 use super::args::CompetitionArgs;
 use crate::exit::Outcome;
 use crate::files::Location;
@@ -31,9 +29,10 @@ pub struct Args {
     /// The current block [default: the block the metagraph was read at].
     #[arg(long, value_name = "N")]
     cur_block: Option<u64>,
-    /// Directory for wins.parquet, weights.parquet and tracker.parquet.
+    /// Directory (or object prefix, `s3://bucket/step/`) for wins.parquet, weights.parquet and
+    /// tracker.parquet.
     #[arg(long, value_name = "DIR")]
-    out_dir: PathBuf,
+    out_dir: String,
     /// Override epsilon's starting value.
     #[arg(long, value_name = "X", help_heading = "Re-scoring overrides")]
     epsilon_start: Option<f64>,
@@ -63,11 +62,11 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
     let options = compute_wins::Options {
         profile: args.competition.resolve()?,
         competition_id: args.competition_id,
-        metagraph: Location::parse(&args.metagraph),
-        losses: args.losses.iter().map(|l| Location::parse(l)).collect(),
-        tracker: args.tracker.as_deref().map(Location::parse),
+        metagraph: Location::parse(&args.metagraph)?,
+        losses: args.losses.iter().map(|l| Location::parse(l)).collect::<Result<_, _>>()?,
+        tracker: args.tracker.as_deref().map(Location::parse).transpose()?,
         current_block: args.cur_block,
-        out_dir: args.out_dir,
+        out_dir: Location::parse(&args.out_dir)?,
         overrides: Overrides {
             epsilon_start: args.epsilon_start,
             epsilon_end: args.epsilon_end,
@@ -91,6 +90,7 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
                     format!("  uid {uid:>5}  {}  (competition {}{elsewhere})", shortest_f32(*w), names.join(", "))
                 })
                 .collect();
+            let outputs = format!("{}/{{wins,weights,tracker}}.parquet", s.out_dir.trim_end_matches('/'));
             let human = format!(
                 "competition {} at block {}: {} uids scored, top uid {}\nsubnet weights that survive the u16 conversion (each from the tracker of its competition):\n{}\nwrote {}",
                 s.competition_id,
@@ -98,7 +98,7 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
                 s.uids,
                 s.top_uid,
                 weights.join("\n"),
-                std::path::Path::new(&s.out_dir).join("{wins,weights,tracker}.parquet").display()
+                outputs
             );
             printer.summary(&human, &serde_json::to_value(&s)?)?;
         }

@@ -76,9 +76,9 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         })
         .transpose()?;
     let options = eval_losses::Options {
-        models: Location::parse(&args.models),
-        batches: Location::parse(&args.batches),
-        out: Location::parse(&args.out),
+        models: Location::parse(&args.models)?,
+        batches: Location::parse(&args.batches)?,
+        out: Location::parse(&args.out)?,
         profile,
         device,
         device_name: args.device,

@@ -46,9 +46,9 @@ pub struct Args {
 
 pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
     let options = fetch_models::Options {
-        metagraph: Location::parse(&args.metagraph),
-        tracker: args.tracker.as_deref().map(Location::parse),
-        out: Location::parse(&args.out),
+        metagraph: Location::parse(&args.metagraph)?,
+        tracker: args.tracker.as_deref().map(Location::parse).transpose()?,
+        out: Location::parse(&args.out)?,
         profile: args.competition.resolve()?,
         current_block: args.cur_block,
         all: args.all,

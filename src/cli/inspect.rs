@@ -46,6 +46,6 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         [all] if all == "all" => Columns::All,
         names => Columns::Named(names.to_vec()),
     };
-    let options = inspect::Options { input: Location::parse(&args.file), format, columns, limit: args.limit };
+    let options = inspect::Options { input: Location::parse(&args.file)?, format, columns, limit: args.limit };
     inspect::run(&options, &mut printer.stdout())
 }

@@ -39,11 +39,11 @@ pub struct Args {
 pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
     let options = report::Options {
         steps: args.steps,
-        wins: args.wins.as_deref().map(Location::parse),
-        weights: args.weights.as_deref().map(Location::parse),
-        tracker: args.tracker.as_deref().map(Location::parse),
-        losses: args.losses.iter().map(|l| Location::parse(l)).collect(),
-        models: args.models.as_deref().map(Location::parse),
+        wins: args.wins.as_deref().map(Location::parse).transpose()?,
+        weights: args.weights.as_deref().map(Location::parse).transpose()?,
+        tracker: args.tracker.as_deref().map(Location::parse).transpose()?,
+        losses: args.losses.iter().map(|l| Location::parse(l)).collect::<Result<_, _>>()?,
+        models: args.models.as_deref().map(Location::parse).transpose()?,
         out: args.out,
     };
     let (outcome, summary) = report::run(&options)?;

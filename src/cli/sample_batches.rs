@@ -67,7 +67,7 @@ pub struct Args {
 pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
     let hub = hub::Config::from_env();
     let seed = match (args.metagraph, args.block_hash, args.seed) {
-        (Some(m), _, _) => SeedSource::Metagraph(Location::parse(&m)),
+        (Some(m), _, _) => SeedSource::Metagraph(Location::parse(&m)?),
         (_, Some(h), _) => SeedSource::BlockHash(h),
         (_, _, Some(s)) => SeedSource::Seed(s),
         _ => anyhow::bail!("pass --metagraph, --block-hash or --seed"),
@@ -87,7 +87,7 @@ pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         datasets,
         tokenizer,
         hub,
-        out: Location::parse(args.out.as_deref().unwrap_or("-")),
+        out: Location::parse(args.out.as_deref().unwrap_or("-"))?,
         retry_delay: seconds(args.retry_delay, "--retry-delay")?,
     };
     if args.plan {

@@ -67,7 +67,7 @@ pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         }
     };
     let options = set_weights::Options {
-        weights: Location::parse(&args.weights),
+        weights: Location::parse(&args.weights)?,
         netuid: args.netuid,
         version_key: args.version_key,
         dry_run: args.dry_run,

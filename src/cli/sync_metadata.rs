@@ -38,7 +38,7 @@ pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         profile: args.competition.resolve()?,
         block: args.block,
         rpc_timeout: seconds(args.chain.rpc_timeout, "--rpc-timeout")?,
-        out: Location::parse(&args.out),
+        out: Location::parse(&args.out)?,
     };
     let (outcome, summary) = args.chain.within_deadline(&options.endpoint, sync_metadata::run(&options)).await?;
     let human = format!(

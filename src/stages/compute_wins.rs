@@ -3,7 +3,6 @@
 //! `wins`, `weights` and new `tracker` tables into an output directory, all or nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
@@ -36,7 +35,7 @@ pub struct Options {
     pub tracker: Option<Location>,
     /// Defaults to the block the metagraph was read at.
     pub current_block: Option<u64>,
-    pub out_dir: PathBuf,
+    pub out_dir: Location,
     pub overrides: Overrides,
 }
 
@@ -70,7 +69,7 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Option<Summary>)> {
     // --out-dir state/`); the metagraph and the losses may not.
     let inputs: Vec<&Location> = std::iter::once(&opts.metagraph).chain(&opts.losses).collect();
     for name in ["wins.parquet", "weights.parquet"] {
-        files::ensure_not_input(&Location::Path(opts.out_dir.join(name)), &inputs)?;
+        files::ensure_not_input(&opts.out_dir.join(name), &inputs)?;
     }
     let metagraph = tables::read::<metagraph::Metagraph>(&opts.metagraph)?;
     let current_block = match opts.current_block {
@@ -160,7 +159,7 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Option<Summary>)> {
                 (w.uid, state.tracker.weights.iter().filter(|(_, weights)| held(weights)).map(|(&c, _)| c).collect())
             })
             .collect(),
-        out_dir: opts.out_dir.display().to_string(),
+        out_dir: opts.out_dir.to_string(),
     };
     Ok((Outcome::Done, Some(summary)))
 }
@@ -435,9 +434,20 @@ fn weights_rows(subnet_weights: &[f32], hotkeys: &BTreeMap<u16, &str>) -> anyhow
         .collect())
 }
 
-/// Writes every output to a temporary beside it, then renames them all: a failure before the
-/// renames leaves the previous outputs untouched.
-fn write_all(dir: &std::path::Path, outputs: &[(&str, Vec<u8>)]) -> anyhow::Result<()> {
-    files::publish_set(dir, outputs)
-        .with_context(|| format!("publishing {} in {}", outputs.iter().map(|o| o.0).collect::<Vec<_>>().join(", "), dir.display()))
+/// Publishes the outputs as one set in a directory (`files::publish_set`). Under an object
+/// prefix each table is replaced whole by its own PUT, the tracker last: object stores have no
+/// rename, so a reader between two PUTs can see a new wins table beside the previous tracker
+/// (every table records the step's block and competition in its provenance to tell them apart).
+fn write_all(dir: &Location, outputs: &[(&str, Vec<u8>)]) -> anyhow::Result<()> {
+    let names = || outputs.iter().map(|o| o.0).collect::<Vec<_>>().join(", ");
+    match dir {
+        Location::Object(_) => {
+            for (name, bytes) in outputs {
+                files::write(&dir.join(name), bytes)?;
+            }
+            Ok(())
+        }
+        Location::Path(path) => files::publish_set(path, outputs).with_context(|| format!("publishing {} in {dir}", names())),
+        Location::Std => anyhow::bail!("--out-dir cannot be `-`: compute-wins writes {}", names()),
+    }
 }

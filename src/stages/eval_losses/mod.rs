@@ -84,10 +84,10 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
     let model_file = tables::read::<models::Models>(&opts.models)?;
     let batch_file = tables::read::<batches::Batches>(&opts.batches)?;
     // One writer per output: a second run on the same --out stops here instead of mixing rows.
-    let _lock = match &opts.out {
-        Location::Path(path) => Some(files::OutputLock::acquire(path)?),
-        Location::Std => None,
-    };
+    // An object output is guarded (and journalled) through a local file that stands for it, so
+    // the guarantee holds per host: give each host its own output, as `--shard` does.
+    let anchor = opts.out.local_anchor();
+    let _lock = anchor.as_deref().map(files::OutputLock::acquire).transpose()?;
     let header = journal::Header {
         valkit_journal: 1,
         batches_sha256: batch_file.sha256.clone(),
@@ -102,7 +102,7 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
     let mut previous: Vec<losses::Row> =
         previous_rows(opts, &batch_file.sha256)?.into_iter().filter(|r| current(r.uid, &r.hotkey)).collect();
     let mut journal = None;
-    if let Location::Path(out) = &opts.out {
+    if let Some(out) = &anchor {
         let path = journal::path_for(out);
         let kept: Vec<journal::Entry> = if opts.resume {
             let same_model =
@@ -208,14 +208,13 @@ fn record(journal: Option<&mut journal::Writer>, m: &models::Row, rows: &[losses
 
 /// With `--resume`, the rows of an earlier run of the same batches (never of other batches).
 fn previous_rows(opts: &Options, batches_sha256: &str) -> anyhow::Result<Vec<losses::Row>> {
-    let Location::Path(path) = &opts.out else { return Ok(Vec::new()) };
-    if !opts.resume || !path.exists() {
+    if !opts.resume || matches!(opts.out, Location::Std) || !opts.out.exists()? {
         return Ok(Vec::new());
     }
     let old = tables::read::<losses::Losses>(&opts.out)?;
     match old.meta.provenance.get("batches_sha256") {
         Some(h) if h == batches_sha256 => Ok(old.rows),
-        _ => bail!("{}: was computed on other batches; remove it or drop --resume", path.display()),
+        _ => bail!("{}: was computed on other batches; remove it or drop --resume", opts.out),
     }
 }
 
