@@ -5,7 +5,7 @@ VALKIT := $(TARGET)/debug/valkit
 DEMO_HUB := $(TARGET)/debug/examples/demo_hub
 OUT := target/demo
 
-.PHONY: demo test bench lint
+.PHONY: demo test test-slurm bench lint
 
 # The bundled demo, offline (scripts/demo.sh). Two validator cycles of a custom subnet by
 # scripts/run-loop.sh: read the chain (a local subtensor runtime when node is installed), fetch its
@@ -22,6 +22,13 @@ demo:
 test:
 	cargo test --locked
 	cargo test --locked --lib -- --ignored --exact model::tests::reference_loss_at_16k_tokens_matches_pytorch
+
+# eval-losses as a Slurm job array on a real single-node cluster (installs slurm-wlm and munge with
+# apt-get when missing; needs root): 3 shards + compute-wins must equal one host's run byte for
+# byte. Kept out of `make test` for its root and apt needs; CI runs it.
+test-slurm:
+	cargo build --locked --bin valkit --example demo_hub
+	VALKIT=$(VALKIT) DEMO_HUB=$(DEMO_HUB) scripts/slurm/test-cluster.sh
 
 bench:
 	cargo bench --locked --bench compute_wins

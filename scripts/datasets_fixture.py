@@ -83,7 +83,36 @@ def codeforces_row(config: str, split: str, idx: int) -> dict:
     return {"id": f"cf{idx}", "contest_type": "ICPC", "messages": messages}
 
 
+STACK_V2 = "bigcode/the-stack-v2-dedup"
+STACK_V2_ENCODINGS = ["UTF-8", "UTF-8", "UTF-8", "ISO-8859-1", "windows-1252", "UTF-16", "UTF-16LE", "windows-1251"]
+STACK_V2_SUFFIX = {
+    "UTF-8": " # naïve café — ✓ 你好",
+    "ISO-8859-1": " # café über Straße ±",
+    "windows-1252": " # café — “quoted” €",
+    "UTF-16": " # naïve — ✓",
+    "UTF-16LE": " # naïve — ✓ 你好",
+    "windows-1251": " # привет мир",
+}
+
+
+def stack_v2_row(config, split, idx):
+    """A the-stack-v2-dedup-like row: no text, only the blob's id and the encoding of its bytes
+    (the content is the gzip object `content/{blob_id}` of the `softwareheritage` bucket)."""
+    h = hashlib.sha256(f"{STACK_V2}|{config}|{split}|{idx}".encode()).digest()
+    encoding = STACK_V2_ENCODINGS[h[1] % len(STACK_V2_ENCODINGS)]
+    return {"blob_id": h[8:28].hex(), "src_encoding": encoding, "path": f"src/file_{idx}.py", "language": "Python"}
+
+
+def stack_v2_content(config, split, idx) -> bytes:
+    """The file's bytes (before gzip), in its src_encoding."""
+    row = stack_v2_row(config, split, idx)
+    text = row_text(STACK_V2, config, split, idx) + STACK_V2_SUFFIX[row["src_encoding"]]
+    return text.encode(row["src_encoding"])
+
+
 def row(dataset: str, config: str, split: str, idx: int) -> dict:
+    if dataset == STACK_V2:
+        return stack_v2_row(config, split, idx)
     if dataset == SYNTHETIC_1:
         return synthetic_row(config, split, idx)
     if dataset == CODEFORCES:

@@ -5,13 +5,35 @@ macrocosm-os/pretraining's `pretrain/dataset.py` and validator do — CPython's 
 `tokenizers` library (what transformers' fast tokenizers run), `Random(seed).shuffle`, first 50.
 This is an independent re-statement of upstream.md §4.2 in Python, used to check valkit's Rust.
 
-Run once by a developer (`pip install tokenizers==0.23.3`); the output is committed."""
+STACKV2_DEDUP is computed for real through S3: the script starts a local S3 server
+(scripts/s3-server.sh: s3rver, installed from npm on first use, so it needs node >= 20 and npm),
+uploads the gzipped blob (`datasets_fixture.stack_v2_content`) of every row of the pages the loader
+draws to `content/{blob_id}` of the bucket `softwareheritage` with boto3, then reads each row's
+content back as upstream's SubsetStackV2DedupLoader does: boto3 `get_object`, gunzip,
+`.decode(src_encoding)`.
 
+Run once by a developer; the output is committed:
+
+    python3 -m venv /tmp/venv-ref
+    /tmp/venv-ref/bin/pip install tokenizers==0.23.3 boto3 jinja2
+    /tmp/venv-ref/bin/python scripts/make_sample_reference.py"""
+
+import contextlib
+import gzip
 import hashlib
 import json
+import os
 import random
 import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
 from pathlib import Path
+
+import boto3
+from botocore.config import Config
 
 from jinja2.ext import loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -28,7 +50,7 @@ MAX_BATCHES = 50
 TASKS = [
     ("FINEWEB", "config", "HuggingFaceFW/fineweb", None, 15, None),
     ("FINEWEB_EDU2", "config", "HuggingFaceFW/fineweb-edu-score-2", None, 15, None),
-    ("STACKV2_DEDUP", "unsupported", "bigcode/the-stack-v2-dedup", None, 30, None),
+    ("STACKV2_DEDUP", "stack-v2", "bigcode/the-stack-v2-dedup", "default", 30, 5_451_114_734),
     ("PES2OX", "offset", "laion/Pes2oX-fulltext", "pes2ov2", 2, 8_242_000),
     ("FINEMATH_3P", "offset", "HuggingFaceTB/finemath", "finemath-3plus", 6, 21_400_000),
     ("INFIWEBMATH_3P", "offset", "HuggingFaceTB/finemath", "infiwebmath-3plus", 6, 13_900_000),
@@ -70,20 +92,89 @@ def config_loader(seed, dataset, num_pages, tok, eos):
     return buffer, names
 
 
-def offset_loader(seed, dataset, config, num_pages, max_pages, tok, eos):
+def offset_loader(seed, dataset, config, num_pages, max_pages, tok, eos, content=lambda row: row["text"], on_pages=None):
+    """Upstream's SubsetLoader with `_sample_pages`. `content` is `_get_content_from_row`;
+    `on_pages`, when given, sees each attempt's pages before they are read (the S3 side uses it to
+    store their blobs) and draws nothing from `random`."""
     random.seed(seed)
     fetch_attempt = 1
     while fetch_attempt < 15:
         pages = [random.randint(1, max_pages) for _ in range(num_pages)]
+        if on_pages is not None:
+            on_pages(pages)
         buffer, names = [], []
         for page in pages:
             names.append(f"{dataset}:{config}:train:{page}")
             for row in fx.rows(dataset, config, "train", page, 50):
-                buffer += tokenize(tok, eos, row["text"])
+                buffer += tokenize(tok, eos, content(row))
         fetch_attempt += 1
         if len(buffer) >= SEQ_LEN:
             break
     return buffer, names
+
+
+S3_BUCKET = "softwareheritage"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def s3_server():
+    """scripts/s3-server.sh on a free port, with the bucket; yields a boto3 client for it."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="valkit-s3-ref-") as data:
+        proc = subprocess.Popen(["bash", str(ROOT / "scripts" / "s3-server.sh"), str(port), data, S3_BUCKET], start_new_session=True)
+        try:
+            client = boto3.client(
+                "s3",
+                endpoint_url=f"http://127.0.0.1:{port}",
+                aws_access_key_id="S3RVER",
+                aws_secret_access_key="S3RVER",
+                region_name="us-east-1",
+                config=Config(s3={"addressing_style": "path"}, request_checksum_calculation="when_required", response_checksum_validation="when_required"),
+            )
+            deadline = time.monotonic() + 300  # the first use installs s3rver from npm
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"scripts/s3-server.sh exited with {proc.returncode}")
+                try:
+                    client.head_bucket(Bucket=S3_BUCKET)
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            yield client
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def stack_v2_loader(seed, dataset, config, num_pages, max_pages, tok, eos):
+    """SubsetStackV2DedupLoader against a local S3 server holding the fixture's blobs."""
+    with s3_server() as s3:
+
+        def store_blobs(pages):
+            for page in pages:
+                for idx in range(page, page + 50):
+                    row = fx.stack_v2_row(config, "train", idx)
+                    body = gzip.compress(fx.stack_v2_content(config, "train", idx), mtime=0)
+                    s3.put_object(Bucket=S3_BUCKET, Key=f"content/{row['blob_id']}", Body=body)
+
+        def download_row_content(row):
+            obj = s3.get_object(Bucket=S3_BUCKET, Key=f"content/{row['blob_id']}")
+            return gzip.decompress(obj["Body"].read()).decode(row["src_encoding"])
+
+        return offset_loader(seed, dataset, config, num_pages, max_pages, tok, eos, content=download_row_content, on_pages=store_blobs)
 
 
 def sn37_first_page(seed, dataset, rows_per_page):
@@ -227,13 +318,12 @@ def main():
     tok, eos = load_tokenizer()
     out = {"block_hash": BLOCK_HASH, "seed": str(seed), "sequence_length": SEQ_LEN, "tasks": {}}
     for name, kind, dataset, config, num_pages, max_pages in TASKS:
-        if kind == "unsupported":
-            # Not sampled (its content is in S3), but its row offsets can still be planned.
+        if kind == "stack-v2":
+            # Its row offsets alone, as well as the task sampled through S3 below.
             random.seed(seed)
-            out["stack_v2_plan"] = [random.randint(1, 5_451_114_734) for _ in range(num_pages)]
-            out["tasks"][name] = None
-            continue
-        if kind == "config":
+            out["stack_v2_plan"] = [random.randint(1, max_pages) for _ in range(num_pages)]
+            buffer, pages = stack_v2_loader(seed, dataset, config, num_pages, max_pages, tok, eos)
+        elif kind == "config":
             buffer, pages = config_loader(seed, dataset, num_pages, tok, eos)
         else:
             buffer, pages = offset_loader(seed, dataset, config, num_pages, max_pages, tok, eos)

@@ -85,6 +85,18 @@ pub enum Error {
     Request { url: ObjectUrl, detail: String },
 }
 
+/// The credential variables an `s3://` location needs and the environment lacks. (Upstream's
+/// Stack v2 loader requires both keys, even where a bucket can be read anonymously.)
+pub fn missing_aws_credentials() -> Vec<&'static str> {
+    use object_store::aws::AmazonS3ConfigKey as Key;
+    let builder = object_store::aws::AmazonS3Builder::from_env();
+    [(Key::AccessKeyId, "AWS_ACCESS_KEY_ID"), (Key::SecretAccessKey, "AWS_SECRET_ACCESS_KEY")]
+        .into_iter()
+        .filter(|(key, _)| builder.get_config_value(key).is_none_or(|v| v.is_empty()))
+        .map(|(_, name)| name)
+        .collect()
+}
+
 /// A store and the key inside it.
 struct Target {
     store: Arc<dyn ObjectStore>,

@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 use valkit::tables::batches;
 
 use crate::fixtures::datasets::{self, DatasetsServer};
+use crate::fixtures::s3::S3Server;
 use crate::util::*;
 
 fn reference() -> Value {
@@ -69,19 +70,36 @@ fn by_task(path: &Path) -> BTreeMap<String, Vec<batches::Row>> {
     out
 }
 
+/// A Software Heritage bucket on a local S3 server holding the gzip blobs of every row of the
+/// reference's Stack v2 pages.
+fn software_heritage() -> S3Server {
+    let server = S3Server::start(&["softwareheritage"]).unwrap_or_else(|e| panic!("the local S3 server (scripts/s3-server.sh): {e}"));
+    let words = datasets::fixture_words();
+    let mut blobs = Vec::new();
+    for page in reference()["tasks"]["STACKV2_DEDUP"]["pages"].as_array().unwrap() {
+        let offset: u64 = page.as_str().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+        for idx in offset..offset + 50 {
+            let (key, bytes) = datasets::stack_v2_blob(&words, "default", "train", idx);
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, &bytes).unwrap();
+            blobs.push((key, gz.finish().unwrap()));
+        }
+    }
+    server.put_objects("softwareheritage", blobs);
+    server
+}
+
 #[test]
-fn sn9_windows_match_the_python_reference() {
+fn sn9_windows_match_the_python_reference_all_six_tasks() {
     let server = datasets::start();
+    let s3 = software_heritage();
     let dir = TestDir::new();
-    let r = run_owned(&sn9_args(&server, &dir.arg("b.parquet")));
-    assert_exit!(r, 1); // STACKV2_DEDUP cannot be sampled (S3 content): one task skipped
+    let out = valkit().args(sn9_args(&server, &dir.arg("b.parquet"))).envs(S3Server::env(&s3.endpoint())).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let got = by_task(&dir.path("b.parquet"));
     let expected = reference();
+    assert_eq!(got.len(), 6, "every text task sampled, The Stack v2 included");
     for (task, want) in expected["tasks"].as_object().unwrap() {
-        if want.is_null() {
-            assert!(!got.contains_key(task), "{task} is skipped");
-            continue;
-        }
         let rows = &got[task];
         let hashes: Vec<String> = rows.iter().map(|r| window_hash(&r.token_ids)).collect();
         let want_hashes: Vec<&str> = want["windows_sha256"].as_array().unwrap().iter().map(|h| h.as_str().unwrap()).collect();
@@ -99,13 +117,39 @@ fn sn9_windows_match_the_python_reference() {
         pages,
         expected["tasks"]["FINEWEB"]["pages"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect::<Vec<_>>()
     );
-    assert!(meta.provenance["task.STACKV2_DEDUP.error"].contains("AWS"));
+}
+
+#[test]
+fn stack_v2_without_aws_credentials_is_a_recorded_failure_naming_them() {
+    let server = datasets::start();
+    let dir = TestDir::new();
+    let r = run_owned(&sn9_args(&server, &dir.arg("b.parquet")));
+    assert_exit!(r, 1);
+    let got = by_task(&dir.path("b.parquet"));
+    assert!(!got.contains_key("STACKV2_DEDUP") && got.len() == 5, "the other five tasks are sampled");
+    let meta = read_table::<batches::Batches>(&dir.path("b.parquet")).meta;
+    let error = &meta.provenance["task.STACKV2_DEDUP.error"];
+    assert!(error.contains("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"), "{error}");
+}
+
+#[test]
+fn stack_v2_missing_blobs_are_retried_then_fail_the_task_alone() {
+    let server = datasets::start();
+    let s3 = S3Server::start(&["softwareheritage"]).unwrap();
+    let dir = TestDir::new();
+    let out = valkit().args(sn9_args(&server, &dir.arg("b.parquet"))).envs(S3Server::env(&s3.endpoint())).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let meta = read_table::<batches::Batches>(&dir.path("b.parquet")).meta;
+    let error = &meta.provenance["task.STACKV2_DEDUP.error"];
+    assert!(error.contains("failed 15 times") && error.contains("no such object"), "{error}");
+    assert!(meta.provenance.contains_key("task.PES2OX.pages"), "the other tasks are sampled");
 }
 
 #[test]
 fn same_seed_gives_byte_identical_batches() {
     let server = datasets::start();
     let dir = TestDir::new();
+    // Without AWS credentials: five tasks, The Stack v2 recorded as failed.
     assert_exit!(run_owned(&sn9_args(&server, &dir.arg("a.parquet"))), 1);
     assert_exit!(run_owned(&sn9_args(&server, &dir.arg("b.parquet"))), 1);
     assert!(std::fs::read(dir.path("a.parquet")).unwrap() == std::fs::read(dir.path("b.parquet")).unwrap());

@@ -179,3 +179,60 @@ fn wrong_credentials_exit_2_and_a_dead_endpoint_exits_4() {
     let bad = run(&["inspect", "s3://bucket-without-key"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
 }
+
+/// Object-store throughput against the local s3rver: valkit's client (`storage::put`/`get`, the
+/// multipart upload every table write uses) against boto3's `put_object`/`get_object` on the same
+/// server, 3 alternating rounds of 256 MiB each way. Run alone (it sets AWS_* in this process):
+///   VALKIT_BOTO3_PYTHON=python3 cargo test --release --test integration bench_s3_throughput \
+///       -- --ignored --nocapture
+#[test]
+#[ignore = "a benchmark"]
+#[allow(clippy::print_stdout)] // a benchmark's report
+fn bench_s3_throughput() {
+    let server = start(&["bench"]);
+    for (key, value) in S3Server::env(&server.endpoint()) {
+        std::env::set_var(key, value);
+    }
+    let size = 256usize << 20;
+    let payload: bytes::Bytes = (0..size).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>().into();
+    let url = match valkit::storage::ObjectUrl::parse("s3://bench/valkit.bin") {
+        Some(Ok(url)) => url,
+        _ => unreachable!(),
+    };
+    #[allow(clippy::disallowed_methods)] // the benchmark's own switch, not a valkit setting
+    let python = std::env::var("VALKIT_BOTO3_PYTHON").ok();
+    let boto = |op: &str| -> Option<f64> {
+        let script = format!(
+            "import boto3,time,os\ns3=boto3.client('s3',endpoint_url='{}',aws_access_key_id='S3RVER',aws_secret_access_key='S3RVER',region_name='us-east-1')\n\
+             data=bytes((i*31%251) for i in range({size})) if '{op}'=='put' else None\nt=time.perf_counter()\n\
+             if '{op}'=='put': s3.put_object(Bucket='bench',Key='boto.bin',Body=data)\nelse: assert len(s3.get_object(Bucket='bench',Key='boto.bin')['Body'].read())=={size}\n\
+             print(time.perf_counter()-t)",
+            server.endpoint()
+        );
+        let out = std::process::Command::new(python.as_ref()?).args(["-c", &script]).output().ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    let mb = size as f64 / 1e6;
+    let (mut put, mut get, mut boto_put, mut boto_get) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..3 {
+        let t = Instant::now();
+        valkit::storage::put(&url, payload.clone()).unwrap();
+        put.push(mb / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        assert_eq!(valkit::storage::get(&url, u64::MAX).unwrap().len(), size);
+        get.push(mb / t.elapsed().as_secs_f64());
+        if let (Some(p), Some(g)) = (boto("put"), boto("get")) {
+            boto_put.push(mb / p);
+            boto_get.push(mb / g);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    println!("256 MiB objects, local s3rver, 3 rounds (MB/s; every run: put {put:.0?} get {get:.0?} boto3 put {boto_put:.0?} get {boto_get:.0?})");
+    println!("valkit put (multipart, 16 MiB parts): median {:.0?}", median(&mut put));
+    println!("valkit get: median {:.0?}", median(&mut get));
+    println!("boto3 put_object: median {:?}", median(&mut boto_put).map(|v| v.round()));
+    println!("boto3 get_object: median {:?}", median(&mut boto_get).map(|v| v.round()));
+}

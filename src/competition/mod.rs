@@ -165,6 +165,8 @@ pub struct DatasetSpec {
     pub rows_per_page: Option<u32>,
     pub target_size: Option<u32>,
     pub auth: bool,
+    /// stack-v2: the object-store prefix holding each row's content as `{prefix}{blob_id}` (gzip).
+    pub content: Option<String>,
 }
 
 const LOADERS: [&str; 8] =
@@ -413,6 +415,12 @@ fn competition(check: &Check, raw: &raw::Profile, key: &str, def: &raw::Competit
             format!("{tat}.dataset.loader"),
             format!("unknown loader {:?} ({})", d.loader, LOADERS.join(", ")),
         )?;
+        check.ensure(
+            d.loader != "stack-v2" || d.content.as_deref().is_some_and(|c| c.contains("://")),
+            format!("{tat}.dataset.content"),
+            "a stack-v2 dataset needs `content`, the object-store prefix of its blobs (e.g. \"s3://softwareheritage/content/\")"
+                .to_string(),
+        )?;
         tasks.push(EvalTask {
             name: t.name.clone(),
             method,
@@ -428,6 +436,7 @@ fn competition(check: &Check, raw: &raw::Profile, key: &str, def: &raw::Competit
                 rows_per_page: d.rows_per_page,
                 target_size: d.target_size,
                 auth: d.auth,
+                content: d.content.clone(),
             },
         });
     }

@@ -149,4 +149,6 @@ pub struct Dataset {
     pub target_size: Option<u32>,
     #[serde(default)]
     pub auth: bool,
+    /// stack-v2: where row contents live, `content/{blob_id}` under this URL prefix.
+    pub content: Option<String>,
 }

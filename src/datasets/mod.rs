@@ -1,9 +1,12 @@
 //! Where evaluation rows come from: the Hugging Face datasets-server (`/size`, `/rows`) or a
 //! local directory of JSONL files answering the same two questions. Rows only — which pages to
-//! ask for is decided by `sampling` and the stage.
+//! ask for is decided by `sampling` and the stage. The Stack v2's rows name their contents, which
+//! live in an object store (`stack_v2`).
 
+pub mod encoding;
 mod local;
 mod server;
+pub mod stack_v2;
 
 pub use local::LocalDataset;
 pub use server::{Client, ClientOptions};

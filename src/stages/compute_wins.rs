@@ -79,13 +79,13 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Option<Summary>)> {
     let competition = opts.profile.competition_at(opts.competition_id, current_block)?;
     let params = resolve_params(&opts.profile, competition, &opts.overrides)?;
     let mut all_losses = Vec::new();
-    let mut loss_hashes = Vec::new();
     for location in &opts.losses {
         let file = tables::read::<losses::Losses>(location)?;
-        loss_hashes.push(file.sha256.clone());
         all_losses.extend(file.rows.into_iter().map(|r| (location.clone(), r)));
     }
     check_losses(&all_losses, &metagraph, competition)?;
+    // The rows, not the files: shards scored together give the bytes one host's table gives.
+    let losses_digest = losses::rows_digest(all_losses.iter().map(|(_, r)| r));
     let rows: Vec<losses::Row> = all_losses.into_iter().map(|(_, r)| r).filter(|r| r.competition_id == opts.competition_id).collect();
     if rows.is_empty() {
         let why = format!("no losses for competition {} in the given files", opts.competition_id);
@@ -127,7 +127,7 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Option<Summary>)> {
     prov.insert(PROVENANCE_VERSION_KEY.to_string(), opts.profile.subnet.weights_version_key.to_string());
     prov.insert("cur_block".to_string(), current_block.to_string());
     prov.insert("metagraph_sha256".to_string(), metagraph.sha256.clone());
-    prov.insert("losses_sha256".to_string(), loss_hashes.join(","));
+    prov.insert("losses_rows_sha256".to_string(), losses_digest);
     if let Some(t) = &previous {
         prov.insert("previous_tracker_sha256".to_string(), t.sha256.clone());
     }

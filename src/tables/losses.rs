@@ -32,6 +32,31 @@ impl Row {
     }
 }
 
+/// sha256 of loss rows in (uid, competition, task, batch) order, every field written out: the
+/// same rows give the same digest however they were split into files (shards, hosts).
+pub fn rows_digest<'a>(rows: impl IntoIterator<Item = &'a Row>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<&Row> = rows.into_iter().collect();
+    sorted.sort_by(|a, b| (a.uid, a.competition_id, &a.task, a.batch_index).cmp(&(b.uid, b.competition_id, &b.task, b.batch_index)));
+    let mut hash = Sha256::new();
+    for r in sorted {
+        let reason = r.reason.as_deref().unwrap_or("\u{0}");
+        let line = format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{:016x}\u{1f}{}\u{1f}{}\u{1f}{reason}\u{1e}",
+            r.uid,
+            r.hotkey,
+            r.competition_id,
+            r.task,
+            r.batch_index,
+            r.loss.to_bits(),
+            r.n_tokens,
+            r.status.as_str()
+        );
+        hash.update(line.as_bytes());
+    }
+    hex::encode(hash.finalize())
+}
+
 pub struct Losses;
 
 impl Table for Losses {

@@ -161,9 +161,17 @@ fn unsupported(task: &EvalTask) -> Option<String> {
     match (task.method, task.dataset.loader.as_str()) {
         (EvalMethod::TextLoss, "config-sampling" | "row-offset" | "local") => None,
         (EvalMethod::ReferenceLoss, "synthetic-1-sft" | "codeforces-cots") => None,
-        (EvalMethod::TextLoss, "stack-v2") => Some(
-            "stack-v2 content lives in Software Heritage's S3 bucket, which needs AWS credentials; valkit does not fetch it yet".into(),
-        ),
+        (EvalMethod::TextLoss, "stack-v2") => {
+            let on_s3 = task.dataset.content.as_deref().is_some_and(|c| c.starts_with("s3"));
+            let missing = if on_s3 { crate::storage::missing_aws_credentials() } else { Vec::new() };
+            (!missing.is_empty()).then(|| {
+                format!(
+                    "stack-v2 contents are read from {} with AWS credentials, as upstream's validators read them: set {}",
+                    task.dataset.content.as_deref().unwrap_or("S3"),
+                    missing.join(" and ")
+                )
+            })
+        }
         (method, loader) => Some(format!("{method:?} tasks with the {loader} loader are not supported by sample-batches yet")),
     }
 }

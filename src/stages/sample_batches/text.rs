@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 
 use super::rng;
 use crate::competition::EvalTask;
-use crate::datasets::Source;
+use crate::datasets::{stack_v2, Source};
 use crate::sampling::{as_python_dict, next_page, pack_windows, row_offset_pages, ConfigRows, Page, PyRandom, Seed};
 use crate::tokenizer::Tokenizer;
 
@@ -204,6 +204,8 @@ impl Loader<'_> {
     }
 
     /// One round of the row-offset loaders: fresh pages, a fresh buffer, each page retried as is.
+    /// As upstream, a page whose rows or contents fail is fetched again whole, and the rows it
+    /// had already added to the buffer stay there.
     async fn row_offset_round(&mut self) -> anyhow::Result<()> {
         let d = &self.task.dataset;
         let max_pages = d.max_pages.with_context(|| format!("task {} needs dataset.max_pages for a row-offset loader", self.task.name))?;
@@ -214,24 +216,45 @@ impl Loader<'_> {
         for offset in offsets {
             let name = self.source.page_name(&config, &d.split, offset);
             let mut attempt = 0;
-            let rows = loop {
-                match self.source.rows(&config, &d.split, offset, rows_per_page(self.task)).await {
-                    Ok(rows) => break rows,
-                    Err(e) if e.is_transient() => {
-                        attempt += 1;
-                        self.failed_pages.push(format!("{name}: {}", e.describe()));
-                        if attempt >= RETRY_LIMIT {
-                            return Err(e).context(format!("page {name} failed {RETRY_LIMIT} times"));
-                        }
-                        self.pause().await;
-                    }
+            loop {
+                let failure = match self.source.rows(&config, &d.split, offset, rows_per_page(self.task)).await {
+                    Ok(rows) => match &d.content {
+                        Some(prefix) => self.add_stack_v2_rows(&rows, &name, prefix).await?,
+                        None => self.tokenize_rows(&rows, &name, true).map(|()| None)?,
+                    },
+                    Err(e) if e.is_transient() => Some(e.describe()),
                     Err(e) => return Err(e.into()),
+                };
+                let Some(failure) = failure else { break };
+                attempt += 1;
+                self.failed_pages.push(format!("{name}: {failure}"));
+                if attempt >= RETRY_LIMIT {
+                    bail!("page {name} failed {RETRY_LIMIT} times, last: {failure}");
                 }
-            };
-            self.tokenize_rows(&rows, &name, true)?;
+                self.pause().await;
+            }
             self.pages.push(name);
         }
         Ok(())
+    }
+
+    /// The Stack v2's rows, each tokenised once its content is fetched (up to 16 at a time, in
+    /// row order). `Some(why)` when a content could not be fetched (the page is retried);
+    /// an error when a row or its bytes are unusable (the task fails).
+    async fn add_stack_v2_rows(&mut self, rows: &[serde_json::Value], page: &str, prefix: &str) -> anyhow::Result<Option<String>> {
+        use futures::StreamExt;
+        let mut contents = futures::stream::iter(rows).map(|row| stack_v2::content(prefix, row)).buffered(16);
+        while let Some(content) = contents.next().await {
+            match content {
+                Ok(text) => {
+                    let ids = self.tokenizer.encode_truncated(&text)?;
+                    self.buffer.push(&ids, self.tokenizer.eos_token_id(), page);
+                }
+                Err(e) if e.is_transient() => return Ok(Some(format!("{e:#}"))),
+                Err(e) => return Err(e).with_context(|| format!("page {page}")),
+            }
+        }
+        Ok(None)
     }
 }
 
