@@ -19,7 +19,7 @@ pub struct Args {
     /// The batches table written by sample-batches.
     #[arg(long, value_name = "FILE")]
     batches: String,
-    /// Where to write the losses table (`-` for stdout).
+    /// Where to write the losses table (`-` for stdout, `s3://bucket/key` for an object store).
     #[arg(long, short, value_name = "FILE")]
     out: String,
     /// Built-in competition profile whose rules apply (sn9, sn37).

@@ -25,7 +25,7 @@ pub struct Args {
     /// Put every eligible model in the step, not only those the step rules select.
     #[arg(long)]
     all: bool,
-    /// Where to write the models table (`-` for stdout).
+    /// Where to write the models table (`-` for stdout, `s3://bucket/key` for an object store).
     #[arg(short, long, value_name = "FILE")]
     out: String,
     /// Models fetched at once.

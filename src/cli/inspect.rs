@@ -9,7 +9,7 @@ use crate::stages::inspect::{self, Columns, Format};
     after_help = "Examples:\n  valkit inspect step/wins.parquet\n  valkit inspect step/wins.parquet --describe\n  valkit inspect step/wins.parquet --columns uid,score,win_rate,top\n  valkit inspect losses.parquet --json | grep '\"status\":\"failed\"'\n  valkit inspect step/weights.parquet --csv > weights.csv\n  valkit inspect metagraph.parquet --meta"
 )]
 pub struct Args {
-    /// A Parquet file, or `-` for stdin.
+    /// A Parquet file, `-` for stdin, or an object (`s3://bucket/key`).
     #[arg(value_name = "FILE")]
     file: String,
     /// Rows as CSV.

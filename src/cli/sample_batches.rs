@@ -54,7 +54,7 @@ pub struct Args {
     /// Deadline of the whole command, in seconds; past it the server counts as unreachable.
     #[arg(long, value_name = "SECS", default_value_t = 3600.0)]
     deadline: f64,
-    /// Where to write the batches table (`-` for stdout).
+    /// Where to write the batches table (`-` for stdout, `s3://bucket/key` for an object store).
     #[arg(short, long, value_name = "FILE")]
     out: Option<String>,
     /// Print the pages each task would request, from the seed and /size alone; fetch no rows.

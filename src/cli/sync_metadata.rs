@@ -22,7 +22,7 @@ pub struct Args {
     /// Read at this block [default: the finalized head].
     #[arg(long, value_name = "N")]
     block: Option<u64>,
-    /// Where to write the metagraph table (`-` for stdout).
+    /// Where to write the metagraph table (`-` for stdout, `s3://bucket/key` for an object store).
     #[arg(short, long, value_name = "FILE")]
     out: String,
     #[command(flatten)]
