@@ -4,6 +4,7 @@ use crate::competition::Profile;
 use crate::exit::Outcome;
 use crate::files::Location;
 use crate::model::device;
+use crate::model::numerics::{self, AttentionRounding, Upcast};
 use crate::printer::Printer;
 use crate::stages::eval_losses::{self, Shard};
 
@@ -31,9 +32,18 @@ pub struct Args {
     /// cpu, or cuda:N with a CUDA build.
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// f32 (the exactness reference; CPU), bf16 or f16 (CUDA).
-    #[arg(long, default_value = "f32")]
+    /// auto (each competition's dtype: bf16 for sn9 and sn37; f32 without a profile), f32 (the
+    /// exactness reference), bf16 or f16.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "f32", "bf16", "f16"])]
     dtype: String,
+    /// Upcast logits to f32 before the cross entropy: auto (as the transformers version the
+    /// profile pins does for the model's architecture), always or never. bf16/f16 only.
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
+    upcast_logits: String,
+    /// Where bf16/f16 attention rounds: flash (flash-attention 2, what the validators run) or
+    /// eager (transformers' eager attention).
+    #[arg(long, value_name = "KERNEL", default_value = "flash", value_parser = ["flash", "eager"])]
+    attention: String,
     /// Evaluate only slice K of N (0 <= K < N).
     #[arg(long, value_name = "K/N", default_value = "0/1")]
     shard: Shard,
@@ -68,7 +78,21 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         (None, None) => None,
     };
     let device = device::select(&args.device)?;
-    let dtype = device::dtype(&args.dtype, &device)?;
+    let dtype = match args.dtype.as_str() {
+        "auto" => None,
+        name => Some(numerics::parse_dtype(name).map(|_| name.to_string()).map_err(|e| anyhow::anyhow!("--dtype: {e}"))?),
+    };
+    let upcast = match args.upcast_logits.as_str() {
+        "auto" => Upcast::Auto,
+        "always" => Upcast::Always,
+        "never" => Upcast::Never,
+        other => anyhow::bail!("--upcast-logits {other:?}: expected auto, always or never"),
+    };
+    let attention = match args.attention.as_str() {
+        "flash" => AttentionRounding::Flash,
+        "eager" => AttentionRounding::Eager,
+        other => anyhow::bail!("--attention {other:?}: expected flash or eager"),
+    };
     let model_timeout = args
         .model_timeout
         .map(|s| {
@@ -83,6 +107,8 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         device,
         device_name: args.device,
         dtype,
+        upcast,
+        attention,
         shard: args.shard,
         resume: args.resume,
         model_timeout,

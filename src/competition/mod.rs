@@ -57,6 +57,8 @@ pub struct SubnetParams {
     /// upstream.md §1.2's `updated_models_limit`: keep sets plus newly admitted models; None: no cap.
     pub updated_models_limit: Option<usize>,
     pub top_miners: Option<TopMinerRule>,
+    /// The transformers version upstream's validators pin (`model::numerics` knows what it does).
+    pub transformers: Option<String>,
 }
 
 /// upstream.md §1.3: a miner holding at least `min_weight_fraction` of the weight of a validator
@@ -347,6 +349,7 @@ fn validate(raw: raw::Profile, origin: &str) -> Result<Profile, Error> {
                 min_weight_fraction: t.min_weight_fraction,
                 retry_blocks: t.retry_blocks,
             }),
+            transformers: s.transformers.clone(),
         },
         schedule,
     })

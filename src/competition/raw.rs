@@ -37,6 +37,9 @@ pub struct Subnet {
     pub updated_models_limit: Option<usize>,
     #[serde(default)]
     pub top_miners: Option<TopMiners>,
+    /// The transformers version the reference validators pin: it decides how losses are rounded
+    /// in bf16 (whether logits are upcast to f32 after the lm_head).
+    pub transformers: Option<String>,
 }
 
 /// Which other validators' favourites are fetched whatever the cap (upstream.md §1.3).

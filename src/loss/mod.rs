@@ -12,6 +12,24 @@ pub fn token_nll(logits: &[f32], target: u32) -> f64 {
     log_z - logits[target as usize] as f64
 }
 
+/// `x` rounded to a half-precision dtype (and widened back), or unchanged for `None`/f32: how a
+/// bf16 log-softmax output or loss holds a value.
+pub fn round_to(dtype: Option<candle_core::DType>, x: f64) -> f64 {
+    match dtype {
+        // Through f32, where torch computes the value before rounding it.
+        Some(candle_core::DType::BF16) => f64::from(half::bf16::from_f32(x as f32).to_f32()),
+        Some(candle_core::DType::F16) => f64::from(half::f16::from_f32(x as f32).to_f32()),
+        _ => x,
+    }
+}
+
+/// The mean of NLLs that are bf16/f16 values, as CUDA's `nll_loss` reduces them: summed in f32,
+/// divided by the count, rounded once to the dtype.
+pub fn rounded_mean(nlls: &[f64], dtype: candle_core::DType) -> f64 {
+    let sum: f32 = nlls.iter().map(|&x| x as f32).sum();
+    round_to(Some(dtype), f64::from(sum / nlls.len() as f32))
+}
+
 /// Per-position NLLs of a `[T × vocab]` logits block against `ids[1..]`.
 pub fn shifted_nlls(logits: &[f32], vocab: usize, ids: &[u32]) -> Vec<f64> {
     assert_eq!(logits.len(), ids.len() * vocab, "logits must be [T x vocab]");

@@ -6,8 +6,10 @@
 use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::{embedding, layer_norm, linear_b, Embedding, LayerNorm, LayerNormConfig, Linear, VarBuilder};
 
+use super::attention::{self, Masks};
 use super::config::{Bart as BartConfig, Config};
 use super::head;
+use super::numerics::{in_f32, layer_norm as norm, linear, Numerics};
 
 /// BART's learned positional embedding starts at row 2.
 const POSITION_OFFSET: usize = 2;
@@ -23,6 +25,9 @@ struct Layer {
     final_norm: LayerNorm,
 }
 
+/// BART's LayerNorm epsilon (torch's default; the config has none).
+const NORM_EPS: f64 = 1e-5;
+
 pub struct Bart {
     embed: Embedding,
     positions: Tensor,
@@ -33,11 +38,12 @@ pub struct Bart {
     head_dim: usize,
     embed_scale: f64,
     max_positions: usize,
+    numerics: Numerics,
     device: Device,
 }
 
 impl Bart {
-    pub fn load(c: &Config, b: BartConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn load(c: &Config, b: BartConfig, vb: VarBuilder, numerics: Numerics) -> Result<Self> {
         let d = vb.pp("model").pp("decoder");
         let h = c.hidden_size;
         let eps = LayerNormConfig::default();
@@ -70,6 +76,7 @@ impl Bart {
             head_dim: c.head_dim,
             embed_scale: if b.scale_embedding { (h as f64).sqrt() } else { 1.0 },
             max_positions: b.max_position_embeddings,
+            numerics,
         })
     }
 
@@ -81,13 +88,13 @@ impl Bart {
         &self.lm_head
     }
 
-    fn attention(&self, layer: &Layer, x: &Tensor, masks: &head::Masks) -> Result<Tensor> {
+    fn attention(&self, layer: &Layer, x: &Tensor, masks: &Masks) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let shape = |y: Tensor| y.reshape((b, t, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous();
-        let q = shape(layer.q.forward(x)?)?;
-        let (k, v) = (shape(layer.k.forward(x)?)?, shape(layer.v.forward(x)?)?);
-        let out = head::attention(&q, k, v, (self.head_dim as f64).powf(-0.5), None, None, masks)?;
-        layer.o.forward(&out)
+        let q = shape(linear(&layer.q, x)?)?;
+        let (k, v) = (shape(linear(&layer.k, x)?)?, shape(linear(&layer.v, x)?)?);
+        let out = attention::attention(&q, k, v, (self.head_dim as f64).powf(-0.5), None, None, masks)?;
+        linear(&layer.o, &out)
     }
 
     pub fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
@@ -97,12 +104,12 @@ impl Bart {
         }
         let tokens = (self.embed.forward(ids)? * self.embed_scale)?;
         let positions = self.positions.narrow(0, POSITION_OFFSET, t)?.unsqueeze(0)?;
-        let mut x = self.embed_norm.forward(&tokens.broadcast_add(&positions)?)?;
-        let masks = head::Masks::new(t, x.dtype(), &self.device);
+        let mut x = norm(&self.embed_norm, &tokens.broadcast_add(&positions)?, NORM_EPS)?;
+        let masks = Masks::new(t, x.dtype(), &self.device, self.numerics.attention);
         for layer in &self.layers {
-            x = layer.attention_norm.forward(&(&x + self.attention(layer, &x, &masks)?)?)?;
-            let ff = layer.fc2.forward(&layer.fc1.forward(&x)?.gelu_erf()?)?;
-            x = layer.final_norm.forward(&(&x + ff)?)?;
+            x = norm(&layer.attention_norm, &(&x + self.attention(layer, &x, &masks)?)?, NORM_EPS)?;
+            let ff = linear(&layer.fc2, &in_f32(&linear(&layer.fc1, &x)?, |u| u.gelu_erf())?)?;
+            x = norm(&layer.final_norm, &(&x + ff)?, NORM_EPS)?;
         }
         Ok(x)
     }

@@ -1,6 +1,6 @@
-//! Device and dtype selection, the one place that knows about GPU features.
+//! Device selection, the one place that knows about GPU features.
 
-use candle_core::{DType, Device};
+use candle_core::Device;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -8,10 +8,6 @@ pub enum Error {
     Unknown(String),
     #[error("device {0} needs valkit built with `--features cuda`")]
     NoCuda(String),
-    #[error("unknown dtype {0:?} (f32, bf16 or f16)")]
-    Dtype(String),
-    #[error("{dtype} on {device} is not supported (CPU evaluates in f32)")]
-    Unsupported { dtype: String, device: String },
     #[error("cannot open {device}: {source}")]
     Open {
         device: String,
@@ -39,17 +35,4 @@ fn open_cuda(name: &str, ordinal: usize) -> Result<Device, Error> {
 #[cfg(not(feature = "cuda"))]
 fn open_cuda(name: &str, _ordinal: usize) -> Result<Device, Error> {
     Err(Error::NoCuda(name.into()))
-}
-
-pub fn dtype(name: &str, device: &Device) -> Result<DType, Error> {
-    let dtype = match name {
-        "f32" => DType::F32,
-        "bf16" => DType::BF16,
-        "f16" => DType::F16,
-        other => return Err(Error::Dtype(other.into())),
-    };
-    if device.is_cpu() && dtype != DType::F32 {
-        return Err(Error::Unsupported { dtype: name.into(), device: "cpu".into() });
-    }
-    Ok(dtype)
 }

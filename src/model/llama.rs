@@ -8,8 +8,10 @@
 use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::{embedding, linear_b, Embedding, Linear, VarBuilder};
 
+use super::attention::{self, Masks};
 use super::config::{Config, RopeScaling};
 use super::head;
+use super::numerics::{in_f32, linear, rms_norm, Numerics};
 
 struct Attention {
     q: Linear,
@@ -51,6 +53,9 @@ pub struct Llama {
     eps: f32,
     sliding_window: Option<usize>,
     embed_scale: Option<f64>,
+    /// Gemma's RMSNorm multiplies by `1 + w` in f32.
+    gemma_norms: bool,
+    numerics: Numerics,
     device: Device,
 }
 
@@ -76,18 +81,19 @@ fn inverse_frequencies(c: &Config) -> Vec<f32> {
     }
 }
 
-/// RMSNorm weight; Gemma stores `w - 1` and multiplies by `1 + w`.
+/// RMSNorm weight; Gemma stores `w - 1` and multiplies by `1 + w`, which is kept in f32 (as
+/// transformers computes it) whatever the model dtype.
 fn norm_weight(vb: &VarBuilder, size: usize, gemma: bool) -> Result<Tensor> {
     let w = vb.get(size, "weight")?;
     if gemma {
-        w + 1.0
+        w.to_dtype(candle_core::DType::F32)? + 1.0
     } else {
         Ok(w)
     }
 }
 
 impl Llama {
-    pub fn load(c: &Config, vb: VarBuilder) -> Result<Self> {
+    pub fn load(c: &Config, vb: VarBuilder, numerics: Numerics) -> Result<Self> {
         let m = vb.pp("model");
         let embed = embedding(c.vocab_size, c.hidden_size, m.pp("embed_tokens"))?;
         let (q_dim, kv_dim) = (c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);
@@ -167,6 +173,8 @@ impl Llama {
             // transformers multiplies by sqrt(hidden) rounded to the activation dtype.
             embed_scale: c.gemma.then(|| f64::from((c.hidden_size as f32).sqrt())),
             final_softcap: c.final_logit_softcapping,
+            gemma_norms: c.gemma,
+            numerics,
         })
     }
 
@@ -186,9 +194,9 @@ impl Llama {
             x = (x * scale)?;
         }
         let dtype = x.dtype();
-        let masks = head::Masks::new(t, dtype, &self.device);
+        let masks = Masks::new(t, dtype, &self.device, self.numerics.attention);
         let (cos, sin) = head::rotary_tables(&self.inv_freq, t, dtype, &self.device)?;
-        let norm = |x: &Tensor, w: &Tensor| candle_nn::ops::rms_norm(x, w, self.eps);
+        let norm = |x: &Tensor, w: &Tensor| rms_norm(x, w, f64::from(self.eps), self.gemma_norms);
         for layer in &self.layers {
             let window = self.sliding_window.filter(|_| layer.attention.sliding);
             let attended = layer.attention.forward(&norm(&x, &layer.input_norm)?, &cos, &sin, window, &masks)?;
@@ -200,27 +208,28 @@ impl Llama {
                 x = (&x + layer.mlp.forward(&norm(&x, &layer.post_attention_norm)?)?)?;
             }
         }
-        candle_nn::ops::rms_norm(&x, &self.norm, self.eps)
+        norm(&x, &self.norm)
     }
 }
 
 impl Attention {
-    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, window: Option<usize>, masks: &head::Masks) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, window: Option<usize>, masks: &Masks) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let shape = |y: Tensor, heads: usize| y.reshape((b, t, heads, self.head_dim))?.transpose(1, 2)?.contiguous();
-        let q = head::rope(shape(self.q.forward(x)?, self.heads)?, cos, sin, self.rotary_dim)?;
-        let k = head::rope(shape(self.k.forward(x)?, self.kv_heads)?, cos, sin, self.rotary_dim)?;
-        let v = shape(self.v.forward(x)?, self.kv_heads)?;
-        let out = head::attention(&q, k, v, self.scale, self.softcap, window, masks)?;
-        self.o.forward(&out)
+        let q = head::rope(shape(linear(&self.q, x)?, self.heads)?, cos, sin, self.rotary_dim)?;
+        let k = head::rope(shape(linear(&self.k, x)?, self.kv_heads)?, cos, sin, self.rotary_dim)?;
+        let v = shape(linear(&self.v, x)?, self.kv_heads)?;
+        let out = attention::attention(&q, k, v, self.scale, self.softcap, window, masks)?;
+        linear(&self.o, &out)
     }
 }
 
 impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = self.gate.forward(x)?;
-        // gelu_pytorch_tanh for Gemma (candle's gelu is the tanh approximation), SiLU otherwise.
-        let gate = if self.gelu { gate.gelu()? } else { candle_nn::ops::silu(&gate)? };
-        self.down.forward(&(gate * self.up.forward(x)?)?)
+        let gate = linear(&self.gate, x)?;
+        // gelu_pytorch_tanh for Gemma (candle's gelu is the tanh approximation), SiLU otherwise;
+        // computed in f32 and rounded once, as torch does for bf16.
+        let gate = if self.gelu { in_f32(&gate, |g| g.gelu())? } else { in_f32(&gate, candle_nn::ops::silu)? };
+        linear(&self.down, &(gate * linear(&self.up, x)?)?)
     }
 }

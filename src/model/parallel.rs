@@ -7,8 +7,10 @@
 use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::{embedding, layer_norm, linear_b, Embedding, LayerNorm, LayerNormConfig, Linear, VarBuilder};
 
+use super::attention::{self, Masks};
 use super::config::{Config, Falcon};
 use super::head;
+use super::numerics::{self, in_f32, linear, Numerics};
 
 struct Layer {
     input_norm: LayerNorm,
@@ -35,6 +37,8 @@ pub struct Parallel {
     parallel_residual: bool,
     /// GPT-NeoX's exact GELU; Phi's tanh approximation otherwise.
     exact_gelu: bool,
+    norm_eps: f64,
+    numerics: Numerics,
     device: Device,
 }
 
@@ -117,7 +121,7 @@ fn falcon_layer(c: &Config, f: Falcon, l: &VarBuilder, eps: LayerNormConfig) -> 
 }
 
 impl Parallel {
-    pub fn load(c: &Config, vb: VarBuilder) -> Result<Self> {
+    pub fn load(c: &Config, vb: VarBuilder, numerics: Numerics) -> Result<Self> {
         let eps = LayerNormConfig { eps: c.layer_norm_eps, ..Default::default() };
         let h = c.hidden_size;
         let (q_dim, kv_dim) = (c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);
@@ -182,6 +186,8 @@ impl Parallel {
             rope_theta: c.rope_theta,
             parallel_residual: c.parallel_residual,
             exact_gelu: c.neox || c.falcon.is_some(),
+            norm_eps: c.layer_norm_eps,
+            numerics,
         })
     }
 
@@ -193,44 +199,45 @@ impl Parallel {
         &self.lm_head
     }
 
-    fn attention(&self, layer: &Layer, x: &Tensor, cos: &Tensor, sin: &Tensor, masks: &head::Masks) -> Result<Tensor> {
+    fn attention(&self, layer: &Layer, x: &Tensor, cos: &Tensor, sin: &Tensor, masks: &Masks) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let shape = |y: Tensor, heads: usize| y.reshape((b, t, heads, self.head_dim))?.transpose(1, 2)?.contiguous();
-        let q = head::rope(shape(layer.q.forward(x)?, self.heads)?, cos, sin, self.rotary_dim)?;
-        let k = head::rope(shape(layer.k.forward(x)?, self.kv_heads)?, cos, sin, self.rotary_dim)?;
-        let v = shape(layer.v.forward(x)?, self.kv_heads)?;
-        let out = head::attention(&q, k, v, 1.0 / (self.head_dim as f64).sqrt(), None, None, masks)?;
-        layer.o.forward(&out)
+        let q = head::rope(shape(linear(&layer.q, x)?, self.heads)?, cos, sin, self.rotary_dim)?;
+        let k = head::rope(shape(linear(&layer.k, x)?, self.kv_heads)?, cos, sin, self.rotary_dim)?;
+        let v = shape(linear(&layer.v, x)?, self.kv_heads)?;
+        let out = attention::attention(&q, k, v, 1.0 / (self.head_dim as f64).sqrt(), None, None, masks)?;
+        linear(&layer.o, &out)
     }
 
     fn mlp(&self, layer: &Layer, x: &Tensor) -> Result<Tensor> {
-        let up = layer.up.forward(x)?;
-        let act = if self.exact_gelu { up.gelu_erf()? } else { up.gelu()? };
-        layer.down.forward(&act)
+        let up = linear(&layer.up, x)?;
+        let act = if self.exact_gelu { in_f32(&up, |u| u.gelu_erf())? } else { in_f32(&up, |u| u.gelu())? };
+        linear(&layer.down, &act)
     }
 
     /// Final-norm hidden states for every position: `[1, T, hidden]`.
     pub fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
         let (_, t) = ids.dims2()?;
         let mut x = self.embed.forward(ids)?;
-        let masks = head::Masks::new(t, x.dtype(), &self.device);
+        let masks = Masks::new(t, x.dtype(), &self.device, self.numerics.attention);
         let (cos, sin) =
             head::rotary_tables(&head::plain_inverse_frequencies(self.rotary_dim, self.rope_theta), t, x.dtype(), &self.device)?;
         for layer in &self.layers {
-            let normed = layer.input_norm.forward(&x)?;
+            let norm = |n: &LayerNorm, x: &Tensor| numerics::layer_norm(n, x, self.norm_eps);
+            let normed = norm(&layer.input_norm, &x)?;
             let attended = self.attention(layer, &normed, &cos, &sin, &masks)?;
             if self.parallel_residual {
                 let mlp_in = match &layer.mlp_norm {
-                    Some(norm) => norm.forward(&x)?,
+                    Some(n) => norm(n, &x)?,
                     None => normed,
                 };
                 x = ((x + attended)? + self.mlp(layer, &mlp_in)?)?;
             } else {
                 x = (x + attended)?;
-                let mlp_in = layer.mlp_norm.as_ref().expect("sequential residual has a second norm").forward(&x)?;
+                let mlp_in = norm(layer.mlp_norm.as_ref().expect("sequential residual has a second norm"), &x)?;
                 x = (&x + self.mlp(layer, &mlp_in)?)?;
             }
         }
-        self.norm.forward(&x)
+        numerics::layer_norm(&self.norm, &x, self.norm_eps)
     }
 }

@@ -10,11 +10,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use candle_core::{DType, Device};
+use candle_core::Device;
 
 use crate::competition::{Competition, EvalMethod, Profile};
 use crate::exit::Outcome;
 use crate::files::{self, Location};
+use crate::model::numerics::{AttentionRounding, Precision, Upcast};
 use crate::model::{self, Limits, Model};
 use crate::tables::{self, batches, losses, models};
 
@@ -50,7 +51,10 @@ pub struct Options {
     pub profile: Option<Profile>,
     pub device: Device,
     pub device_name: String,
-    pub dtype: DType,
+    /// f32, bf16 or f16; None: each competition's own (f32 without a profile).
+    pub dtype: Option<String>,
+    pub upcast: Upcast,
+    pub attention: AttentionRounding,
     pub shard: Shard,
     pub resume: bool,
     pub model_timeout: Option<Duration>,
@@ -92,7 +96,7 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
         valkit_journal: 1,
         batches_sha256: batch_file.sha256.clone(),
         device: opts.device_name.clone(),
-        dtype: format!("{:?}", opts.dtype).to_lowercase(),
+        dtype: opts.numerics_label(),
         shard: format!("{}/{}", opts.shard.index, opts.shard.count),
     };
     let in_step: BTreeMap<u16, &models::Row> = model_file.rows.iter().filter(|m| m.in_step).map(|m| (m.uid, m)).collect();
@@ -134,6 +138,7 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
     let done: BTreeSet<(u16, String, u32)> = previous.iter().map(|r| (r.uid, r.task.clone(), r.batch_index)).collect();
     let mut rows = previous.clone();
     let (mut failed_models, mut tokens, mut compute_seconds) = (0, 0u64, 0.0f64);
+    let mut precisions: BTreeMap<u16, Precision> = BTreeMap::new();
     for m in &mine {
         let Some(competition_id) = m.competition_id else {
             tracing::warn!(uid = m.uid, "model row has no competition id; skipped");
@@ -162,7 +167,9 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
             continue;
         }
         let competition = competition_rules(opts.profile.as_ref(), competition_id, &model_file.meta.provenance)?;
-        let rules = Rules::of(competition_id, competition);
+        let precision = opts.precision_for(competition);
+        precisions.insert(competition_id, precision.clone());
+        let rules = Rules::of(competition_id, competition, precision);
         let todo_tokens: u64 = todo.values().flatten().map(|b| b.token_ids.len() as u64).sum();
         reporter.start(&format!("uid {}", m.uid), todo.values().map(|b| b.len() as u64).sum(), todo_tokens);
         let (model_rows, model_compute) = evaluate_model(opts, m, &rules, &todo, reporter)?;
@@ -177,7 +184,12 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
     }
     let mut provenance = BTreeMap::new();
     provenance.insert("device".to_string(), opts.device_name.clone());
-    provenance.insert("dtype".to_string(), format!("{:?}", opts.dtype).to_lowercase());
+    provenance.insert("dtype".to_string(), opts.dtype.clone().unwrap_or_else(|| "auto".into()));
+    provenance.insert("upcast_logits".to_string(), label(&opts.upcast));
+    provenance.insert("attention".to_string(), label(&opts.attention));
+    for (id, precision) in &precisions {
+        provenance.insert(format!("precision.competition.{id}"), precision.to_string());
+    }
     provenance.insert("batches_sha256".to_string(), batch_file.sha256.clone());
     provenance.insert("models_sha256".to_string(), model_file.sha256.clone());
     provenance.insert("shard".to_string(), format!("{}/{}", opts.shard.index, opts.shard.count));
@@ -252,18 +264,61 @@ fn row(uid: u16, hotkey: &str, competition_id: u16, b: &batches::Row, loss: f64,
 
 /// What a model is held to: its competition's parameter bounds, architectures and which tasks
 /// run the sanity check. Plain data, so that it travels to a worker process.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Rules {
     pub competition_id: u16,
     pub min_params: Option<u64>,
     pub max_params: Option<u64>,
     pub architectures: Option<Vec<String>>,
     pub sanity_tasks: BTreeSet<String>,
+    pub precision: Precision,
+}
+
+impl Options {
+    /// The dtype and rounding rules for a competition's models: `--dtype` or the competition's
+    /// dtype, the transformers version its validators pin, `--upcast-logits`, `--attention`.
+    fn precision_for(&self, competition: Option<&Competition>) -> Precision {
+        let from_profile = competition.and_then(|c| c.constraints.dtype.as_deref()).map(|d| match d {
+            "bfloat16" => "bf16".to_string(),
+            "float16" => "f16".to_string(),
+            "float32" => "f32".to_string(),
+            other => other.to_string(),
+        });
+        Precision {
+            dtype: self.dtype.clone().or(from_profile).unwrap_or_else(|| "f32".into()),
+            upcast: self.upcast,
+            transformers: self.profile.as_ref().and_then(|p| p.subnet.transformers.clone()),
+            attention: self.attention,
+        }
+    }
+
+    /// How the journal names this run's numerics (a resumed run must use the same).
+    fn numerics_label(&self) -> String {
+        format!("{} upcast={} attention={}", self.dtype.as_deref().unwrap_or("auto"), label(&self.upcast), label(&self.attention))
+    }
+}
+
+/// A serde unit variant's name (`auto`, `flash`, ...).
+fn label<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            competition_id: 0,
+            min_params: None,
+            max_params: None,
+            architectures: None,
+            sanity_tasks: BTreeSet::new(),
+            precision: Precision::f32(),
+        }
+    }
 }
 
 impl Rules {
-    fn of(competition_id: u16, competition: Option<&Competition>) -> Self {
-        let Some(c) = competition else { return Self { competition_id, ..Self::default() } };
+    fn of(competition_id: u16, competition: Option<&Competition>, precision: Precision) -> Self {
+        let Some(c) = competition else { return Self { competition_id, precision, ..Self::default() } };
         let sanity_tasks =
             c.tasks.iter().filter(|t| c.constraints.sanity_check && t.method == EvalMethod::TextLoss).map(|t| t.name.clone()).collect();
         Self {
@@ -272,6 +327,7 @@ impl Rules {
             max_params: Some(c.constraints.max_params),
             architectures: Some(c.constraints.architectures.clone()),
             sanity_tasks,
+            precision,
         }
     }
 }
@@ -310,7 +366,7 @@ fn evaluate_model(
             Event::Computed(seconds) => compute += seconds,
         };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            evaluate(m.local_path.as_deref(), rules, &opts.device, opts.dtype, tasks, deadline, opts.model_timeout, &mut emit)
+            evaluate(m.local_path.as_deref(), rules, &opts.device, tasks, deadline, opts.model_timeout, &mut emit)
         }));
         let reason = match result {
             Ok(Ok(())) => None,
@@ -350,7 +406,6 @@ pub fn evaluate(
     dir: Option<&str>,
     rules: &Rules,
     device: &Device,
-    dtype: DType,
     tasks: &TaskBatches,
     deadline: Option<Instant>,
     timeout: Option<Duration>,
@@ -364,7 +419,7 @@ pub fn evaluate(
     let mut limits = Limits::for_machine(longest);
     limits.max_params = rules.max_params.unwrap_or(limits.max_params);
     limits.min_params = rules.min_params.unwrap_or(limits.min_params);
-    let model = Model::load(Path::new(dir), &limits, device, dtype).map_err(|e| e.to_string())?;
+    let model = Model::load(Path::new(dir), &limits, device, &rules.precision).map_err(|e| e.to_string())?;
     if let Some(allowed) = &rules.architectures {
         if !allowed.contains(&model.architecture) {
             return Err(format!("architecture-not-allowed: {} is not allowed in competition {}", model.architecture, rules.competition_id));

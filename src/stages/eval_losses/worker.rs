@@ -30,7 +30,6 @@ struct Job {
     hotkey: String,
     local_path: Option<String>,
     device: String,
-    dtype: String,
     rules: Rules,
     batches: Vec<JobBatch>,
 }
@@ -68,7 +67,6 @@ pub fn evaluate_in_child(
         hotkey: m.hotkey.clone(),
         local_path: m.local_path.clone(),
         device: opts.device_name.clone(),
-        dtype: format!("{:?}", opts.dtype).to_lowercase(),
         rules: rules.clone(),
         batches: tasks
             .values()
@@ -228,7 +226,6 @@ pub fn serve() -> anyhow::Result<()> {
     };
     let result = (|| -> Result<(), String> {
         let device = device::select(&job.device).map_err(|e| e.to_string())?;
-        let dtype = device::dtype(&job.dtype, &device).map_err(|e| e.to_string())?;
         let mut io_error = None;
         let mut emit = |event: Event| {
             let line = match event {
@@ -240,7 +237,7 @@ pub fn serve() -> anyhow::Result<()> {
                 io_error.get_or_insert(e);
             }
         };
-        let result = evaluate(job.local_path.as_deref(), &job.rules, &device, dtype, &tasks, None, None, &mut emit);
+        let result = evaluate(job.local_path.as_deref(), &job.rules, &device, &tasks, None, None, &mut emit);
         if let Some(e) = io_error {
             return Err(format!("worker output: {e}"));
         }
