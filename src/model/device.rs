@@ -29,7 +29,18 @@ pub fn select(name: &str) -> Result<Device, Error> {
 
 #[cfg(feature = "cuda")]
 fn open_cuda(name: &str, ordinal: usize) -> Result<Device, Error> {
-    Device::new_cuda(ordinal).map_err(|source| Error::Open { device: name.into(), source })
+    Device::new_cuda(ordinal).map_err(|e| Error::Open { device: name.into(), source: without_backtrace(e) })
+}
+
+/// candle appends a backtrace to its errors when RUST_BACKTRACE is set; the error is one line
+/// without it (for instance `DriverError(CUDA_ERROR_NO_DEVICE, "no CUDA-capable device is
+/// detected")`).
+#[cfg(feature = "cuda")]
+fn without_backtrace(e: candle_core::Error) -> candle_core::Error {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => without_backtrace(*inner),
+        e => e,
+    }
 }
 
 #[cfg(not(feature = "cuda"))]

@@ -74,15 +74,31 @@ pub fn token_nlls(lm_head: &Linear, cap: Option<f64>, hidden: &Tensor, targets: 
         let len = LOSS_CHUNK.min(targets.len() - start);
         let rows = logits(lm_head, &hidden.narrow(0, start, len)?, cap)?;
         let vocab = rows.dim(D::Minus1)?;
-        let values: Vec<f32> = rows.flatten_all()?.to_vec1()?;
         let targets = &targets[start..start + len];
         if let Some(bad) = targets.iter().find(|&&t| t as usize >= vocab) {
             candle_core::bail!("token {bad} is outside the vocabulary of {vocab}");
         }
+        if !rows.device().is_cpu() {
+            out.extend(nlls_on_device(&rows, targets)?.into_iter().map(|x| crate::loss::round_to(rounded_to, x)));
+            continue;
+        }
+        let values: Vec<f32> = rows.flatten_all()?.to_vec1()?;
         let nll = |(row, &t): (&[f32], &u32)| crate::loss::round_to(rounded_to, crate::loss::token_nll(row, t));
         out.par_extend(values.par_chunks_exact(vocab).zip(targets.par_iter()).map(nll));
     }
     Ok(out)
+}
+
+/// One chunk's NLLs computed where the logits are (a GPU): the log-sum-exp of each row around
+/// its maximum and the target's logit gathered, in f32 as CUDA's cross entropy computes them;
+/// only the `n` NLLs come back to the host, never the `[n × vocab]` logits.
+fn nlls_on_device(logits: &Tensor, targets: &[u32]) -> Result<Vec<f64>> {
+    let max = logits.max_keepdim(D::Minus1)?;
+    let log_z = logits.broadcast_sub(&max)?.exp()?.sum_keepdim(D::Minus1)?.log()?.add(&max)?;
+    let index = Tensor::new(targets, logits.device())?.unsqueeze(1)?;
+    let target = logits.gather(&index, D::Minus1)?;
+    let nll: Vec<f32> = (log_z - target)?.squeeze(1)?.to_vec1()?;
+    Ok(nll.into_iter().map(f64::from).collect())
 }
 
 /// The sum of per-token NLLs, chunk by chunk in row order, so the total does not depend on threads.
@@ -101,4 +117,23 @@ pub fn argmax_next(lm_head: &Linear, cap: Option<f64>, hidden: &Tensor) -> Resul
         }
     }
     Ok(best as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The device path (f32 on the tensor's device) agrees with the host path (f64 per row).
+    #[test]
+    fn device_and_host_nlls_agree() {
+        let device = Device::Cpu;
+        let logits = (Tensor::randn(0f32, 3.0, (37, 1000), &device).unwrap() + 5.0).unwrap();
+        let targets: Vec<u32> = (0..37).map(|i| (i * 27 % 1000) as u32).collect();
+        let on_device = nlls_on_device(&logits, &targets).unwrap();
+        let values: Vec<f32> = logits.flatten_all().unwrap().to_vec1().unwrap();
+        for (i, (got, &t)) in on_device.iter().zip(&targets).enumerate() {
+            let want = crate::loss::token_nll(&values[i * 1000..(i + 1) * 1000], t);
+            assert!((got - want).abs() <= 1e-5 * want.abs().max(1.0), "row {i}: {got} vs {want}");
+        }
+    }
 }

@@ -137,10 +137,12 @@ pub fn in_f32(x: &Tensor, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<T
 /// dtype (as cuBLAS's bias epilogue and `addmm` do).
 pub fn linear(layer: &Linear, x: &Tensor) -> Result<Tensor> {
     let dtype = x.dtype();
-    if dtype == DType::F32 {
+    // On a GPU cuBLAS already accumulates bf16/f16 products in f32 and rounds once (a bias is
+    // then added with a second rounding); converting weights there would cost a copy per call.
+    if dtype == DType::F32 || !x.device().is_cpu() {
         return layer.forward(x);
     }
-    // candle's bf16 matmul widens to f32 too; its f16 one (gemm's) rounds partial sums.
+    // candle's CPU bf16 matmul widens to f32 too; its f16 one (gemm's) rounds partial sums.
     let w = layer.weight().to_dtype(DType::F32)?;
     let bias = layer.bias().map(|b| b.to_dtype(DType::F32)).transpose()?;
     Linear::new(w, bias).forward(&x.to_dtype(DType::F32)?)?.to_dtype(dtype)
