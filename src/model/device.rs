@@ -8,12 +8,10 @@ pub enum Error {
     Unknown(String),
     #[error("device {0} needs valkit built with `--features cuda`")]
     NoCuda(String),
-    #[error("cannot open {device}: {source}")]
-    Open {
-        device: String,
-        #[source]
-        source: candle_core::Error,
-    },
+    // The cause is in the message, not a `source`: `{:#}` would print it twice, and the
+    // eval-losses worker reports only `to_string()`.
+    #[error("cannot open {device}: {cause}")]
+    Open { device: String, cause: candle_core::Error },
 }
 
 pub fn select(name: &str) -> Result<Device, Error> {
@@ -29,7 +27,7 @@ pub fn select(name: &str) -> Result<Device, Error> {
 
 #[cfg(feature = "cuda")]
 fn open_cuda(name: &str, ordinal: usize) -> Result<Device, Error> {
-    Device::new_cuda(ordinal).map_err(|e| Error::Open { device: name.into(), source: without_backtrace(e) })
+    Device::new_cuda(ordinal).map_err(|e| Error::Open { device: name.into(), cause: without_backtrace(e) })
 }
 
 /// candle appends a backtrace to its errors when RUST_BACKTRACE is set; the error is one line
