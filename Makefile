@@ -5,7 +5,7 @@ VALKIT := $(TARGET)/debug/valkit
 DEMO_HUB := $(TARGET)/debug/examples/demo_hub
 OUT := target/demo
 
-.PHONY: demo test test-slurm bench lint
+.PHONY: demo test test-slurm check-cuda bench lint
 
 # The bundled demo, offline (scripts/demo.sh). Two validator cycles of a custom subnet by
 # scripts/run-loop.sh: read the chain (a local subtensor runtime when node is installed), fetch its
@@ -29,6 +29,13 @@ test:
 test-slurm:
 	cargo build --locked --bin valkit --example demo_hub
 	VALKIT=$(VALKIT) DEMO_HUB=$(DEMO_HUB) scripts/slurm/test-cluster.sh
+
+# valkit --features cuda, built without a GPU: CUDA 13.4 from NVIDIA's PyPI wheels (cached in
+# ~/.cache/valkit-cuda, 1.2 GB) and a stub driver to link against, kernels for sm_90 (H100/H200;
+# CUDA_COMPUTE_CAP=NN otherwise), into target/cuda. About 25 minutes cold on 2 cores, so CI
+# leaves it out; seconds after that.
+check-cuda:
+	scripts/check-cuda.sh
 
 bench:
 	cargo bench --locked --bench compute_wins

@@ -97,6 +97,13 @@ impl Limits {
         Self { max_params: u64::MAX, min_params: 0, memory_bytes: available_memory(), max_sequence_length }
     }
 
+    /// `for_machine`, with the memory of the device the model will live on: a GPU's free memory,
+    /// the host's available memory for the CPU.
+    pub fn for_device(device: &candle_core::Device, max_sequence_length: usize) -> Self {
+        let memory_bytes = super::device::free_memory(device).unwrap_or_else(available_memory);
+        Self { memory_bytes, ..Self::for_machine(max_sequence_length) }
+    }
+
     /// A config's implied size refuses only what no model within the bounds could be: the
     /// estimate assumes a three-matrix MLP for every family and overcounts two-matrix ones
     /// (GPT-NeoX, Phi, Falcon) by up to a third. The exact count from the weight headers decides.

@@ -41,6 +41,21 @@ fn without_backtrace(e: candle_core::Error) -> candle_core::Error {
     }
 }
 
+/// Bytes free on a GPU for a model's weights and working set; None on the CPU, whose free memory
+/// the caller reads from the host.
+#[cfg(feature = "cuda")]
+pub fn free_memory(device: &Device) -> Option<u64> {
+    match device {
+        Device::Cuda(cuda) => cuda.cuda_stream().context().mem_get_info().ok().map(|(free, _total)| free as u64),
+        _ => None,
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+pub fn free_memory(_device: &Device) -> Option<u64> {
+    None
+}
+
 #[cfg(not(feature = "cuda"))]
 fn open_cuda(name: &str, _ordinal: usize) -> Result<Device, Error> {
     Err(Error::NoCuda(name.into()))

@@ -416,7 +416,7 @@ pub fn evaluate(
         return Err(format!("missing-local-path: {dir} is not a directory"));
     }
     let longest = tasks.values().flatten().map(|b| b.token_ids.len()).max().unwrap_or(0);
-    let mut limits = Limits::for_machine(longest);
+    let mut limits = Limits::for_device(device, longest);
     limits.max_params = rules.max_params.unwrap_or(limits.max_params);
     limits.min_params = rules.min_params.unwrap_or(limits.min_params);
     let model = Model::load(Path::new(dir), &limits, device, &rules.precision).map_err(|e| e.to_string())?;
