@@ -138,7 +138,17 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
     let done: BTreeSet<(u16, String, u32)> = previous.iter().map(|r| (r.uid, r.task.clone(), r.batch_index)).collect();
     let mut rows = previous.clone();
     let (mut failed_models, mut tokens, mut compute_seconds) = (0, 0u64, 0.0f64);
-    let mut precisions: BTreeMap<u16, Precision> = BTreeMap::new();
+    // Recorded for every competition of this shard's models, evaluated now or resumed, so that a
+    // resumed run writes the bytes an uninterrupted one does.
+    let precisions: BTreeMap<u16, Precision> = mine
+        .iter()
+        .filter_map(|m| m.competition_id)
+        .filter(|id| by_competition.contains_key(id))
+        .filter_map(|id| {
+            let competition = competition_rules(opts.profile.as_ref(), id, &model_file.meta.provenance).ok()?;
+            Some((id, opts.precision_for(competition)))
+        })
+        .collect();
     for m in &mine {
         let Some(competition_id) = m.competition_id else {
             tracing::warn!(uid = m.uid, "model row has no competition id; skipped");
@@ -167,9 +177,7 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
             continue;
         }
         let competition = competition_rules(opts.profile.as_ref(), competition_id, &model_file.meta.provenance)?;
-        let precision = opts.precision_for(competition);
-        precisions.insert(competition_id, precision.clone());
-        let rules = Rules::of(competition_id, competition, precision);
+        let rules = Rules::of(competition_id, competition, opts.precision_for(competition));
         let todo_tokens: u64 = todo.values().flatten().map(|b| b.token_ids.len() as u64).sum();
         reporter.start(&format!("uid {}", m.uid), todo.values().map(|b| b.len() as u64).sum(), todo_tokens);
         let (model_rows, model_compute) = evaluate_model(opts, m, &rules, &todo, reporter)?;
