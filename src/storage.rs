@@ -111,7 +111,25 @@ fn retry_config() -> RetryConfig {
     RetryConfig { max_retries: 4, retry_timeout: Duration::from_secs(60), ..Default::default() }
 }
 
+/// The store of a URL's bucket (with the key inside it). Stores are kept per scheme and bucket
+/// for the life of the process, so that many objects (The Stack v2's blobs) share one client and
+/// its connections.
 fn target(url: &ObjectUrl) -> Result<Target, Error> {
+    static STORES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, Arc<dyn ObjectStore>>>> =
+        std::sync::OnceLock::new();
+    let path =
+        ObjectPath::parse(url.url.path().trim_start_matches('/')).map_err(|e| Error::Config { url: url.clone(), detail: e.to_string() })?;
+    let key = format!("{}://{}", url.scheme(), url.url.host_str().unwrap_or_default());
+    let mut stores = STORES.get_or_init(Default::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(store) = stores.get(&key) {
+        return Ok(Target { store: store.clone(), path });
+    }
+    let store = new_store(url)?;
+    stores.insert(key, store.clone());
+    Ok(Target { store, path })
+}
+
+fn new_store(url: &ObjectUrl) -> Result<Arc<dyn ObjectStore>, Error> {
     let config = |detail: String| Error::Config { url: url.clone(), detail };
     let bucket = url.url.host_str().unwrap_or_default();
     let store: Arc<dyn ObjectStore> = match url.scheme() {
@@ -146,8 +164,7 @@ fn target(url: &ObjectUrl) -> Result<Target, Error> {
                 .map_err(|e| config(e.to_string()))?,
         ),
     };
-    let path = ObjectPath::parse(url.url.path().trim_start_matches('/')).map_err(|e| config(e.to_string()))?;
-    Ok(Target { store, path })
+    Ok(store)
 }
 
 /// What went wrong, for the user: a missing object, refused credentials, or a service that

@@ -192,7 +192,15 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
     }
     let mut provenance = BTreeMap::new();
     provenance.insert("device".to_string(), opts.device_name.clone());
-    provenance.insert("dtype".to_string(), opts.dtype.clone().unwrap_or_else(|| "auto".into()));
+    // What was computed, however it was asked for (`--dtype auto` and `--dtype f32` give the same
+    // table when the competition's dtype is f32).
+    let dtypes: BTreeSet<&str> = precisions.values().map(|p| p.dtype.as_str()).collect();
+    let dtype = if dtypes.is_empty() {
+        opts.dtype.clone().unwrap_or_else(|| "auto".into())
+    } else {
+        dtypes.into_iter().collect::<Vec<_>>().join(",")
+    };
+    provenance.insert("dtype".to_string(), dtype);
     provenance.insert("upcast_logits".to_string(), label(&opts.upcast));
     provenance.insert("attention".to_string(), label(&opts.attention));
     for (id, precision) in &precisions {
