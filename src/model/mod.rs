@@ -284,6 +284,8 @@ mod tests {
         f32_gaps: Vec<f64>,
         /// Batches whose loss is not the reference's.
         unequal: usize,
+        /// The model and batch of the largest error.
+        worst_at: String,
     }
 
     /// valkit in `dtype` with `upcast` and `attention` on every model and batch of the bf16
@@ -293,7 +295,7 @@ mod tests {
         let reference: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(testdata("reference_bf16.json")).unwrap()).unwrap();
         let batches = reference["batches"].as_array().unwrap();
-        let mut run = HalfPrecisionRun { errors: Vec::new(), f32_gaps: Vec::new(), unequal: 0 };
+        let mut run = HalfPrecisionRun { errors: Vec::new(), f32_gaps: Vec::new(), unequal: 0, worst_at: String::new() };
         for (name, want) in reference["models"].as_object().unwrap() {
             let precision = numerics::Precision { dtype: dtype.into(), upcast, transformers: None, attention };
             let model = Model::load(&testdata(name), &Limits::for_machine(512), &Device::Cpu, &precision).unwrap();
@@ -307,7 +309,11 @@ mod tests {
                     assert!((got - expected).abs() <= step, "{name} {key} batch {i}: {got} vs {expected}, more than one {dtype} step");
                 }
                 run.unequal += usize::from(got != expected);
-                run.errors.push((got - expected).abs() / expected);
+                let error = (got - expected).abs() / expected;
+                if run.errors.iter().all(|&e| e < error) {
+                    run.worst_at = format!("{name}, batch {i}");
+                }
+                run.errors.push(error);
                 run.f32_gaps.push((want["f32"][i].as_f64().unwrap() - expected).abs() / expected);
             }
         }
@@ -321,32 +327,33 @@ mod tests {
     }
 
     /// bf16 and f16 as the validators compute them. Tolerances, from the measured differences
-    /// (16 models × 6 batches): what remains are rounding flips between two implementations of
-    /// the same rounding points (other GEMM orders, libm's exp against torch's), a median of
-    /// ~1e-6 and at most 1.5e-4 (the GELU/LayerNorm architectures), while f32 sits a median of
-    /// ~1e-4 from the bf16 reference — as far as validators on different kernels disagree. So:
-    /// in bf16 the median error at least 10× below f32's gap (4× with eager attention, whose
-    /// bf16 score rounding flips more often), every batch within 2e-4, and
-    /// without upcasting every loss a bf16 (f16) value within one step of the reference's. f16
-    /// is nearer f32 to begin with (a median gap of 7.5e-6) and valkit's f16 only halves it: its
-    /// rounding is matched less closely (bounded here, not claimed).
+    /// (16 models × 6 batches, 93 with BART's positions): what remains are rounding flips between
+    /// two implementations of the same rounding points (GEMM orders, libm's exp against torch's),
+    /// a median of 2e-7 and at most 1.5e-4 (one GPT-NeoX batch), while f32 sits a median of 7e-5
+    /// from the bf16 reference — as far as validators on different kernels disagree. So in bf16:
+    /// the median error at least 100× below f32's gap (10× with eager attention, whose bf16
+    /// score rounding flips more often), every batch within 2e-4, and without upcasting every
+    /// loss a bf16 value within one step of the reference's (all 93 are equal on this machine;
+    /// another CPU's GEMM kernels may round a sum the other way). f16 is nearer f32 to begin with
+    /// (a median gap of 7.5e-6) and valkit's f16 only halves it: bounded here, not claimed.
     #[test]
     #[allow(clippy::print_stderr)] // the figures the tolerances come from (--nocapture)
     fn half_precision_follows_the_validators_rounding() {
         use numerics::{AttentionRounding::*, Upcast::*};
         let modes = [
-            ("bf16_upcast", "bf16", Always, Flash, 2e-4, 10.0),
-            ("bf16_never", "bf16", Never, Flash, 5e-3, 10.0),
+            ("bf16_upcast", "bf16", Always, Flash, 2e-4, 100.0),
+            ("bf16_never", "bf16", Never, Flash, 5e-3, 100.0),
             ("f16_upcast", "f16", Always, Flash, 5e-5, 1.0),
             ("f16_never", "f16", Never, Flash, 6e-4, 1.0),
-            ("bf16_upcast_eager", "bf16", Always, Eager, 2e-4, 4.0),
+            ("bf16_upcast_eager", "bf16", Always, Eager, 2e-4, 10.0),
         ];
         for (key, dtype, upcast, attention, worst_allowed, closer_than_f32) in modes {
             let run = half_precision_run(key, dtype, upcast, attention);
             let (error, gap) = (median(&run.errors), median(&run.f32_gaps));
             let worst = run.errors.iter().copied().fold(0.0, f64::max);
             eprintln!(
-                "{key}: median error {error:.1e} (f32: {gap:.1e}), worst {worst:.1e}, {} of {} batches unequal",
+                "{key}: median error {error:.1e} (f32: {gap:.1e}), worst {worst:.1e} ({}), {} of {} batches unequal",
+                run.worst_at,
                 run.unequal,
                 run.errors.len()
             );

@@ -231,7 +231,9 @@ impl Parallel {
                     Some(n) => norm(n, &x)?,
                     None => normed,
                 };
-                x = ((x + attended)? + self.mlp(layer, &mlp_in)?)?;
+                // (attention + MLP) + residual, the order transformers adds them in: in bf16 the
+                // order of the two roundings matters.
+                x = ((attended + self.mlp(layer, &mlp_in)?)? + x)?;
             } else {
                 x = (x + attended)?;
                 let mlp_in = norm(layer.mlp_norm.as_ref().expect("sequential residual has a second norm"), &x)?;
