@@ -278,8 +278,9 @@ fn row(uid: u16, hotkey: &str, competition_id: u16, b: &batches::Row, loss: f64,
     }
 }
 
-/// What a model is held to: its competition's parameter bounds, architectures and which tasks
-/// run the sanity check. Plain data, so that it travels to a worker process.
+/// What a model is held to: its competition's parameter bounds, architectures, which tasks
+/// run the sanity check, and the precision it is evaluated in. Plain data, so that it travels to
+/// a worker process.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Rules {
     pub competition_id: u16,
