@@ -13,7 +13,7 @@ use subxt_signer::sr25519::{dev, Keypair};
 use valkit::tables::{metagraph, receipts, weights};
 
 use crate::fixtures::chain::{account, free_port, validator_key, write_wallet, Hyper, LocalChain, Seeder, VALIDATOR_PHRASE};
-use crate::util::{assert_bad_input, read_table, repo_path, run_owned, write_table, TestDir};
+use crate::util::{args, assert_bad_input, read_table, repo_path, run_owned, write_table, TestDir};
 
 static CHAIN: OnlineChain = OnlineChain::new();
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -74,10 +74,6 @@ fn weights_table(path: &Path, netuid: u16, weights: &[f32]) -> Vec<(u16, u16)> {
     let netuid = netuid.to_string();
     write_table::<weights::Weights>(path, rows, &[("netuid", &netuid), ("version_key", "7")]);
     sent
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
 }
 
 #[test]

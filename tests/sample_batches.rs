@@ -74,7 +74,7 @@ fn by_task(path: &Path) -> BTreeMap<String, Vec<batches::Row>> {
 /// reference's Stack v2 pages.
 fn software_heritage() -> S3Server {
     let server = S3Server::start(&["softwareheritage"]).unwrap_or_else(|e| panic!("the local S3 server (scripts/s3-server.sh): {e}"));
-    let words = datasets::fixture_words();
+    let words = datasets::words();
     let mut blobs = Vec::new();
     for page in reference()["tasks"]["STACKV2_DEDUP"]["pages"].as_array().unwrap() {
         let offset: u64 = page.as_str().unwrap().rsplit(':').next().unwrap().parse().unwrap();
@@ -94,8 +94,8 @@ fn sn9_windows_match_the_python_reference_all_six_tasks() {
     let server = datasets::start();
     let s3 = software_heritage();
     let dir = TestDir::new();
-    let out = valkit().args(sn9_args(&server, &dir.arg("b.parquet"))).envs(S3Server::env(&s3.endpoint())).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = run_command(valkit().args(sn9_args(&server, &dir.arg("b.parquet"))).envs(S3Server::env(&s3.endpoint())));
+    assert_exit!(r, 0);
     let got = by_task(&dir.path("b.parquet"));
     let expected = reference();
     assert_eq!(got.len(), 6, "every text task sampled, The Stack v2 included");
@@ -137,8 +137,8 @@ fn stack_v2_missing_blobs_are_retried_then_fail_the_task_alone() {
     let server = datasets::start();
     let s3 = S3Server::start(&["softwareheritage"]).unwrap();
     let dir = TestDir::new();
-    let out = valkit().args(sn9_args(&server, &dir.arg("b.parquet"))).envs(S3Server::env(&s3.endpoint())).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = run_command(valkit().args(sn9_args(&server, &dir.arg("b.parquet"))).envs(S3Server::env(&s3.endpoint())));
+    assert_exit!(r, 1);
     let meta = read_table::<batches::Batches>(&dir.path("b.parquet")).meta;
     let error = &meta.provenance["task.STACKV2_DEDUP.error"];
     assert!(error.contains("failed 15 times") && error.contains("no such object"), "{error}");

@@ -20,12 +20,7 @@ fn s3_command(endpoint: &str, dir: &TestDir, args: &[String]) -> std::process::C
 }
 
 fn s3_run(endpoint: &str, dir: &TestDir, args: &[String]) -> Run {
-    let out = s3_command(endpoint, dir, args).output().expect("valkit runs");
-    Run { code: out.status.code().expect("exit code"), stdout: out.stdout, stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
-}
-
-fn strings(args: &[&str]) -> Vec<String> {
-    args.iter().map(|s| s.to_string()).collect()
+    run_command(&mut s3_command(endpoint, dir, args))
 }
 
 /// The eval-losses test models as one competition-1 step, with its metagraph.
@@ -48,7 +43,7 @@ fn write_step(dir: &TestDir) {
 fn compute_wins_args(dir: &TestDir, losses: &str, out_dir: &str) -> Vec<String> {
     let competitions = repo_path("testdata/demo/competitions.toml").display().to_string();
     let metagraph = dir.arg("metagraph.parquet");
-    strings(&[
+    args(&[
         "compute-wins",
         "--competitions",
         &competitions,
@@ -72,10 +67,10 @@ fn tables_round_trip_through_s3_byte_for_byte_and_resume_there() {
     let dir = TestDir::new();
     write_step(&dir);
     let eval_args = |out: &str, extra: &[&str]| {
-        let mut args =
-            strings(&["eval-losses", "--models", &dir.arg("models.parquet"), "--batches", &dir.arg("batches.parquet"), "--out", out]);
-        args.extend(strings(extra));
-        args
+        let mut command =
+            args(&["eval-losses", "--models", &dir.arg("models.parquet"), "--batches", &dir.arg("batches.parquet"), "--out", out]);
+        command.extend(args(extra));
+        command
     };
     let local = run_owned(&eval_args(&dir.arg("losses.parquet"), &[]));
     assert_eq!(local.code, 0, "{}", local.stderr);
@@ -101,7 +96,7 @@ fn tables_round_trip_through_s3_byte_for_byte_and_resume_there() {
         let local = std::fs::read(dir.path("step").join(name)).unwrap();
         assert_eq!(server.object("tables", &format!("step/{name}")), Some(local), "{name}");
     }
-    let shown = s3_run(&endpoint, &dir, &strings(&["inspect", "s3://tables/step/wins.parquet", "--json"]));
+    let shown = s3_run(&endpoint, &dir, &args(&["inspect", "s3://tables/step/wins.parquet", "--json"]));
     assert_eq!(shown.code, 0, "{}", shown.stderr);
     assert_eq!(shown.stdout_text().lines().count(), good_models().len(), "one JSON line per uid");
 }
@@ -111,7 +106,7 @@ fn a_writer_killed_during_an_upload_leaves_the_previous_objects() {
     let server = start(&["tables"]);
     let dir = TestDir::new();
     write_step(&dir);
-    let eval = run_owned(&strings(&[
+    let eval = run_owned(&args(&[
         "eval-losses",
         "--models",
         &dir.arg("models.parquet"),
@@ -129,9 +124,9 @@ fn a_writer_killed_during_an_upload_leaves_the_previous_objects() {
     // A re-scoring with other numbers, through a proxy that forwards only the start of the first
     // upload (its headers and a few hundred bytes of the table), killed while it waits.
     let proxy = StallingProxy::start(server.port, 1500);
-    let mut args = compute_wins_args(&dir, &dir.arg("losses.parquet"), "s3://tables/step");
-    args.extend(strings(&["--epsilon-start", "0.5", "--epsilon-decay-blocks", "10"]));
-    let mut child = s3_command(&format!("http://127.0.0.1:{}", proxy.port), &dir, &args).stderr(Stdio::null()).spawn().unwrap();
+    let mut rescore = compute_wins_args(&dir, &dir.arg("losses.parquet"), "s3://tables/step");
+    rescore.extend(args(&["--epsilon-start", "0.5", "--epsilon-decay-blocks", "10"]));
+    let mut child = s3_command(&format!("http://127.0.0.1:{}", proxy.port), &dir, &rescore).stderr(Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !proxy.stalled.load(Ordering::SeqCst) {
         assert!(Instant::now() < deadline, "the upload never reached the proxy");
@@ -153,27 +148,26 @@ fn wrong_credentials_exit_2_and_a_dead_endpoint_exits_4() {
     let server = start(&["tables"]);
     let dir = TestDir::new();
     let (batches, out) = (dir.arg("batches.parquet"), dir.arg("unused.parquet"));
-    let args = strings(&["inspect", "s3://tables/any.parquet"]);
-    let wrong = s3_command(&server.endpoint(), &dir, &args)
-        .env("AWS_ACCESS_KEY_ID", "AKIANOBODY")
-        .env("AWS_SECRET_ACCESS_KEY", "hunter2-secret")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&wrong.stderr);
-    assert_eq!(wrong.status.code(), Some(2), "{stderr}");
+    let inspect = args(&["inspect", "s3://tables/any.parquet"]);
+    let wrong = run_command(
+        s3_command(&server.endpoint(), &dir, &inspect)
+            .env("AWS_ACCESS_KEY_ID", "AKIANOBODY")
+            .env("AWS_SECRET_ACCESS_KEY", "hunter2-secret"),
+    );
+    let stderr = &wrong.stderr;
+    assert_eq!(wrong.code, 2, "{stderr}");
     assert!(stderr.contains("s3://tables/any.parquet") && stderr.contains("access denied"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "the secret never reaches a message: {stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 
     let dead = format!("http://127.0.0.1:{}", crate::fixtures::chain::free_port());
     let started = Instant::now();
-    let down =
-        s3_run(&dead, &dir, &strings(&["eval-losses", "--models", "s3://tables/models.parquet", "--batches", &batches, "--out", &out]));
+    let down = s3_run(&dead, &dir, &args(&["eval-losses", "--models", "s3://tables/models.parquet", "--batches", &batches, "--out", &out]));
     assert_eq!(down.code, 4, "{}", down.stderr);
     assert!(down.stderr.contains("unreachable") && down.stderr.contains("s3://tables/models.parquet"), "{}", down.stderr);
     assert!(started.elapsed() < Duration::from_secs(60), "retries are bounded");
 
-    let missing = s3_run(&server.endpoint(), &dir, &args);
+    let missing = s3_run(&server.endpoint(), &dir, &inspect);
     assert_eq!(missing.code, 2, "{}", missing.stderr);
     assert!(missing.stderr.contains("no such object"), "{}", missing.stderr);
     let bad = run(&["inspect", "s3://bucket-without-key"]);

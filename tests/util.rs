@@ -50,8 +50,18 @@ impl Run {
 }
 
 pub fn run(args: &[&str]) -> Run {
-    let Output { status, stdout, stderr } = valkit().args(args).output().expect("valkit runs");
+    run_command(valkit().args(args))
+}
+
+/// Runs a prepared command (`valkit()` with more environment, say) to completion.
+pub fn run_command(command: &mut Command) -> Run {
+    let Output { status, stdout, stderr } = command.output().expect("valkit runs");
     Run { code: status.code().expect("exit code"), stdout, stderr: String::from_utf8_lossy(&stderr).into_owned() }
+}
+
+/// Arguments as owned strings, for lists built up with `extend`.
+pub fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
 }
 
 /// `run` for arguments built as owned strings.

@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use anyhow::Context;
+
 use crate::competition::Profile;
 use crate::exit::Outcome;
 use crate::files::Location;
@@ -82,17 +84,9 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         "auto" => None,
         name => Some(numerics::parse_dtype(name).map(|_| name.to_string()).map_err(|e| anyhow::anyhow!("--dtype: {e}"))?),
     };
-    let upcast = match args.upcast_logits.as_str() {
-        "auto" => Upcast::Auto,
-        "always" => Upcast::Always,
-        "never" => Upcast::Never,
-        other => anyhow::bail!("--upcast-logits {other:?}: expected auto, always or never"),
-    };
-    let attention = match args.attention.as_str() {
-        "flash" => AttentionRounding::Flash,
-        "eager" => AttentionRounding::Eager,
-        other => anyhow::bail!("--attention {other:?}: expected flash or eager"),
-    };
+    // clap has already checked both against their possible values.
+    let upcast = Upcast::from_name(&args.upcast_logits).with_context(|| format!("--upcast-logits {:?}", args.upcast_logits))?;
+    let attention = AttentionRounding::from_name(&args.attention).with_context(|| format!("--attention {:?}", args.attention))?;
     let model_timeout = args
         .model_timeout
         .map(|s| {

@@ -2,7 +2,7 @@
 //! key/value repetition, and the language-model head turned into losses a chunk of positions at a
 //! time (so `[T × V]` logits never exist at once) or into the next greedy token.
 
-use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::Linear;
 use rayon::prelude::*;
 
@@ -56,12 +56,7 @@ pub fn softcap(x: Tensor, cap: Option<f64>) -> Result<Tensor> {
 /// Logits as f32 values: in the model dtype through the lm_head (and soft-capping), as the
 /// validators compute them, then widened (exactly) for the loss.
 fn logits(lm_head: &Linear, hidden: &Tensor, cap: Option<f64>) -> Result<Tensor> {
-    if hidden.dtype() != DType::F32 {
-        return softcap(linear(lm_head, hidden)?, cap)?.to_dtype(DType::F32);
-    }
-    let w = lm_head.weight().to_dtype(DType::F32)?;
-    let b = lm_head.bias().map(|b| b.to_dtype(DType::F32)).transpose()?;
-    softcap(Linear::new(w, b).forward(hidden)?, cap)
+    softcap(linear(lm_head, hidden)?, cap)?.to_dtype(DType::F32)
 }
 
 /// Negative log-likelihood of each of `targets` given `hidden` (`[n, hidden]`): logits a chunk of

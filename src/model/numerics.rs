@@ -17,6 +17,20 @@ pub enum Upcast {
     Never,
 }
 
+impl Upcast {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Always => "always",
+            Self::Never => "never",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Auto, Self::Always, Self::Never].into_iter().find(|u| u.name() == name)
+    }
+}
+
 /// Where attention rounds in bf16/f16.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -26,6 +40,19 @@ pub enum AttentionRounding {
     Flash,
     /// transformers' eager attention: scores, softmax output and product rounded to the dtype.
     Eager,
+}
+
+impl AttentionRounding {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Flash => "flash",
+            Self::Eager => "eager",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Flash, Self::Eager].into_iter().find(|a| a.name() == name)
+    }
 }
 
 /// What a model is asked to compute in, before its architecture is known.
@@ -85,12 +112,22 @@ impl Precision {
     }
 }
 
-pub fn parse_dtype(name: &str) -> std::result::Result<DType, String> {
+/// valkit's name for a dtype, from its own or torch's (`bfloat16`, as profiles write it).
+pub fn dtype_name(name: &str) -> Option<&'static str> {
     match name {
-        "f32" | "float32" => Ok(DType::F32),
-        "bf16" | "bfloat16" => Ok(DType::BF16),
-        "f16" | "float16" => Ok(DType::F16),
-        other => Err(format!("bad-precision: unknown dtype {other:?} (f32, bf16 or f16)")),
+        "f32" | "float32" => Some("f32"),
+        "bf16" | "bfloat16" => Some("bf16"),
+        "f16" | "float16" => Some("f16"),
+        _ => None,
+    }
+}
+
+pub fn parse_dtype(name: &str) -> std::result::Result<DType, String> {
+    match dtype_name(name) {
+        Some("f32") => Ok(DType::F32),
+        Some("bf16") => Ok(DType::BF16),
+        Some(_) => Ok(DType::F16),
+        None => Err(format!("bad-precision: unknown dtype {name:?} (f32, bf16 or f16)")),
     }
 }
 

@@ -222,8 +222,8 @@ impl Parallel {
         let masks = Masks::new(t, x.dtype(), &self.device, self.numerics.attention);
         let (cos, sin) =
             head::rotary_tables(&head::plain_inverse_frequencies(self.rotary_dim, self.rope_theta), t, x.dtype(), &self.device)?;
+        let norm = |n: &LayerNorm, x: &Tensor| numerics::layer_norm(n, x, self.norm_eps);
         for layer in &self.layers {
-            let norm = |n: &LayerNorm, x: &Tensor| numerics::layer_norm(n, x, self.norm_eps);
             let normed = norm(&layer.input_norm, &x)?;
             let attended = self.attention(layer, &normed, &cos, &sin, &masks)?;
             if self.parallel_residual {
@@ -240,6 +240,6 @@ impl Parallel {
                 x = (&x + self.mlp(layer, &mlp_in)?)?;
             }
         }
-        numerics::layer_norm(&self.norm, &x, self.norm_eps)
+        norm(&self.norm, &x)
     }
 }

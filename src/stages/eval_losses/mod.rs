@@ -15,7 +15,7 @@ use candle_core::Device;
 use crate::competition::{Competition, EvalMethod, Profile};
 use crate::exit::Outcome;
 use crate::files::{self, Location};
-use crate::model::numerics::{AttentionRounding, Precision, Upcast};
+use crate::model::numerics::{self, AttentionRounding, Precision, Upcast};
 use crate::model::{self, Limits, Model};
 use crate::tables::{self, batches, losses, models};
 
@@ -140,10 +140,10 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
     let (mut failed_models, mut tokens, mut compute_seconds) = (0, 0u64, 0.0f64);
     // Recorded for every competition of this shard's models, evaluated now or resumed, so that a
     // resumed run writes the bytes an uninterrupted one does.
-    let precisions: BTreeMap<u16, Precision> = mine
-        .iter()
-        .filter_map(|m| m.competition_id)
-        .filter(|id| by_competition.contains_key(id))
+    let competition_ids: BTreeSet<u16> =
+        mine.iter().filter_map(|m| m.competition_id).filter(|id| by_competition.contains_key(id)).collect();
+    let precisions: BTreeMap<u16, Precision> = competition_ids
+        .into_iter()
         .filter_map(|id| {
             let competition = competition_rules(opts.profile.as_ref(), id, &model_file.meta.provenance).ok()?;
             Some((id, opts.precision_for(competition)))
@@ -177,7 +177,8 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
             continue;
         }
         let competition = competition_rules(opts.profile.as_ref(), competition_id, &model_file.meta.provenance)?;
-        let rules = Rules::of(competition_id, competition, opts.precision_for(competition));
+        let precision = precisions.get(&competition_id).expect("computed above for every competition with batches").clone();
+        let rules = Rules::of(competition_id, competition, precision);
         let todo_tokens: u64 = todo.values().flatten().map(|b| b.token_ids.len() as u64).sum();
         reporter.start(&format!("uid {}", m.uid), todo.values().map(|b| b.len() as u64).sum(), todo_tokens);
         let (model_rows, model_compute) = evaluate_model(opts, m, &rules, &todo, reporter)?;
@@ -201,8 +202,8 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
         dtypes.into_iter().collect::<Vec<_>>().join(",")
     };
     provenance.insert("dtype".to_string(), dtype);
-    provenance.insert("upcast_logits".to_string(), label(&opts.upcast));
-    provenance.insert("attention".to_string(), label(&opts.attention));
+    provenance.insert("upcast_logits".to_string(), opts.upcast.name().to_string());
+    provenance.insert("attention".to_string(), opts.attention.name().to_string());
     for (id, precision) in &precisions {
         provenance.insert(format!("precision.competition.{id}"), precision.to_string());
     }
@@ -295,12 +296,10 @@ impl Options {
     /// The dtype and rounding rules for a competition's models: `--dtype` or the competition's
     /// dtype, the transformers version its validators pin, `--upcast-logits`, `--attention`.
     fn precision_for(&self, competition: Option<&Competition>) -> Precision {
-        let from_profile = competition.and_then(|c| c.constraints.dtype.as_deref()).map(|d| match d {
-            "bfloat16" => "bf16".to_string(),
-            "float16" => "f16".to_string(),
-            "float32" => "f32".to_string(),
-            other => other.to_string(),
-        });
+        // A profile's dtype (torch's spelling) in valkit's; an unknown one is refused at load.
+        let from_profile = competition
+            .and_then(|c| c.constraints.dtype.as_deref())
+            .map(|d| numerics::dtype_name(d).map_or_else(|| d.to_string(), String::from));
         Precision {
             dtype: self.dtype.clone().or(from_profile).unwrap_or_else(|| "f32".into()),
             upcast: self.upcast,
@@ -311,13 +310,8 @@ impl Options {
 
     /// How the journal names this run's numerics (a resumed run must use the same).
     fn numerics_label(&self) -> String {
-        format!("{} upcast={} attention={}", self.dtype.as_deref().unwrap_or("auto"), label(&self.upcast), label(&self.attention))
+        format!("{} upcast={} attention={}", self.dtype.as_deref().unwrap_or("auto"), self.upcast.name(), self.attention.name())
     }
-}
-
-/// A serde unit variant's name (`auto`, `flash`, ...).
-fn label<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
 impl Default for Rules {
