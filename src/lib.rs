@@ -11,6 +11,7 @@ pub mod exit;
 pub mod files;
 pub mod format;
 pub mod hub;
+pub mod kernels;
 pub mod logging;
 pub mod loss;
 pub mod model;

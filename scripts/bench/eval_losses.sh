@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# eval-losses against PyTorch on this CPU: the same random Llama-shaped model (hidden 512,
-# 8 layers, vocab 32000), the same 4 x 2048 tokens, f32, both sides on the same threads. Each side
+# eval-losses against PyTorch on this CPU: the same random Llama-shaped model, the same tokens,
+# f32, both sides on the same threads. SHAPE picks the model (scripts/bench/eval_setup.py):
+# small (hidden 512, 8 layers, vocab 32000, 4 x 2048 tokens; the default), 100k (hidden 768,
+# 12 layers, vocab 100,352, 2 x 4096 tokens) or 100k-gqa (the same, 4 kv heads, tied). Each side
 # runs RUNS times (default 3) in alternating order (v t, t v, v t, ...); the medians are printed:
 #   whole process: wall time of `valkit eval-losses` against `python eval_torch.py` (imports,
 #                  loading the safetensors and scoring on both sides);
@@ -13,13 +15,14 @@ cd "$(dirname "$0")/../.."
 TORCH_PYTHON=${TORCH_PYTHON:-python3}
 TABLES_PYTHON=${TABLES_PYTHON:-python3}
 RUNS=${RUNS:-3}
+SHAPE=${SHAPE:-small}
 THREADS=${THREADS:-$(nproc)}
 export OMP_NUM_THREADS=$THREADS RAYON_NUM_THREADS=$THREADS
 target=${CARGO_TARGET_DIR:-target}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$TORCH_PYTHON" scripts/bench/eval_setup.py "$work" model
-"$TABLES_PYTHON" scripts/bench/eval_setup.py "$work" tables
+"$TORCH_PYTHON" scripts/bench/eval_setup.py "$work" model "$SHAPE"
+"$TABLES_PYTHON" scripts/bench/eval_setup.py "$work" tables "$SHAPE"
 cargo build --release --locked --quiet --bin valkit
 
 source scripts/bench/lib.sh
@@ -45,7 +48,7 @@ v_wall, t_wall = med([r["wall"] for r in v]), med([r["wall"] for r in t])
 v_stage, t_in = med([r["stage"]["seconds"] for r in v]), med([r["stage"]["total_s"] for r in t])
 t_compute = med([r["stage"]["compute_s"] for r in t])
 v_compute = med([r["stage"]["compute_seconds"] for r in v])
-print(f"model: Llama hidden 512 x 8 layers, vocab 32000; {tokens} scored tokens (4 x 2048), f32; {threads} threads each side")
+print(f"model: {open(f'{work}/shape.txt').read()}; {tokens} scored tokens, f32; {threads} threads each side")
 print(f"torch {versions[0]}, transformers {versions[1]} (sdpa); medians of {len(v)} runs per side, alternating")
 print(f"whole process: valkit {v_wall:.2f} s ({tokens / v_wall:,.0f} tok/s), torch {t_wall:.2f} s ({tokens / t_wall:,.0f} tok/s): ratio {t_wall / v_wall:.2f}x")
 print(f"in-process:    valkit {v_stage:.2f} s ({tokens / v_stage:,.0f} tok/s), torch {t_in:.2f} s ({tokens / t_in:,.0f} tok/s): ratio {t_in / v_stage:.2f}x")

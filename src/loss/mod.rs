@@ -3,13 +3,10 @@
 //! predicting the reference tokens after the context. Pure and per-row, so a caller can stream
 //! logits in chunks of positions and never hold `[T × V]` at once.
 
-/// Negative log-likelihood of `target` under one row of logits, with a stable log-softmax
-/// (the log-sum-exp is taken in f64 around the row's maximum).
+/// Negative log-likelihood of `target` under one row of logits, with a stable log-softmax: the
+/// exponentials in vectorised f32 around the row's maximum, summed in f64.
 pub fn token_nll(logits: &[f32], target: u32) -> f64 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
-    let log_z = max + sum.ln();
-    log_z - logits[target as usize] as f64
+    crate::kernels::exp::log_sum_exp(logits) - f64::from(logits[target as usize])
 }
 
 /// `x` rounded to a half-precision dtype (and widened back), or unchanged for `None`/f32: how a

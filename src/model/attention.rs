@@ -7,6 +7,7 @@ use rayon::prelude::*;
 
 use super::head::softcap;
 use super::numerics::{in_f32, AttentionRounding};
+use crate::kernels;
 
 /// Additive mask: 0 where position i may attend to j (j <= i, within the window), -inf elsewhere.
 pub fn causal_mask(t: usize, window: Option<usize>, dtype: DType, device: &Device) -> Result<Tensor> {
@@ -42,15 +43,11 @@ impl Masks {
     }
 }
 
-/// Queries per block in the f32 CPU attention: each block only multiplies by the keys it can see.
-const ATTENTION_BLOCK: usize = 256;
-
 /// Causal attention of `q` `[1, heads, t, d]` over `k`, `v` `[1, kv_heads, t, d]`, as
 /// `[1, t, heads * d]`, with an optional sliding window (a query sees the `window` latest
-/// positions, itself included) and score soft-capping. On CPU in f32 the queries go in blocks
-/// that multiply only by the keys they can see and the masked softmax runs in place, which is
-/// about three times faster than materialising `[t × t]` scores and a mask; other devices and
-/// dtypes round as flash-attention or transformers' eager attention does (`masks.rounding`).
+/// positions, itself included) and score soft-capping. On CPU in f32 it is `kernels::attention`
+/// (query blocks against only the keys they see, in reused buffers); other devices and dtypes
+/// round as flash-attention or transformers' eager attention does (`masks.rounding`).
 pub fn attention(
     q: &Tensor,
     k: Tensor,
@@ -61,6 +58,20 @@ pub fn attention(
     masks: &Masks,
 ) -> Result<Tensor> {
     let (b, heads, t, d) = q.dims4()?;
+    if q.dtype() == DType::F32 && b == 1 && q.device().is_cpu() {
+        let shape = kernels::attention::Shape { heads, kv_heads: k.dim(1)?, t, d };
+        let options = kernels::attention::Options { scale: scale as f32, softcap: softcap_at.map(|c| c as f32), window };
+        let mut out = vec![0f32; t * heads * d];
+        with_cpu_slice(q, |q| {
+            with_cpu_slice(&k, |k| {
+                with_cpu_slice(&v, |v| {
+                    kernels::attention::causal(q, k, v, &mut out, &shape, &options);
+                    Ok(())
+                })
+            })
+        })?;
+        return Tensor::from_vec(out, (b, t, heads * d), q.device());
+    }
     let groups = heads / k.dim(1)?;
     let (k, v) = (repeat_kv(k, groups)?, repeat_kv(v, groups)?);
     if q.dtype() != DType::F32 {
@@ -69,45 +80,19 @@ pub fn attention(
             AttentionRounding::Eager => eager(q, &k, &v, scale, softcap_at, &masks.get(window)?),
         };
     }
-    if !(b == 1 && q.device().is_cpu()) {
-        let scores = softcap((q.matmul(&k.t()?)? * scale)?, softcap_at)?.broadcast_add(&masks.get(window)?)?;
-        return candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)?.transpose(1, 2)?.reshape((b, t, heads * d));
-    }
-    let mut blocks = Vec::with_capacity(t.div_ceil(ATTENTION_BLOCK));
-    for first in (0..t).step_by(ATTENTION_BLOCK) {
-        let rows = ATTENTION_BLOCK.min(t - first);
-        let key_start = window.map_or(0, |w| (first + 1).saturating_sub(w));
-        let keys = first + rows - key_start;
-        let scores = q.narrow(2, first, rows)?.matmul(&k.narrow(2, key_start, keys)?.t()?)?;
-        let scores = softcap((scores * scale)?, softcap_at)?;
-        let mut values: Vec<f32> = scores.flatten_all()?.to_vec1()?;
-        // Rows are independent: spread them over the cores (candle's matmuls already are).
-        values.par_chunks_exact_mut(keys).enumerate().for_each(|(r, row)| {
-            let position = first + r % rows;
-            let lo = window.map_or(0, |w| (position + 1).saturating_sub(w)).max(key_start) - key_start;
-            let hi = position - key_start;
-            masked_softmax(row, lo, hi);
-        });
-        let probs = Tensor::from_vec(values, (1, heads, rows, keys), q.device())?;
-        blocks.push(probs.matmul(&v.narrow(2, key_start, keys)?)?);
-    }
-    Tensor::cat(&blocks, 2)?.transpose(1, 2)?.reshape((b, t, heads * d))
+    let scores = softcap((q.matmul(&k.t()?)? * scale)?, softcap_at)?.broadcast_add(&masks.get(window)?)?;
+    candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)?.transpose(1, 2)?.reshape((b, t, heads * d))
 }
 
-/// Softmax of `row[lo..=hi]` in place (f32, max-subtracted); every other entry becomes 0.
-fn masked_softmax(row: &mut [f32], lo: usize, hi: usize) {
-    let max = row[lo..=hi].iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0f32;
-    for x in &mut row[lo..=hi] {
-        *x = (*x - max).exp();
-        sum += *x;
+/// Runs `f` on the f32 values of a CPU tensor in row-major order, borrowed when the tensor is
+/// contiguous, copied otherwise.
+pub fn with_cpu_slice<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let (storage, layout) = x.storage_and_layout();
+    if let (candle_core::Storage::Cpu(cpu), Some((start, end))) = (&*storage, layout.contiguous_offsets()) {
+        return f(&cpu.as_slice::<f32>()?[start..end]);
     }
-    let inv = 1.0 / sum;
-    for x in &mut row[lo..=hi] {
-        *x *= inv;
-    }
-    row[..lo].fill(0.0);
-    row[hi + 1..].fill(0.0);
+    drop(storage);
+    f(&x.flatten_all()?.to_vec1::<f32>()?)
 }
 
 /// `[b, kv, t, d]` → `[b, kv * n, t, d]`, each key/value head repeated for its query group.

@@ -6,8 +6,10 @@ use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::Linear;
 use rayon::prelude::*;
 
+use super::attention;
 use super::config::LOSS_CHUNK;
 use super::numerics::{in_f32, linear};
+use crate::kernels::matmul::{a_bt, Matrix, Threads};
 
 /// `1 / theta^(2i/d)` for the rotating dimensions.
 pub fn plain_inverse_frequencies(dim: usize, theta: f64) -> Vec<f32> {
@@ -60,26 +62,47 @@ fn logits(lm_head: &Linear, hidden: &Tensor, cap: Option<f64>) -> Result<Tensor>
 }
 
 /// Negative log-likelihood of each of `targets` given `hidden` (`[n, hidden]`): logits a chunk of
-/// positions at a time, each row's stable log-sum-exp (`crate::loss::token_nll`) in f64. One
-/// pass over the row instead of log-softmax's several. With `rounded_to` (logits not upcast), each
-/// NLL is rounded to that dtype, as a bf16 log-softmax output is.
+/// positions at a time, each row's stable log-sum-exp (`crate::loss::token_nll`). One pass over
+/// the row instead of log-softmax's several. With `rounded_to` (logits not upcast), each NLL is
+/// rounded to that dtype, as a bf16 log-softmax output is.
 pub fn token_nlls(lm_head: &Linear, cap: Option<f64>, hidden: &Tensor, targets: &[u32], rounded_to: Option<DType>) -> Result<Vec<f64>> {
+    let vocab = lm_head.weight().dim(0)?;
+    if let Some(bad) = targets.iter().find(|&&t| t as usize >= vocab) {
+        candle_core::bail!("token {bad} is outside the vocabulary of {vocab}");
+    }
+    let nll = |(row, &t): (&[f32], &u32)| crate::loss::round_to(rounded_to, crate::loss::token_nll(row, t));
     let mut out = Vec::with_capacity(targets.len());
+    if hidden.device().is_cpu() && hidden.dtype() == DType::F32 && cap.is_none() {
+        // f32 on CPU: each chunk's logits go into one reused buffer (a fresh `[chunk × vocab]`
+        // tensor per chunk costs its page faults again every time).
+        let mut logits = vec![0f32; LOSS_CHUNK.min(targets.len()) * vocab];
+        let (n, width) = hidden.dims2()?;
+        attention::with_cpu_slice(&lm_head.weight().to_dtype(DType::F32)?, |weight| {
+            attention::with_cpu_slice(hidden, |hidden| {
+                for start in (0..n).step_by(LOSS_CHUNK) {
+                    let len = LOSS_CHUNK.min(n - start);
+                    let rows = Matrix::new(&hidden[start * width..(start + len) * width], len, width, width);
+                    let logits = &mut logits[..len * vocab];
+                    a_bt(rows, Matrix::new(weight, vocab, width, width), logits, vocab, Threads::Pool);
+                    out.par_extend(logits.par_chunks_exact(vocab).zip(targets[start..start + len].par_iter()).map(nll));
+                }
+                Ok(())
+            })
+        })?;
+        return Ok(out);
+    }
     for start in (0..targets.len()).step_by(LOSS_CHUNK) {
         let len = LOSS_CHUNK.min(targets.len() - start);
         let rows = logits(lm_head, &hidden.narrow(0, start, len)?, cap)?;
-        let vocab = rows.dim(D::Minus1)?;
         let targets = &targets[start..start + len];
-        if let Some(bad) = targets.iter().find(|&&t| t as usize >= vocab) {
-            candle_core::bail!("token {bad} is outside the vocabulary of {vocab}");
-        }
         if !rows.device().is_cpu() {
             out.extend(nlls_on_device(&rows, targets)?.into_iter().map(|x| crate::loss::round_to(rounded_to, x)));
             continue;
         }
-        let values: Vec<f32> = rows.flatten_all()?.to_vec1()?;
-        let nll = |(row, &t): (&[f32], &u32)| crate::loss::round_to(rounded_to, crate::loss::token_nll(row, t));
-        out.par_extend(values.par_chunks_exact(vocab).zip(targets.par_iter()).map(nll));
+        attention::with_cpu_slice(&rows, |values| {
+            out.par_extend(values.par_chunks_exact(vocab).zip(targets.par_iter()).map(nll));
+            Ok(())
+        })?;
     }
     Ok(out)
 }
