@@ -105,7 +105,7 @@ impl Bart {
         let tokens = (self.embed.forward(ids)? * self.embed_scale)?;
         let positions = self.positions.narrow(0, POSITION_OFFSET, t)?.unsqueeze(0)?;
         let mut x = norm(&self.embed_norm, &tokens.broadcast_add(&positions)?, NORM_EPS)?;
-        let masks = Masks::new(t, x.dtype(), &self.device, self.numerics.attention);
+        let masks = Masks::new(&self.device, self.numerics.attention);
         for layer in &self.layers {
             x = norm(&layer.attention_norm, &(&x + self.attention(layer, &x, &masks)?)?, NORM_EPS)?;
             let ff = linear(&layer.fc2, &in_f32(&linear(&layer.fc1, &x)?, |u| u.gelu_erf())?)?;

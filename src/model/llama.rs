@@ -194,7 +194,7 @@ impl Llama {
             x = (x * scale)?;
         }
         let dtype = x.dtype();
-        let masks = Masks::new(t, dtype, &self.device, self.numerics.attention);
+        let masks = Masks::new(&self.device, self.numerics.attention);
         let (cos, sin) = head::rotary_tables(&self.inv_freq, t, dtype, &self.device)?;
         let norm = |x: &Tensor, w: &Tensor| rms_norm(x, w, f64::from(self.eps), self.gemma_norms);
         for layer in &self.layers {

@@ -219,7 +219,7 @@ impl Parallel {
     pub fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
         let (_, t) = ids.dims2()?;
         let mut x = self.embed.forward(ids)?;
-        let masks = Masks::new(t, x.dtype(), &self.device, self.numerics.attention);
+        let masks = Masks::new(&self.device, self.numerics.attention);
         let (cos, sin) =
             head::rotary_tables(&head::plain_inverse_frequencies(self.rotary_dim, self.rope_theta), t, x.dtype(), &self.device)?;
         let norm = |n: &LayerNorm, x: &Tensor| numerics::layer_norm(n, x, self.norm_eps);
