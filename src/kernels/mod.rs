@@ -10,3 +10,14 @@ pub mod attention;
 pub mod exp;
 pub mod matmul;
 pub mod tiled;
+
+/// Runs `f` on the f32 values of a CPU tensor in row-major order, borrowed when the tensor is
+/// contiguous, copied otherwise.
+pub fn with_cpu_slice<R>(x: &candle_core::Tensor, f: impl FnOnce(&[f32]) -> candle_core::Result<R>) -> candle_core::Result<R> {
+    let (storage, layout) = x.storage_and_layout();
+    if let (candle_core::Storage::Cpu(cpu), Some((start, end))) = (&*storage, layout.contiguous_offsets()) {
+        return f(&cpu.as_slice::<f32>()?[start..end]);
+    }
+    drop(storage);
+    f(&x.flatten_all()?.to_vec1::<f32>()?)
+}

@@ -1,7 +1,13 @@
 //! Cross entropy as upstream scores a model (upstream.md §5.2, §5.3): targets are the input ids
 //! shifted by one; text loss averages every shifted position, reference loss only the positions
 //! predicting the reference tokens after the context. Pure and per-row, so a caller can stream
-//! logits in chunks of positions and never hold `[T × V]` at once.
+//! logits in chunks of positions and never hold `[T × V]` at once (`chunked` does, from a
+//! model's hidden states).
+
+pub mod chunked;
+
+/// Positions whose logits exist at once when computing a loss.
+pub const LOSS_CHUNK: usize = 256;
 
 /// Negative log-likelihood of `target` under one row of logits, with a stable log-softmax: the
 /// exponentials in vectorised f32 around the row's maximum, summed in f64.

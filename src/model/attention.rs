@@ -58,9 +58,9 @@ pub fn attention(
         let shape = kernels::attention::Shape { heads, kv_heads: k.dim(1)?, t, d };
         let options = kernels::attention::Options { scale: scale as f32, softcap: softcap.map(|c| c as f32), window };
         let mut out = vec![0f32; t * heads * d];
-        with_cpu_slice(q, |q| {
-            with_cpu_slice(&k, |k| {
-                with_cpu_slice(&v, |v| {
+        kernels::with_cpu_slice(q, |q| {
+            kernels::with_cpu_slice(&k, |k| {
+                kernels::with_cpu_slice(&v, |v| {
                     kernels::attention::causal(q, k, v, &mut out, &shape, &options);
                     Ok(())
                 })
@@ -84,17 +84,6 @@ pub fn attention(
         (_, AttentionRounding::Eager) => tiled::eager(q, &k, &v, &scores, WIDE, &masks.blocks)?,
     };
     out.transpose(1, 2)?.reshape((b, t, heads * d))
-}
-
-/// Runs `f` on the f32 values of a CPU tensor in row-major order, borrowed when the tensor is
-/// contiguous, copied otherwise.
-pub fn with_cpu_slice<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
-    let (storage, layout) = x.storage_and_layout();
-    if let (candle_core::Storage::Cpu(cpu), Some((start, end))) = (&*storage, layout.contiguous_offsets()) {
-        return f(&cpu.as_slice::<f32>()?[start..end]);
-    }
-    drop(storage);
-    f(&x.flatten_all()?.to_vec1::<f32>()?)
 }
 
 /// `[b, kv, t, d]` → `[b, kv * n, t, d]`, each key/value head repeated for its query group.

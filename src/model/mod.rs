@@ -2,23 +2,25 @@
 //! own model files return only the last position's logits), from a local snapshot directory —
 //! `config.json` bounded before anything is allocated, weights only from `.safetensors`, never
 //! code from the repository. Reads only the directory it is given; never the network.
+//!
+//! One module per architecture family (`families`, a registry of them), each reading its own
+//! config fields; what they share (`attention`, `head`, `numerics`, `norms`) beside them; the
+//! losses from the head in `crate::loss`, the hot kernels in `crate::kernels`.
 
 mod attention;
-mod bart;
 mod config;
 pub mod device;
-mod head;
-mod llama;
+mod families;
+pub(crate) mod head;
 pub mod norms;
 pub mod numerics;
-mod parallel;
 mod weights;
 
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
-pub use config::{causal_lm_class, Config, Limits, MAX_CONFIG_BYTES};
+pub use config::{causal_lm_class, Config, Dims, Limits, MAX_CONFIG_BYTES};
 pub use weights::{count_parameters, header_length, inspect_weights, is_pickle_name, parameters_of_header, shard_names, WeightFiles};
 
 /// The size of `path`, after making sure it is a regular file (following the hub cache's
@@ -90,88 +92,33 @@ pub enum Error {
     Candle(#[from] candle_core::Error),
 }
 
-enum Network {
-    Llama(llama::Llama),
-    Parallel(parallel::Parallel),
-    Bart(bart::Bart),
-}
-
-impl Network {
-    fn device(&self) -> &Device {
-        match self {
-            Self::Llama(m) => m.device(),
-            Self::Parallel(m) => m.device(),
-            Self::Bart(m) => m.device(),
-        }
-    }
-
-    fn hidden_states(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Self::Llama(m) => m.hidden_states(ids),
-            Self::Parallel(m) => m.hidden_states(ids),
-            Self::Bart(m) => m.hidden_states(ids),
-        }
-    }
-
-    fn lm_head(&self) -> (&candle_nn::Linear, Option<f64>) {
-        match self {
-            Self::Llama(m) => m.lm_head(),
-            Self::Parallel(m) => (m.lm_head(), None),
-            Self::Bart(m) => (m.lm_head(), None),
-        }
-    }
-}
-
 /// A model ready to score token sequences.
 pub struct Model {
-    inner: Network,
+    inner: Box<dyn families::CausalLm>,
     pub architecture: String,
     pub n_params: u64,
     pub numerics: numerics::Numerics,
 }
-
-/// Architectures with a full-sequence forward in this crate.
-pub const SUPPORTED: [&str; 10] = [
-    "LlamaForCausalLM",
-    "MistralForCausalLM",
-    "Qwen2ForCausalLM",
-    "GemmaForCausalLM",
-    "Gemma2ForCausalLM",
-    "Phi3ForCausalLM",
-    "GPTNeoXForCausalLM",
-    "PhiForCausalLM",
-    "FalconForCausalLM",
-    "BartForCausalLM",
-];
 
 impl Model {
     /// Checks and loads the snapshot in `dir`. `limits` bound dimensions and parameters before
     /// any allocation.
     pub fn load(dir: &Path, limits: &Limits, device: &Device, precision: &numerics::Precision) -> Result<Self, Error> {
         let config = Config::read(dir, limits)?;
-        if !SUPPORTED.contains(&config.architecture.as_str()) {
-            return Err(Error::Architecture(config.architecture.clone()));
-        }
         let numerics = precision.resolve(&config.architecture).map_err(Error::Precision)?;
         let dtype = numerics.dtype;
         // What the config asks for is checked before any weight file is opened; the estimate
         // may overcount by a third, so only what could not fit at a third of it is refused here.
-        limits.check_memory(&config, config.implied_params() / 3, dtype)?;
+        limits.check_memory(&config.dims, config.dims.implied_params() / 3, dtype)?;
         let files = inspect_weights(dir)?;
-        let n_params = files.n_params(config.tie_word_embeddings);
+        let n_params = files.n_params(config.dims.tie_word_embeddings);
         limits.check_params(n_params)?;
-        limits.check_memory(&config, n_params, dtype)?;
+        limits.check_memory(&config.dims, n_params, dtype)?;
         // SAFETY: the files were just checked to be complete safetensors (header bounded, every
         // tensor inside the file) and are not modified while the model is alive; memory-mapping
         // avoids a second copy of the weights.
         let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files.paths, dtype, device)? };
-        let inner = if let Some(b) = config.bart {
-            bart::Bart::load(&config, b, vb, numerics).map(Network::Bart)
-        } else if config.neox || config.phi || config.falcon.is_some() {
-            parallel::Parallel::load(&config, vb, numerics).map(Network::Parallel)
-        } else {
-            llama::Llama::load(&config, vb, numerics).map(Network::Llama)
-        };
+        let inner = config.family.load(&config.dims, vb, numerics);
         let inner = inner.map_err(|e| Error::Mismatch(e.to_string()))?;
         Ok(Self { inner, architecture: config.architecture, n_params, numerics })
     }
@@ -185,7 +132,7 @@ impl Model {
     pub fn loss(&self, tokens: &[u32], context_len: usize) -> Result<(f64, u32), Error> {
         let nlls = self.token_nlls(tokens, context_len)?;
         let n = nlls.len();
-        let mean = head::nll_sum(&nlls) / n as f64;
+        let mean = crate::loss::chunked::nll_sum(&nlls) / n as f64;
         let mean = match (self.numerics.dtype, self.numerics.upcast_logits) {
             (DType::F32, _) => mean,
             (_, true) => f64::from(mean as f32),
@@ -208,7 +155,7 @@ impl Model {
         let hidden = hidden.narrow(0, first, targets.len())?;
         let (lm_head, cap) = self.inner.lm_head();
         let rounded_to = (!self.numerics.upcast_logits).then_some(self.numerics.dtype);
-        Ok(head::token_nlls(lm_head, cap, &hidden, targets, rounded_to)?)
+        Ok(crate::loss::chunked::token_nlls(lm_head, cap, &hidden, targets, rounded_to)?)
     }
 }
 
@@ -368,7 +315,7 @@ mod tests {
         let want: Vec<f64> = want.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
         assert_eq!(got.len(), want.len(), "{name}: scored tokens");
         let worst = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max) / want_mean;
-        let mean = head::nll_sum(got) / got.len() as f64;
+        let mean = crate::loss::chunked::nll_sum(got) / got.len() as f64;
         let rel = (mean - want_mean).abs() / want_mean;
         assert!(worst < 1e-5 && rel < 1e-5, "{name}: worst token {worst:e}, mean {mean} vs torch {want_mean} (rel {rel:e})");
     }

@@ -558,7 +558,7 @@ impl Fetcher<'_> {
     fn tied_embeddings(&self, text: &str, config: &serde_json::Value, c: &Competition) -> Result<bool, Problem> {
         let limits = model::Limits { max_params: c.constraints.max_params, min_params: 0, memory_bytes: u64::MAX, max_sequence_length: 1 };
         match model::Config::parse(text, &limits) {
-            Ok(parsed) => Ok(parsed.tie_word_embeddings),
+            Ok(parsed) => Ok(parsed.dims.tie_word_embeddings),
             Err(e @ (model::Error::Params(_) | model::Error::Config(_))) => Err(Problem::rejected(e.to_string())),
             Err(_) => Ok(config.get("tie_word_embeddings").and_then(|t| t.as_bool()).unwrap_or(false)),
         }

@@ -6,10 +6,53 @@
 use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::{embedding, layer_norm, linear_b, Embedding, LayerNorm, LayerNormConfig, Linear, VarBuilder};
 
-use super::attention::{self, Masks};
-use super::config::{Bart as BartConfig, Config};
-use super::head;
-use super::numerics::{in_f32, layer_norm as norm, linear, Numerics};
+use super::{Architecture, CausalLm, Family};
+use crate::model::attention::{self, Masks};
+use crate::model::config::{check_activation, rename, Dims};
+use crate::model::head;
+use crate::model::numerics::{in_f32, layer_norm as norm, linear, Numerics};
+use crate::model::Error;
+
+pub const FAMILY: Family = Family { classes: &["BartForCausalLM"], parse };
+
+/// What a BART config says beyond the shared dimensions.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    scale_embedding: bool,
+    max_position_embeddings: usize,
+}
+
+/// BART names its decoder's fields after the encoder-decoder; they are mapped onto the common ones.
+fn parse(class: &str, json: &mut serde_json::Value) -> std::result::Result<(Dims, Box<dyn Architecture>), Error> {
+    if json["add_final_layer_norm"].as_bool() == Some(true) || json["normalize_before"].as_bool() == Some(true) {
+        return Err(Error::Architecture("BartForCausalLM with mBART-style pre-norm layers".into()));
+    }
+    let settings = Settings {
+        scale_embedding: json["scale_embedding"].as_bool().unwrap_or(false),
+        max_position_embeddings: json["max_position_embeddings"].as_u64().unwrap_or(1024).min(1 << 20) as usize,
+    };
+    rename(
+        json,
+        &[
+            ("hidden_size", "d_model"),
+            ("num_hidden_layers", "decoder_layers"),
+            ("num_attention_heads", "decoder_attention_heads"),
+            ("intermediate_size", "decoder_ffn_dim"),
+            ("hidden_act", "activation_function"),
+        ],
+    );
+    // The decoder's heads are all key/value heads.
+    json.as_object_mut().expect("config.json was checked to be an object").remove("num_key_value_heads");
+    let dims = Dims::read(json, true)?;
+    check_activation(json, class, "gelu", &["gelu"])?;
+    Ok((dims, Box::new(settings)))
+}
+
+impl Architecture for Settings {
+    fn load(&self, dims: &Dims, vb: VarBuilder, numerics: Numerics) -> Result<Box<dyn CausalLm>> {
+        Ok(Box::new(Bart::load(dims, *self, vb, numerics)?))
+    }
+}
 
 /// BART's learned positional embedding starts at row 2.
 const POSITION_OFFSET: usize = 2;
@@ -28,7 +71,7 @@ struct Layer {
 /// BART's LayerNorm epsilon (torch's default; the config has none).
 const NORM_EPS: f64 = 1e-5;
 
-pub struct Bart {
+struct Bart {
     embed: Embedding,
     positions: Tensor,
     embed_norm: LayerNorm,
@@ -43,7 +86,7 @@ pub struct Bart {
 }
 
 impl Bart {
-    pub fn load(c: &Config, b: BartConfig, vb: VarBuilder, numerics: Numerics) -> Result<Self> {
+    fn load(c: &Dims, b: Settings, vb: VarBuilder, numerics: Numerics) -> Result<Self> {
         let d = vb.pp("model").pp("decoder");
         let h = c.hidden_size;
         let eps = LayerNormConfig::default();
@@ -80,14 +123,6 @@ impl Bart {
         })
     }
 
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
-    pub fn lm_head(&self) -> &Linear {
-        &self.lm_head
-    }
-
     fn attention(&self, layer: &Layer, x: &Tensor, masks: &Masks) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let shape = |y: Tensor| y.reshape((b, t, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous();
@@ -96,8 +131,18 @@ impl Bart {
         let out = attention::attention(&q, k, v, (self.head_dim as f64).powf(-0.5), None, None, masks)?;
         linear(&layer.o, &out)
     }
+}
 
-    pub fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
+impl CausalLm for Bart {
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn lm_head(&self) -> (&Linear, Option<f64>) {
+        (&self.lm_head, None)
+    }
+
+    fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
         let (_, t) = ids.dims2()?;
         if t > self.max_positions {
             candle_core::bail!("{t} tokens exceed BART's {} learned positions", self.max_positions);

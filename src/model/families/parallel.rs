@@ -6,11 +6,131 @@
 
 use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::{embedding, layer_norm, linear_b, Embedding, LayerNorm, LayerNormConfig, Linear, VarBuilder};
+use serde::Deserialize;
 
-use super::attention::{self, Masks};
-use super::config::{Config, Falcon};
-use super::head;
-use super::numerics::{self, in_f32, linear, Numerics};
+use super::{Architecture, CausalLm, Family};
+use crate::model::attention::{self, Masks};
+use crate::model::config::{check_activation, fields, rename, Dims, RopeScaling, Rotary};
+use crate::model::head;
+use crate::model::numerics::{self, in_f32, linear, Numerics};
+use crate::model::Error;
+
+pub const FAMILY: Family = Family { classes: &["GPTNeoXForCausalLM", "PhiForCausalLM", "FalconForCausalLM"], parse };
+
+/// Which of the family's layouts a model has.
+#[derive(Debug, Clone, Copy)]
+enum Layout {
+    /// GPT-NeoX: q, k, v fused per head, two norms, exact GELU, an `embed_out` head.
+    NeoX,
+    /// Phi: separate projections, one norm for both branches, GELU (tanh), a biased `lm_head`.
+    Phi,
+    /// Falcon: fused qkv in one of three layouts, exact GELU, optional biases.
+    Falcon(Falcon),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Falcon {
+    new_decoder_architecture: bool,
+    multi_query: bool,
+    parallel_attn: bool,
+    bias: bool,
+    /// New-architecture models with two norms per layer (one per branch) or one.
+    two_norms: bool,
+}
+
+/// What a config of this family says beyond the shared dimensions.
+#[derive(Debug, Clone)]
+struct Settings {
+    layout: Layout,
+    rotary: Rotary,
+    parallel_residual: bool,
+    layer_norm_eps: f64,
+}
+
+impl Settings {
+    fn neox(&self) -> bool {
+        matches!(self.layout, Layout::NeoX)
+    }
+
+    fn falcon(&self) -> Option<Falcon> {
+        match self.layout {
+            Layout::Falcon(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Fields {
+    use_parallel_residual: Option<bool>,
+    layer_norm_eps: Option<f64>,
+    #[serde(default)]
+    qk_layernorm: bool,
+}
+
+fn parse(class: &str, json: &mut serde_json::Value) -> std::result::Result<(Dims, Box<dyn Architecture>), Error> {
+    let (layout, default_rotary, activation) = match class {
+        "GPTNeoXForCausalLM" => (Layout::NeoX, 0.25, "gelu"),
+        "PhiForCausalLM" => (Layout::Phi, 0.5, "gelu_new"),
+        _ => (Layout::Falcon(falcon_fields(json)?), 1.0, "gelu"),
+    };
+    let dims = Dims::read(json, false)?;
+    check_activation(json, class, activation, &[activation])?;
+    let raw: Fields = fields(json)?;
+    if matches!(layout, Layout::Phi) && raw.qk_layernorm {
+        return Err(Error::Architecture("PhiForCausalLM with qk_layernorm".into()));
+    }
+    let rotary = Rotary::read(json, dims.head_dim, default_rotary)?;
+    if rotary.scaling != RopeScaling::None {
+        return Err(Error::Architecture(format!("{class} with rope scaling")));
+    }
+    let parallel_residual = match layout {
+        Layout::NeoX => raw.use_parallel_residual.unwrap_or(true),
+        Layout::Phi => true,
+        Layout::Falcon(f) => f.parallel_attn || f.new_decoder_architecture,
+    };
+    let settings = Settings { layout, rotary, parallel_residual, layer_norm_eps: raw.layer_norm_eps.unwrap_or(1e-5) };
+    Ok((dims, Box::new(settings)))
+}
+
+/// Falcon names its fields its own way; they are mapped onto the common ones (kv heads, FFN
+/// size, norm epsilon) and its layout switches returned. ALiBi models are refused.
+fn falcon_fields(v: &mut serde_json::Value) -> std::result::Result<Falcon, Error> {
+    if v["alibi"].as_bool() == Some(true) || v["rotary"].as_bool() == Some(false) {
+        return Err(Error::Architecture("FalconForCausalLM with ALiBi".into()));
+    }
+    let flag = |v: &serde_json::Value, k: &str, default: bool| v[k].as_bool().unwrap_or(default);
+    let falcon = Falcon {
+        new_decoder_architecture: flag(v, "new_decoder_architecture", false),
+        multi_query: flag(v, "multi_query", true),
+        parallel_attn: flag(v, "parallel_attn", true),
+        bias: flag(v, "bias", false),
+        two_norms: v["num_ln_in_parallel_attn"].as_u64().unwrap_or(2) == 2,
+    };
+    let heads = v["num_attention_heads"].as_u64().unwrap_or(0);
+    let hidden = v["hidden_size"].as_u64().unwrap_or(0);
+    let kv = if falcon.new_decoder_architecture {
+        v["num_kv_heads"].as_u64().unwrap_or(heads)
+    } else if falcon.multi_query {
+        1
+    } else {
+        heads
+    };
+    rename(v, &[("layer_norm_eps", "layer_norm_epsilon")]);
+    let map = v.as_object_mut().expect("config.json was checked to be an object");
+    map.insert("num_key_value_heads".into(), kv.into());
+    let ffn = map.get("ffn_hidden_size").and_then(|f| f.as_u64()).unwrap_or(4 * hidden);
+    map.insert("intermediate_size".into(), ffn.into());
+    map.entry("tie_word_embeddings").or_insert(true.into());
+    map.insert("hidden_act".into(), "gelu".into());
+    Ok(falcon)
+}
+
+impl Architecture for Settings {
+    fn load(&self, dims: &Dims, vb: VarBuilder, numerics: Numerics) -> Result<Box<dyn CausalLm>> {
+        Ok(Box::new(Parallel::load(dims, self, vb, numerics)?))
+    }
+}
 
 struct Layer {
     input_norm: LayerNorm,
@@ -24,7 +144,7 @@ struct Layer {
     down: Linear,
 }
 
-pub struct Parallel {
+struct Parallel {
     embed: Embedding,
     layers: Vec<Layer>,
     norm: LayerNorm,
@@ -54,8 +174,8 @@ enum QkvLayout {
 }
 
 /// Splits a fused projection (and its bias) into q, k, v.
-fn split_qkv(c: &Config, vb: &VarBuilder, layout: QkvLayout, bias: bool) -> Result<(Linear, Linear, Linear)> {
-    let (h, d, heads, kv) = (c.hidden_size, c.head_dim, c.num_attention_heads, c.num_key_value_heads);
+fn split_qkv(d: &Dims, vb: &VarBuilder, layout: QkvLayout, bias: bool) -> Result<(Linear, Linear, Linear)> {
+    let (h, d, heads, kv) = (d.hidden_size, d.head_dim, d.num_attention_heads, d.num_key_value_heads);
     let rows = (heads + 2 * kv) * d;
     let w = vb.get((rows, h), "weight")?;
     let b = if bias { Some(vb.get(rows, "bias")?) } else { None };
@@ -92,8 +212,8 @@ fn split_qkv(c: &Config, vb: &VarBuilder, layout: QkvLayout, bias: bool) -> Resu
     Ok((Linear::new(wq, bq), Linear::new(wk, bk), Linear::new(wv, bv)))
 }
 
-fn falcon_layer(c: &Config, f: Falcon, l: &VarBuilder, eps: LayerNormConfig) -> Result<Layer> {
-    let h = c.hidden_size;
+fn falcon_layer(d: &Dims, f: Falcon, l: &VarBuilder, eps: LayerNormConfig) -> Result<Layer> {
+    let h = d.hidden_size;
     let layout = if f.new_decoder_architecture {
         QkvLayout::Grouped
     } else if f.multi_query {
@@ -102,7 +222,7 @@ fn falcon_layer(c: &Config, f: Falcon, l: &VarBuilder, eps: LayerNormConfig) -> 
         QkvLayout::PerHead
     };
     let a = l.pp("self_attention");
-    let (q, k, v) = split_qkv(c, &a.pp("query_key_value"), layout, f.bias)?;
+    let (q, k, v) = split_qkv(d, &a.pp("query_key_value"), layout, f.bias)?;
     let (input_norm, mlp_norm) = match (f.new_decoder_architecture, f.two_norms, f.parallel_attn) {
         (true, true, _) => (layer_norm(h, eps, l.pp("ln_attn"))?, Some(layer_norm(h, eps, l.pp("ln_mlp"))?)),
         (true, false, _) | (false, _, true) => (layer_norm(h, eps, l.pp("input_layernorm"))?, None),
@@ -114,32 +234,32 @@ fn falcon_layer(c: &Config, f: Falcon, l: &VarBuilder, eps: LayerNormConfig) -> 
         q,
         k,
         v,
-        o: linear_b(c.num_attention_heads * c.head_dim, h, f.bias, a.pp("dense"))?,
-        up: linear_b(h, c.intermediate_size, f.bias, l.pp("mlp").pp("dense_h_to_4h"))?,
-        down: linear_b(c.intermediate_size, h, f.bias, l.pp("mlp").pp("dense_4h_to_h"))?,
+        o: linear_b(d.num_attention_heads * d.head_dim, h, f.bias, a.pp("dense"))?,
+        up: linear_b(h, d.intermediate_size, f.bias, l.pp("mlp").pp("dense_h_to_4h"))?,
+        down: linear_b(d.intermediate_size, h, f.bias, l.pp("mlp").pp("dense_4h_to_h"))?,
     })
 }
 
 impl Parallel {
-    pub fn load(c: &Config, vb: VarBuilder, numerics: Numerics) -> Result<Self> {
-        let eps = LayerNormConfig { eps: c.layer_norm_eps, ..Default::default() };
-        let h = c.hidden_size;
-        let (q_dim, kv_dim) = (c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);
-        let (root, layers_at, embed_name, norm_name) = match (c.neox, c.falcon) {
+    fn load(d: &Dims, s: &Settings, vb: VarBuilder, numerics: Numerics) -> Result<Self> {
+        let eps = LayerNormConfig { eps: s.layer_norm_eps, ..Default::default() };
+        let h = d.hidden_size;
+        let (q_dim, kv_dim) = (d.num_attention_heads * d.head_dim, d.num_key_value_heads * d.head_dim);
+        let (root, layers_at, embed_name, norm_name) = match (s.neox(), s.falcon()) {
             (true, _) => ("gpt_neox", "layers", "embed_in", "final_layer_norm"),
             (_, Some(_)) => ("transformer", "h", "word_embeddings", "ln_f"),
             _ => ("model", "layers", "embed_tokens", "final_layernorm"),
         };
         let m = vb.pp(root);
-        let embed = embedding(c.vocab_size, h, m.pp(embed_name))?;
-        let mut layers = Vec::with_capacity(c.num_hidden_layers);
-        for i in 0..c.num_hidden_layers {
+        let embed = embedding(d.vocab_size, h, m.pp(embed_name))?;
+        let mut layers = Vec::with_capacity(d.num_hidden_layers);
+        for i in 0..d.num_hidden_layers {
             let l = m.pp(format!("{layers_at}.{i}"));
-            let layer = if let Some(f) = c.falcon {
-                falcon_layer(c, f, &l, eps)?
-            } else if c.neox {
+            let layer = if let Some(f) = s.falcon() {
+                falcon_layer(d, f, &l, eps)?
+            } else if s.neox() {
                 let a = l.pp("attention");
-                let (q, k, v) = split_qkv(c, &a.pp("query_key_value"), QkvLayout::PerHead, true)?;
+                let (q, k, v) = split_qkv(d, &a.pp("query_key_value"), QkvLayout::PerHead, true)?;
                 Layer {
                     input_norm: layer_norm(h, eps, l.pp("input_layernorm"))?,
                     mlp_norm: Some(layer_norm(h, eps, l.pp("post_attention_layernorm"))?),
@@ -147,8 +267,8 @@ impl Parallel {
                     k,
                     v,
                     o: linear_b(q_dim, h, true, a.pp("dense"))?,
-                    up: linear_b(h, c.intermediate_size, true, l.pp("mlp").pp("dense_h_to_4h"))?,
-                    down: linear_b(c.intermediate_size, h, true, l.pp("mlp").pp("dense_4h_to_h"))?,
+                    up: linear_b(h, d.intermediate_size, true, l.pp("mlp").pp("dense_h_to_4h"))?,
+                    down: linear_b(d.intermediate_size, h, true, l.pp("mlp").pp("dense_4h_to_h"))?,
                 }
             } else {
                 let a = l.pp("self_attn");
@@ -159,19 +279,19 @@ impl Parallel {
                     k: linear_b(h, kv_dim, true, a.pp("k_proj"))?,
                     v: linear_b(h, kv_dim, true, a.pp("v_proj"))?,
                     o: linear_b(q_dim, h, true, a.pp("dense"))?,
-                    up: linear_b(h, c.intermediate_size, true, l.pp("mlp").pp("fc1"))?,
-                    down: linear_b(c.intermediate_size, h, true, l.pp("mlp").pp("fc2"))?,
+                    up: linear_b(h, d.intermediate_size, true, l.pp("mlp").pp("fc1"))?,
+                    down: linear_b(d.intermediate_size, h, true, l.pp("mlp").pp("fc2"))?,
                 }
             };
             layers.push(layer);
         }
         let norm = layer_norm(h, eps, m.pp(norm_name))?;
-        let lm_head = if c.neox {
-            Linear::new(vb.pp("embed_out").get((c.vocab_size, h), "weight")?, None)
-        } else if c.falcon.is_some() {
-            head::tied_or_own(c.tie_word_embeddings, &embed, &vb, c.vocab_size, h)?
+        let lm_head = if s.neox() {
+            Linear::new(vb.pp("embed_out").get((d.vocab_size, h), "weight")?, None)
+        } else if s.falcon().is_some() {
+            head::tied_or_own(d.tie_word_embeddings, &embed, &vb, d.vocab_size, h)?
         } else {
-            linear_b(h, c.vocab_size, true, vb.pp("lm_head"))?
+            linear_b(h, d.vocab_size, true, vb.pp("lm_head"))?
         };
         Ok(Self {
             device: embed.embeddings().device().clone(),
@@ -179,24 +299,16 @@ impl Parallel {
             layers,
             norm,
             lm_head,
-            heads: c.num_attention_heads,
-            kv_heads: c.num_key_value_heads,
-            head_dim: c.head_dim,
-            rotary_dim: c.rotary_dim,
-            rope_theta: c.rope_theta,
-            parallel_residual: c.parallel_residual,
-            exact_gelu: c.neox || c.falcon.is_some(),
-            norm_eps: c.layer_norm_eps,
+            heads: d.num_attention_heads,
+            kv_heads: d.num_key_value_heads,
+            head_dim: d.head_dim,
+            rotary_dim: s.rotary.dim,
+            rope_theta: s.rotary.theta,
+            parallel_residual: s.parallel_residual,
+            exact_gelu: s.neox() || s.falcon().is_some(),
+            norm_eps: s.layer_norm_eps,
             numerics,
         })
-    }
-
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
-    pub fn lm_head(&self) -> &Linear {
-        &self.lm_head
     }
 
     fn attention(&self, layer: &Layer, x: &Tensor, cos: &Tensor, sin: &Tensor, masks: &Masks) -> Result<Tensor> {
@@ -214,9 +326,18 @@ impl Parallel {
         let act = if self.exact_gelu { in_f32(&up, |u| u.gelu_erf())? } else { in_f32(&up, |u| u.gelu())? };
         linear(&layer.down, &act)
     }
+}
 
-    /// Final-norm hidden states for every position: `[1, T, hidden]`.
-    pub fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
+impl CausalLm for Parallel {
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn lm_head(&self) -> (&Linear, Option<f64>) {
+        (&self.lm_head, None)
+    }
+
+    fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
         let (_, t) = ids.dims2()?;
         let mut x = self.embed.forward(ids)?;
         let masks = Masks::new(&self.device, self.numerics.attention);
