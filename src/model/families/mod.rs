@@ -64,6 +64,67 @@ mod tests {
         }
     }
 
+    fn parse(json: serde_json::Value) -> std::result::Result<crate::model::Config, Error> {
+        crate::model::Config::parse(&json.to_string(), &crate::model::Limits::for_machine(16))
+    }
+
+    fn refusal(json: serde_json::Value) -> String {
+        parse(json).unwrap_err().to_string()
+    }
+
+    /// A small config of `model_type`, with `extra` fields on top.
+    fn config(model_type: &str, extra: serde_json::Value) -> serde_json::Value {
+        let mut json = serde_json::json!({
+            "model_type": model_type, "vocab_size": 100, "hidden_size": 64, "intermediate_size": 128,
+            "num_hidden_layers": 2, "num_attention_heads": 4,
+        });
+        json.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        json
+    }
+
+    /// Each family reads its own fields: its defaults, the names it maps, what it refuses.
+    #[test]
+    fn each_family_reads_its_own_fields() {
+        use serde_json::json;
+        // Llama: SiLU only; Gemma ties its embeddings whatever the config says, GELU accepted.
+        assert_eq!(
+            refusal(config("llama", json!({"hidden_act": "gelu"}))),
+            r#"unsupported-architecture: LlamaForCausalLM with activation "gelu" is not supported by eval-losses yet"#
+        );
+        let gemma = parse(config("gemma", json!({"tie_word_embeddings": false, "hidden_act": "gelu"}))).unwrap();
+        assert!(gemma.dims.tie_word_embeddings);
+        let layers = refusal(config("gemma2", json!({"layer_types": ["sliding_attention"]})));
+        assert_eq!(layers, "bad-config: layer_types lists 1 layers, the model has 2");
+        // Falcon: its own names mapped, multi-query by default, ALiBi refused.
+        let falcon = parse(config("falcon", json!({"ffn_hidden_size": null, "layer_norm_epsilon": 1e-3}))).unwrap();
+        assert_eq!((falcon.dims.num_key_value_heads, falcon.dims.intermediate_size), (1, 256));
+        assert!(falcon.dims.tie_word_embeddings);
+        assert!(format!("{:?}", falcon.family).contains("layer_norm_eps: 0.001"));
+        assert_eq!(
+            refusal(config("falcon", json!({"alibi": true}))),
+            "unsupported-architecture: FalconForCausalLM with ALiBi is not supported by eval-losses yet"
+        );
+        // GPT-NeoX rotates a quarter of each head by default; rope scaling it does not implement is refused.
+        let neox = parse(config("gpt_neox", json!({"hidden_act": "gelu"}))).unwrap();
+        assert!(format!("{:?}", neox.family).contains("dim: 4"), "{:?}", neox.family);
+        let scaled = config(
+            "gpt_neox",
+            json!({"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}}),
+        );
+        assert_eq!(refusal(scaled), "unsupported-architecture: GPTNeoXForCausalLM with rope scaling is not supported by eval-losses yet");
+        assert_eq!(
+            refusal(config("phi", json!({"qk_layernorm": true}))),
+            "unsupported-architecture: PhiForCausalLM with qk_layernorm is not supported by eval-losses yet"
+        );
+        // BART: the decoder's names mapped onto the common ones; mBART's pre-norm refused.
+        let bart = json!({"model_type": "bart", "vocab_size": 100, "d_model": 32, "decoder_ffn_dim": 64, "decoder_layers": 3, "decoder_attention_heads": 2, "activation_function": "gelu"});
+        let dims = parse(bart.clone()).unwrap().dims;
+        assert_eq!((dims.hidden_size, dims.intermediate_size, dims.num_hidden_layers, dims.num_key_value_heads), (32, 64, 3, 2));
+        let mut mbart = bart;
+        mbart["normalize_before"] = json!(true);
+        assert!(refusal(mbart).contains("mBART-style pre-norm"));
+    }
+
     /// A class no family implements is refused by name before any dimension is read.
     #[test]
     fn unknown_classes_are_named() {
