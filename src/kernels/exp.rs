@@ -134,7 +134,7 @@ pub fn softmax_in_place(row: &mut [f32]) {
 /// `ln Σ e^x` of a row, the exponentials in f32 around the row's maximum and summed in f64.
 pub fn log_sum_exp(row: &[f32]) -> f64 {
     let shift = max(row);
-    if shift == f32::NEG_INFINITY || !shift.is_finite() {
+    if !shift.is_finite() {
         return f64::from(shift);
     }
     f64::from(shift) + sum_exp_f64(row, shift).ln()

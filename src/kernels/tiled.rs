@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Result, Tensor, D};
 
-use crate::model::numerics::in_f32;
+use crate::model::numerics::{in_f32, softcap};
 
 /// What a query attends to and how its scores are formed.
 #[derive(Debug, Clone, Copy)]
@@ -81,13 +81,16 @@ impl BlockMasks {
         if let Some(mask) = self.built.borrow().get(&key) {
             return Ok(Some(mask.clone()));
         }
-        let values: Vec<f32> = (first..first + rows)
-            .flat_map(|q| (key_start..key_start + keys).map(move |k| if scores.visible(q, k) { 0.0 } else { f32::NEG_INFINITY }))
-            .collect();
+        let values = additive_mask(scores, first..first + rows, key_start..key_start + keys);
         let mask = Tensor::from_vec(values, (rows, keys), &self.device)?.to_dtype(dtype)?;
         self.built.borrow_mut().insert(key, mask.clone());
         Ok(Some(mask))
     }
+}
+
+/// 0 where a query sees a key, -inf elsewhere, row by row.
+fn additive_mask(scores: &Scores, queries: std::ops::Range<usize>, keys: std::ops::Range<usize>) -> Vec<f32> {
+    queries.flat_map(|q| keys.clone().map(move |k| if scores.visible(q, k) { 0.0 } else { f32::NEG_INFINITY })).collect()
 }
 
 /// `[1, heads, t, d]` queries against keys and values with as many heads (grouped-query heads
@@ -116,10 +119,7 @@ pub fn online(
         for block in (lowest..=(first + rows - 1) / tiling.keys).rev() {
             let key_start = block * tiling.keys;
             let keys = tiling.keys.min(t - key_start);
-            let mut s = (queries.matmul(&k.narrow(2, key_start, keys)?.t()?)? * scores.scale)?;
-            if let Some(cap) = scores.softcap {
-                s = ((s / cap)?.tanh()? * cap)?;
-            }
+            let mut s = softcap((queries.matmul(&k.narrow(2, key_start, keys)?.t()?)? * scores.scale)?, scores.softcap)?;
             if let Some(mask) = masks.get(scores, first, rows, key_start, keys, DType::F32)? {
                 s = s.broadcast_add(&mask)?;
             }
@@ -150,12 +150,8 @@ pub fn eager(q: &Tensor, k: &Tensor, v: &Tensor, scores: &Scores, tiling: Tiling
         let rows = tiling.queries.min(t - first);
         let key_start = scores.first_key(first);
         let keys = first + rows - key_start;
-        let mut s = in_f32(&q.narrow(2, first, rows)?.matmul(&k.narrow(2, key_start, keys)?.t()?)?, |s| s * scores.scale)?;
-        if let Some(cap) = scores.softcap {
-            s = in_f32(&s, |s| s / cap)?;
-            s = in_f32(&s, |s| s.tanh())?;
-            s = in_f32(&s, |s| s * cap)?;
-        }
+        let s = in_f32(&q.narrow(2, first, rows)?.matmul(&k.narrow(2, key_start, keys)?.t()?)?, |s| s * scores.scale)?;
+        let mut s = softcap(s, scores.softcap)?;
         if let Some(mask) = masks.get(scores, first, rows, key_start, keys, s.dtype())? {
             s = s.broadcast_add(&mask)?;
         }
@@ -176,12 +172,8 @@ mod tests {
     /// Plain materialised attention: the whole `[heads × t × t]` score tensor, masked and softmaxed.
     fn materialised(q: &Tensor, k: &Tensor, v: &Tensor, scores: &Scores) -> Tensor {
         let t = q.dim(2).unwrap();
-        let mask: Vec<f32> = (0..t).flat_map(|i| (0..t).map(move |j| if scores.visible(i, j) { 0.0 } else { f32::NEG_INFINITY })).collect();
-        let mask = Tensor::from_vec(mask, (t, t), &Device::Cpu).unwrap();
-        let mut s = (q.matmul(&k.t().unwrap()).unwrap() * scores.scale).unwrap();
-        if let Some(cap) = scores.softcap {
-            s = ((s / cap).unwrap().tanh().unwrap() * cap).unwrap();
-        }
+        let mask = Tensor::from_vec(additive_mask(scores, 0..t, 0..t), (t, t), &Device::Cpu).unwrap();
+        let s = softcap((q.matmul(&k.t().unwrap()).unwrap() * scores.scale).unwrap(), scores.softcap).unwrap();
         candle_nn::ops::softmax_last_dim(&s.broadcast_add(&mask).unwrap()).unwrap().matmul(v).unwrap()
     }
 

@@ -39,7 +39,7 @@ fn flash_block_n(head_dim: usize) -> usize {
 
 /// Blocks of the exact f32 path off the CPU (512 × 512 scores per head, 32 MiB in f32 at 32
 /// heads) and of eager attention (512 query rows against all the keys they see).
-const WIDE: tiled::Tiling = tiled::Tiling { queries: 512, keys: 512 };
+pub const WIDE: tiled::Tiling = tiled::Tiling { queries: 512, keys: 512 };
 
 /// Causal attention of `q` `[1, heads, t, d]` over `k`, `v` `[1, kv_heads, t, d]`, as
 /// `[1, t, heads * d]`, with an optional sliding window (a query sees the `window` latest

@@ -96,7 +96,7 @@ impl Limits {
         let heads = c.num_attention_heads as u64;
         let activations = t * (c.hidden_size as u64 * 8 + c.intermediate_size as u64 * 3) * 4
             + t * heads * c.head_dim as u64 * 4 * 4
-            + heads * 512 * 512 * 4 * 4
+            + heads * (super::attention::WIDE.queries * super::attention::WIDE.keys) as u64 * 4 * 4
             + crate::loss::LOSS_CHUNK as u64 * c.vocab_size as u64 * 4 * 3;
         let need = n_params.saturating_mul(elt).saturating_add(activations);
         if need > self.memory_bytes {

@@ -4,7 +4,7 @@
 use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::Linear;
 
-use super::numerics::{in_f32, linear};
+use super::numerics::{linear, softcap};
 
 /// `1 / theta^(2i/d)` for the rotating dimensions.
 pub fn plain_inverse_frequencies(dim: usize, theta: f64) -> Vec<f32> {
@@ -35,19 +35,6 @@ pub fn rope(x: Tensor, cos: &Tensor, sin: &Tensor, rotary_dim: usize) -> Result<
 pub fn tied_or_own(tied: bool, embed: &candle_nn::Embedding, vb: &candle_nn::VarBuilder, vocab: usize, hidden: usize) -> Result<Linear> {
     let weight = if tied { embed.embeddings().clone() } else { vb.pp("lm_head").get((vocab, hidden), "weight")? };
     Ok(Linear::new(weight, None))
-}
-
-/// Gemma2's soft-capping: `tanh(x / cap) * cap`, each operation rounded to `x`'s dtype as torch
-/// rounds it.
-pub fn softcap(x: Tensor, cap: Option<f64>) -> Result<Tensor> {
-    match cap {
-        Some(cap) => {
-            let x = in_f32(&x, |x| x / cap)?;
-            let x = in_f32(&x, |x| x.tanh())?;
-            in_f32(&x, |x| x * cap)
-        }
-        None => Ok(x),
-    }
 }
 
 /// Logits as f32 values: in the model dtype through the lm_head (and soft-capping), as the

@@ -95,6 +95,8 @@ pub enum Error {
 /// A model ready to score token sequences.
 pub struct Model {
     inner: Box<dyn families::CausalLm>,
+    /// Where the weights live, and so the token ids.
+    device: Device,
     pub architecture: String,
     pub n_params: u64,
     pub numerics: numerics::Numerics,
@@ -120,7 +122,7 @@ impl Model {
         let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files.paths, dtype, device)? };
         let inner = config.family.load(&config.dims, vb, numerics);
         let inner = inner.map_err(|e| Error::Mismatch(e.to_string()))?;
-        Ok(Self { inner, architecture: config.architecture, n_params, numerics })
+        Ok(Self { inner, device: device.clone(), architecture: config.architecture, n_params, numerics })
     }
 
     /// Mean cross entropy over the scored positions of `tokens` (all shifted positions for text
@@ -147,8 +149,7 @@ impl Model {
         if tokens.len() < 2 || context_len >= tokens.len() {
             return Err(Error::EmptyBatch(format!("a batch of {} tokens with context {context_len} has nothing to score", tokens.len())));
         }
-        let device = self.inner.device();
-        let ids = Tensor::new(tokens, device)?.unsqueeze(0)?;
+        let ids = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
         let hidden = self.inner.hidden_states(&ids)?.squeeze(0)?;
         let first = context_len.saturating_sub(1);
         let targets = &tokens[first + 1..];
@@ -165,7 +166,7 @@ impl Model {
     pub fn greedy(&self, prompt: &[u32], new_tokens: usize) -> Result<Vec<u32>, Error> {
         let mut tokens = prompt.to_vec();
         for _ in 0..new_tokens {
-            let ids = Tensor::new(tokens.as_slice(), self.inner.device())?.unsqueeze(0)?;
+            let ids = Tensor::new(tokens.as_slice(), &self.device)?.unsqueeze(0)?;
             let hidden = self.inner.hidden_states(&ids)?.squeeze(0)?;
             let last = hidden.narrow(0, tokens.len() - 1, 1)?;
             let (lm_head, cap) = self.inner.lm_head();

@@ -170,6 +170,19 @@ pub fn in_f32(x: &Tensor, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<T
     f(&x.to_dtype(DType::F32)?)?.to_dtype(x.dtype())
 }
 
+/// Gemma2's soft-capping: `tanh(x / cap) * cap`, each operation rounded to `x`'s dtype as torch
+/// rounds it.
+pub fn softcap(x: Tensor, cap: Option<f64>) -> Result<Tensor> {
+    match cap {
+        Some(cap) => {
+            let x = in_f32(&x, |x| x / cap)?;
+            let x = in_f32(&x, |x| x.tanh())?;
+            in_f32(&x, |x| x * cap)
+        }
+        None => Ok(x),
+    }
+}
+
 /// A linear layer: products accumulated in f32, the bias added before the one rounding to the
 /// dtype (as cuBLAS's bias epilogue and `addmm` do).
 pub fn linear(layer: &Linear, x: &Tensor) -> Result<Tensor> {

@@ -3,7 +3,7 @@
 //! a LayerNorm, then post-norm layers (self-attention with biases, GELU feed-forward). The
 //! cross-attention weights are present but unused without an encoder.
 
-use candle_core::{Device, Module, Result, Tensor};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::{embedding, layer_norm, linear_b, Embedding, LayerNorm, LayerNormConfig, Linear, VarBuilder};
 
 use super::{Architecture, CausalLm, Family};
@@ -82,7 +82,6 @@ struct Bart {
     embed_scale: f64,
     max_positions: usize,
     numerics: Numerics,
-    device: Device,
 }
 
 impl Bart {
@@ -109,7 +108,6 @@ impl Bart {
         }
         let lm_head = head::tied_or_own(c.tie_word_embeddings, &embed, &vb, c.vocab_size, h)?;
         Ok(Self {
-            device: embed.embeddings().device().clone(),
             embed_norm: layer_norm(h, eps, d.pp("layernorm_embedding"))?,
             embed,
             positions,
@@ -134,10 +132,6 @@ impl Bart {
 }
 
 impl CausalLm for Bart {
-    fn device(&self) -> &Device {
-        &self.device
-    }
-
     fn lm_head(&self) -> (&Linear, Option<f64>) {
         (&self.lm_head, None)
     }
@@ -150,7 +144,7 @@ impl CausalLm for Bart {
         let tokens = (self.embed.forward(ids)? * self.embed_scale)?;
         let positions = self.positions.narrow(0, POSITION_OFFSET, t)?.unsqueeze(0)?;
         let mut x = norm(&self.embed_norm, &tokens.broadcast_add(&positions)?, NORM_EPS)?;
-        let masks = Masks::new(&self.device, self.numerics.attention);
+        let masks = Masks::new(ids.device(), self.numerics.attention);
         for layer in &self.layers {
             x = norm(&layer.attention_norm, &(&x + self.attention(layer, &x, &masks)?)?, NORM_EPS)?;
             let ff = linear(&layer.fc2, &in_f32(&linear(&layer.fc1, &x)?, |u| u.gelu_erf())?)?;

@@ -4,7 +4,7 @@
 //! sliding window, gated MLP, optional biases and tied embeddings; Gemma's scaled embeddings and
 //! `1 + w` norms, Gemma2's extra norms and logit soft-capping, Phi3's fused projections.
 
-use candle_core::{Device, Module, Result, Tensor};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::{embedding, linear_b, Embedding, Linear, VarBuilder};
 use serde::Deserialize;
 
@@ -152,7 +152,6 @@ struct Llama {
     /// Gemma's RMSNorm multiplies by `1 + w` in f32.
     gemma_norms: bool,
     numerics: Numerics,
-    device: Device,
 }
 
 /// Inverse rotary frequencies, with Llama 3's scaling of the low frequencies when asked.
@@ -258,7 +257,6 @@ impl Llama {
         let norm = norm_weight(&m.pp("norm"), d.hidden_size, s.gemma)?;
         let lm_head = head::tied_or_own(d.tie_word_embeddings, &embed, &vb, d.vocab_size, d.hidden_size)?;
         Ok(Self {
-            device: embed.embeddings().device().clone(),
             embed,
             layers,
             norm,
@@ -276,10 +274,6 @@ impl Llama {
 }
 
 impl CausalLm for Llama {
-    fn device(&self) -> &Device {
-        &self.device
-    }
-
     fn lm_head(&self) -> (&Linear, Option<f64>) {
         (&self.lm_head, self.final_softcap)
     }
@@ -291,8 +285,8 @@ impl CausalLm for Llama {
             x = (x * scale)?;
         }
         let dtype = x.dtype();
-        let masks = Masks::new(&self.device, self.numerics.attention);
-        let (cos, sin) = head::rotary_tables(&self.inv_freq, t, dtype, &self.device)?;
+        let masks = Masks::new(ids.device(), self.numerics.attention);
+        let (cos, sin) = head::rotary_tables(&self.inv_freq, t, dtype, ids.device())?;
         let norm = |x: &Tensor, w: &Tensor| rms_norm(x, w, f64::from(self.eps), self.gemma_norms);
         for layer in &self.layers {
             let window = self.sliding_window.filter(|_| layer.attention.sliding);

@@ -7,7 +7,7 @@ mod bart;
 mod llama;
 mod parallel;
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use super::config::Dims;
@@ -22,7 +22,6 @@ pub trait Architecture: std::fmt::Debug + Send + Sync {
 
 /// A loaded network: hidden states for every position, and the head that turns them into logits.
 pub trait CausalLm: Send + Sync {
-    fn device(&self) -> &Device;
     /// Final-norm hidden states for every position: `[1, T, hidden]`.
     fn hidden_states(&self, ids: &Tensor) -> Result<Tensor>;
     /// The output projection, and the soft-capping of its logits (Gemma2).

@@ -4,7 +4,7 @@
 //! GPT-NeoX fuses q, k, v per head; Falcon in one of three layouts; Phi has separate projections
 //! and a biased `lm_head`.
 
-use candle_core::{Device, Module, Result, Tensor};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::{embedding, layer_norm, linear_b, Embedding, LayerNorm, LayerNormConfig, Linear, VarBuilder};
 use serde::Deserialize;
 
@@ -159,7 +159,6 @@ struct Parallel {
     exact_gelu: bool,
     norm_eps: f64,
     numerics: Numerics,
-    device: Device,
 }
 
 /// How a fused `query_key_value` weight orders its rows.
@@ -294,7 +293,6 @@ impl Parallel {
             linear_b(h, d.vocab_size, true, vb.pp("lm_head"))?
         };
         Ok(Self {
-            device: embed.embeddings().device().clone(),
             embed,
             layers,
             norm,
@@ -329,10 +327,6 @@ impl Parallel {
 }
 
 impl CausalLm for Parallel {
-    fn device(&self) -> &Device {
-        &self.device
-    }
-
     fn lm_head(&self) -> (&Linear, Option<f64>) {
         (&self.lm_head, None)
     }
@@ -340,9 +334,9 @@ impl CausalLm for Parallel {
     fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
         let (_, t) = ids.dims2()?;
         let mut x = self.embed.forward(ids)?;
-        let masks = Masks::new(&self.device, self.numerics.attention);
+        let masks = Masks::new(ids.device(), self.numerics.attention);
         let (cos, sin) =
-            head::rotary_tables(&head::plain_inverse_frequencies(self.rotary_dim, self.rope_theta), t, x.dtype(), &self.device)?;
+            head::rotary_tables(&head::plain_inverse_frequencies(self.rotary_dim, self.rope_theta), t, x.dtype(), ids.device())?;
         let norm = |n: &LayerNorm, x: &Tensor| numerics::layer_norm(n, x, self.norm_eps);
         for layer in &self.layers {
             let normed = norm(&layer.input_norm, &x)?;
