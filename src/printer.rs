@@ -125,7 +125,7 @@ impl crate::stages::fetch_models::DownloadReporter for DownloadBars {
         }
     }
 
-    fn file(&self, label: &str) -> Option<hf_hub::progress::Progress> {
+    fn file(&self, label: &str) -> Option<Box<dyn crate::hub::Progress>> {
         let (multi, _) = self.bars.as_ref()?;
         let bar = multi.add(indicatif::ProgressBar::new(0));
         bar.set_style(
@@ -134,7 +134,7 @@ impl crate::stages::fetch_models::DownloadReporter for DownloadBars {
                 .progress_chars("=> "),
         );
         bar.set_message(label.to_string());
-        Some(hf_hub::progress::Progress::new(FileBar(bar)))
+        Some(Box::new(FileBar(bar)))
     }
 
     fn model_done(&self) {
@@ -152,19 +152,21 @@ impl crate::stages::fetch_models::DownloadReporter for DownloadBars {
 
 struct FileBar(indicatif::ProgressBar);
 
-impl hf_hub::progress::ProgressHandler for FileBar {
-    fn on_progress(&self, event: &hf_hub::progress::ProgressEvent) {
-        use hf_hub::progress::DownloadEvent;
-        let hf_hub::progress::ProgressEvent::Download(event) = event else { return };
-        match event {
-            DownloadEvent::Start { total_bytes, .. } => self.0.set_length(*total_bytes),
-            DownloadEvent::Progress { files } => {
-                if let Some(done) = files.iter().map(|f| f.bytes_completed).max() {
-                    self.0.set_position(done);
-                }
-            }
-            DownloadEvent::AggregateProgress { bytes_completed, .. } => self.0.set_position(*bytes_completed),
-            DownloadEvent::Complete => self.0.finish_and_clear(),
-        }
+impl Drop for FileBar {
+    /// A download that failed leaves no bar behind.
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
+impl crate::hub::Progress for FileBar {
+    fn start(&self, total_bytes: u64) {
+        self.0.set_length(total_bytes);
+    }
+    fn advance(&self, bytes_done: u64) {
+        self.0.set_position(bytes_done);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
     }
 }

@@ -57,6 +57,7 @@ pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         policy: hub::Policy {
             request_timeout: seconds(args.request_timeout, "--request-timeout")?,
             max_rate_limit_wait: seconds(args.max_rate_limit_wait, "--max-rate-limit-wait")?,
+            connections_per_host: args.jobs.max(1),
         },
         deadline: seconds(args.deadline, "--deadline")?,
     };

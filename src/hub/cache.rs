@@ -66,35 +66,87 @@ impl Cache {
         write_atomic(&self.verified_path(repo, commit), &text)
     }
 
-    /// Makes `file` of `repo@commit` available from a blob with the same ETag that another
-    /// repository already holds (a hard link: the bytes are stored once). Returns whether it did.
-    pub fn share_blob(&self, repo: &str, commit: &str, file: &str, etag: &str, size: u64) -> io::Result<bool> {
-        if etag.is_empty() || etag.contains(['/', '\\']) || etag.starts_with('.') {
-            return Ok(false);
-        }
-        let repo_dir = self.root.join(repo_folder(repo));
-        let target_blob = repo_dir.join("blobs").join(etag);
-        let snapshot_file = repo_dir.join("snapshots").join(commit).join(file);
-        if snapshot_file.exists() {
-            return Ok(false);
-        }
-        if let Ok(existing) = fs::metadata(&target_blob) {
-            if existing.len() != size {
-                return Ok(false);
+    /// `models--{ns}--{name}/blobs/{name}`; both names were checked by the caller (`names`).
+    pub fn blob_path(&self, repo: &str, blob: &str) -> PathBuf {
+        self.root.join(repo_folder(repo)).join("blobs").join(blob)
+    }
+
+    /// huggingface_hub's lock beside the cache: `.locks/models--{ns}--{name}/{blob}.lock`.
+    pub fn lock_path(&self, repo: &str, blob: &str) -> PathBuf {
+        self.root.join(".locks").join(repo_folder(repo)).join(format!("{blob}.lock"))
+    }
+
+    /// Whether `path`, with every link in its existing part resolved, is inside the cache.
+    pub fn contains(&self, path: &Path) -> bool {
+        let Ok(root) = fs::canonicalize(&self.root) else { return false };
+        // The deepest existing ancestor decides: what does not exist yet is created under it
+        // from checked names.
+        let mut existing = path;
+        loop {
+            if let Ok(real) = fs::canonicalize(existing) {
+                return real.starts_with(&root);
             }
-        } else {
-            let Some(source) = self.find_blob(etag, size, &repo_folder(repo))? else { return Ok(false) };
-            fs::create_dir_all(target_blob.parent().expect("blobs dir"))?;
-            if fs::hard_link(&source, &target_blob).is_err() {
-                // Another filesystem: let the download happen rather than copy gigabytes.
-                return Ok(false);
+            match existing.parent() {
+                Some(parent) => existing = parent,
+                None => return false,
             }
         }
-        fs::create_dir_all(snapshot_file.parent().expect("snapshot dir"))?;
+    }
+
+    /// Creates `path`'s directories, refusing any that a link leads out of the cache.
+    fn create_dirs(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(&self.root)?;
+        let outside = || io::Error::other(format!("{} leads outside the cache {}", dir.display(), self.root.display()));
+        // Before (nothing created through a link) and after (nothing swapped in between).
+        if !self.contains(dir) {
+            return Err(outside());
+        }
+        fs::create_dir_all(dir)?;
+        if !self.contains(dir) {
+            return Err(outside());
+        }
+        Ok(())
+    }
+
+    /// Opens (creating) a file inside the cache, such as a lock.
+    pub fn create_file(&self, path: &Path) -> io::Result<fs::File> {
+        self.create_dirs(path.parent().expect("a file in a directory"))?;
+        fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)
+    }
+
+    /// Gives `repo` the blob `blob` from another repository that already holds it at `size`
+    /// (a hard link: the bytes are stored once). Returns whether it did.
+    pub fn link_blob_from_elsewhere(&self, repo: &str, blob: &str, size: u64) -> io::Result<bool> {
+        let target = self.blob_path(repo, blob);
+        let Some(source) = self.find_blob(blob, size, &repo_folder(repo))? else { return Ok(false) };
+        self.create_dirs(target.parent().expect("blobs dir"))?;
+        // Another filesystem: let the download happen rather than copy gigabytes.
+        Ok(fs::hard_link(&source, &target).is_ok())
+    }
+
+    /// `snapshots/{commit}/{file}` as a relative link to `blobs/{blob}`, as huggingface_hub
+    /// `_create_symlink` makes it; an existing entry is replaced.
+    pub fn point(&self, repo: &str, commit: &str, file: &str, blob: &str) -> io::Result<PathBuf> {
+        let pointer = self.snapshot_dir(repo, commit).join(file);
+        self.create_dirs(pointer.parent().expect("snapshot dir"))?;
         let depth = file.matches('/').count() + 2;
-        let relative = PathBuf::from("../".repeat(depth)).join("blobs").join(etag);
-        symlink(&relative, &snapshot_file)?;
-        Ok(true)
+        let relative = PathBuf::from("../".repeat(depth)).join("blobs").join(blob);
+        if fs::symlink_metadata(&pointer).is_ok() {
+            fs::remove_file(&pointer)?;
+        }
+        symlink(&relative, &pointer)?;
+        Ok(pointer)
+    }
+
+    /// `refs/{branch}` holding the commit a branch resolved to (huggingface_hub writes it only
+    /// for a revision that is not a commit).
+    pub fn write_ref(&self, repo: &str, branch: &str, commit: &str) -> io::Result<()> {
+        let path = self.root.join(repo_folder(repo)).join("refs").join(branch);
+        self.create_dirs(path.parent().expect("refs dir"))?;
+        if fs::read_to_string(&path).is_ok_and(|c| c == commit) {
+            return Ok(());
+        }
+        write_atomic(&path, commit.as_bytes())
     }
 
     fn find_blob(&self, etag: &str, size: u64, except: &str) -> io::Result<Option<PathBuf>> {
@@ -263,19 +315,36 @@ mod tests {
     fn a_blob_of_another_repository_is_linked_not_copied() {
         let root = tempfile::tempdir().unwrap();
         let cache = Cache::new(root.path().to_path_buf());
-        let blob = root.path().join("models--a--x/blobs/abc123");
+        let blob = cache.blob_path("a/x", "abc123");
         fs::create_dir_all(blob.parent().unwrap()).unwrap();
         fs::write(&blob, b"weights").unwrap();
-        assert!(cache.share_blob("b/y", "c0ffee", "model.safetensors", "abc123", 7).unwrap());
-        let linked = cache.snapshot_dir("b/y", "c0ffee").join("model.safetensors");
+        assert!(cache.link_blob_from_elsewhere("b/y", "abc123", 7).unwrap());
+        let linked = cache.point("b/y", "c0ffee", "sub/model.safetensors", "abc123").unwrap();
+        assert_eq!(linked, cache.snapshot_dir("b/y", "c0ffee").join("sub/model.safetensors"));
         assert_eq!(fs::read(&linked).unwrap(), b"weights");
+        assert_eq!(fs::read_link(&linked).unwrap(), PathBuf::from("../../../blobs/abc123"), "relative, as huggingface_hub links");
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
             assert_eq!(fs::metadata(&blob).unwrap().ino(), fs::metadata(&linked).unwrap().ino());
         }
         // A size mismatch is not the same blob.
-        assert!(!cache.share_blob("b/y", "c0ffee", "other.safetensors", "abc123", 8).unwrap());
+        assert!(!cache.link_blob_from_elsewhere("c/z", "abc123", 8).unwrap());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn nothing_is_written_through_a_link_out_of_the_cache() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let cache = Cache::new(root.path().join("hub"));
+        fs::create_dir_all(cache.root().join("models--a--x")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), cache.root().join("models--a--x/snapshots")).unwrap();
+        let e = cache.point("a/x", "c0ffee", "config.json", "abc").unwrap_err();
+        assert!(e.to_string().contains("outside the cache"), "{e}");
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0, "nothing created through the link");
+        assert!(cache.contains(&cache.blob_path("a/x", "abc")));
+        assert!(!cache.contains(&cache.root().join("models--a--x/snapshots/c0ffee")));
     }
 
     #[test]

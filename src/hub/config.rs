@@ -65,11 +65,15 @@ impl Config {
     /// The snapshot directory of `repo` at `revision` (a commit sha or a branch recorded under
     /// `refs/`) in the local cache, if present.
     pub fn cached_snapshot(&self, repo: &str, revision: &str) -> Option<PathBuf> {
+        super::names::repo_id(repo).ok()?;
         let repo_dir = self.cache_dir.join(super::cache::repo_folder(repo));
-        let commit = if revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let commit = if super::names::is_commit(revision) {
             revision.to_string()
         } else {
-            std::fs::read_to_string(repo_dir.join("refs").join(revision)).ok()?.trim().to_string()
+            super::names::file_path(revision).ok()?;
+            // A ref file is written by whoever shares the cache: a commit, or nothing.
+            Some(std::fs::read_to_string(repo_dir.join("refs").join(revision)).ok()?.trim().to_string())
+                .filter(|c| super::names::is_commit(c))?
         };
         let snapshot = repo_dir.join("snapshots").join(commit);
         is_dir(&snapshot).then_some(snapshot)

@@ -64,7 +64,7 @@ pub struct Summary {
 pub trait DownloadReporter: Sync {
     fn begin(&self, models: u64);
     /// A handler for one file's download, or None when nothing is drawn.
-    fn file(&self, label: &str) -> Option<hf_hub::progress::Progress>;
+    fn file(&self, label: &str) -> Option<Box<dyn hub::Progress>>;
     fn model_done(&self);
     fn end(&self);
 }
@@ -73,7 +73,7 @@ pub struct NoDownloadProgress;
 
 impl DownloadReporter for NoDownloadProgress {
     fn begin(&self, _: u64) {}
-    fn file(&self, _: &str) -> Option<hf_hub::progress::Progress> {
+    fn file(&self, _: &str) -> Option<Box<dyn hub::Progress>> {
         None
     }
     fn model_done(&self) {}
@@ -123,10 +123,7 @@ impl Problem {
 impl From<hub::Error> for Problem {
     fn from(e: hub::Error) -> Self {
         let hub_failure = e.is_hub_failure();
-        let status = match e {
-            hub::Error::TooLarge { .. } => models::Status::Rejected,
-            _ => models::Status::Failed,
-        };
+        let status = if e.is_rejection() { models::Status::Rejected } else { models::Status::Failed };
         Self { status, reason: format!("{}: {e}", e.code()), hub_failure }
     }
 }
@@ -195,7 +192,7 @@ pub async fn run(opts: &Options, reporter: &dyn DownloadReporter) -> anyhow::Res
     let downloaded = AtomicU64::new(0);
     let deadline = tokio::time::Instant::now() + opts.deadline;
     reporter.begin(jobs.len() as u64);
-    let fetcher = Fetcher { hub: &hub, cache: &cache, downloaded: &downloaded, reporter, blobs_in_flight: Default::default() };
+    let fetcher = Fetcher { hub: &hub, cache: &cache, downloaded: &downloaded, reporter };
     let results: Vec<(JobKey, Result<Fetched, Problem>)> = futures::stream::iter(jobs.keys().cloned().map(|key| {
         let fetcher = &fetcher;
         let competition = jobs[&key][0].competition;
@@ -303,7 +300,7 @@ async fn fetch_tokenizers(hub: &Hub, profile: &Profile, current_block: u64) -> (
         let result = async {
             let tree = hub.tree(&repo, "main").await?;
             for f in tree.iter().filter(|f| TOKENIZER_FILES.contains(&f.path.as_str())) {
-                hub.download(&repo, "main", &f.path, f.size, None).await?;
+                hub.snapshot_file(&repo, "main", &f.path, f.size, None).await?;
             }
             Ok::<_, hub::Error>(())
         };
@@ -463,9 +460,6 @@ struct Fetcher<'a> {
     cache: &'a hub::Cache,
     downloaded: &'a AtomicU64,
     reporter: &'a dyn DownloadReporter,
-    /// One lock per weights ETag, so that two repositories holding the same blob (a copy-cat)
-    /// download it once even when fetched at the same time.
-    blobs_in_flight: std::sync::Mutex<BTreeMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Fetcher<'_> {
@@ -591,38 +585,12 @@ impl Fetcher<'_> {
         Ok(model::parameters_of_header(file, &header, size)?)
     }
 
-    /// One file into the snapshot: from a blob another repository already holds, else from the hub.
+    /// One file into the snapshot (`hub::Hub::snapshot_file`), counted and drawn.
     async fn download(&self, repo: &str, revision: &str, file: &str, size: u64) -> Result<PathBuf, Problem> {
-        let snapshot_file = self.cache.snapshot_dir(repo, revision).join(file);
-        // Marked before valkit writes into the snapshot (a shared blob or a download); unmarked, the
-        // snapshot is merely never freed by gc.
-        if !snapshot_file.exists() {
-            if let Err(e) = self.cache.record_fetched(repo) {
-                tracing::warn!(repo, error = %e, "could not mark the repository as fetched by valkit");
-            }
-        }
-        let mut _blob_guard = None;
-        if !snapshot_file.exists() && file.ends_with(".safetensors") && !self.hub.config().offline {
-            let etag = self.hub.etag(repo, revision, file).await?;
-            let lock = self.blobs_in_flight.lock().expect("no panics while held").entry(etag.clone()).or_default().clone();
-            _blob_guard = Some(lock.lock_owned().await);
-            match self.cache.share_blob(repo, revision, file, &etag, size) {
-                Ok(true) => tracing::debug!(repo, file, "stored once: the blob was already in the cache"),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(repo, file, error = %e, "could not share a cached blob; downloading"),
-            }
-        }
-        let fresh = !snapshot_file.exists();
-        let progress = if fresh { self.reporter.file(&format!("{repo}/{file}")) } else { None };
-        let path = self.hub.download(repo, revision, file, size, progress).await?;
-        let actual = std::fs::metadata(&path).map_err(|e| Problem::failed(format!("io: {}: {e}", path.display())))?.len();
-        if actual != size {
-            return Err(Problem::failed(format!("size-mismatch: {file} is {actual} bytes, the hub lists {size}")));
-        }
-        if fresh {
-            self.downloaded.fetch_add(size, Ordering::Relaxed);
-        }
-        Ok(path)
+        let progress = self.reporter.file(&format!("{repo}/{file}"));
+        let fetched = self.hub.snapshot_file(repo, revision, file, size, progress).await?;
+        self.downloaded.fetch_add(fetched.downloaded_bytes, Ordering::Relaxed);
+        Ok(fetched.path)
     }
 
     async fn norms(&self, repo: &str, revision: &str) -> Result<ProjectionNorms, Problem> {
