@@ -21,6 +21,8 @@ struct Subnet {
     dir: TestDir,
     hub: HubServer,
     rows: Vec<metagraph::Row>,
+    /// What `commit` served, by repository.
+    served: Vec<(String, BTreeMap<String, Vec<u8>>)>,
 }
 
 const PROFILE: &str = r#"
@@ -124,7 +126,7 @@ impl Subnet {
         let hub = hub::start();
         let tokenizer = std::fs::read(repo_path("testdata/tokenizer/tokenizer.json")).unwrap();
         hub.add("tok/shared", &hub::commit_of("tokenizer"), [("tokenizer.json".to_string(), tokenizer)].into());
-        Self { dir, hub, rows: Vec::new() }
+        Self { dir, hub, rows: Vec::new(), served: Vec::new() }
     }
 
     fn profile(&self) -> String {
@@ -144,6 +146,7 @@ impl Subnet {
     ) -> String {
         let commit = hub::commit_of(&format!("{repo}{files:?}"));
         self.hub.add(repo, &commit, files.clone());
+        self.served.push((repo.to_string(), files.clone()));
         let secure = secure
             .map(str::to_string)
             .unwrap_or_else(|| valkit::chain::commitment::secure_hash(&model_hash(&self.dir, files), &hotkey(uid)));
@@ -192,6 +195,11 @@ impl Subnet {
         output(self.command(extra))
     }
 
+    /// The bytes `repo` serves as `file` (its only commit).
+    fn hub_file(&self, repo: &str, file: &str) -> Vec<u8> {
+        self.served.iter().find(|(r, _)| r == repo).map(|(_, files)| files[file].clone()).expect("a served repository")
+    }
+
     fn models(&self) -> BTreeMap<u16, models::Row> {
         read_table::<models::Models>(&self.dir.path("models.parquet")).rows.into_iter().map(|r| (r.uid, r)).collect()
     }
@@ -220,14 +228,10 @@ fn without(mut files: BTreeMap<String, Vec<u8>>, name: &str) -> BTreeMap<String,
     files
 }
 
-fn weights_gets(hub: &HubServer, repo: &str) -> usize {
-    hub.switches
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.starts_with(&format!("GET /{repo}/resolve/")) && l.contains("model.safetensors") && !l.contains("[bytes="))
-        .count()
+/// Whether valkit put `repo`'s weights in its snapshot (downloaded or linked).
+fn has_weights(s: &Subnet, repo: &str) -> bool {
+    let snapshots = s.dir.path(&format!("cache/models--{}/snapshots", repo.replace('/', "--")));
+    std::fs::read_dir(snapshots).map(|d| d.flatten().any(|e| e.path().join("model.safetensors").exists())).unwrap_or(false)
 }
 
 #[test]
@@ -293,12 +297,15 @@ fn every_status_and_reason() {
 
     // Rejected before any weights were downloaded: the huge config, the pickles, the bad header.
     for repo in ["miner/huge", "miner/pickle", "miner/renamed", "miner/header", "miner/mystery", "miner/big"] {
-        assert_eq!(weights_gets(&s.hub, repo), 0, "{repo}'s weights were downloaded");
+        assert!(!has_weights(&s, repo), "{repo}'s weights were downloaded");
+    }
+    for repo in ["miner/renamed", "miner/header"] {
+        let content = &s.hub_file(repo, "model.safetensors");
+        assert_eq!(blob_gets(&s.hub, content), 0, "{repo}'s weights were downloaded");
     }
     // Two hotkeys, one repo@commit, and a copy-cat's identical weights in another repository:
     // downloaded once, stored once (one inode).
-    let gets = weights_gets(&s.hub, "miner/ok") + weights_gets(&s.hub, "copycat/same");
-    assert_eq!(gets, 1, "{:#?}", s.hub.switches.log.lock().unwrap());
+    assert_eq!(blob_gets(&s.hub, &llama["model.safetensors"]), 1, "{:#?}", s.hub.switches.log.lock().unwrap());
     let original = PathBuf::from(ok.local_path.as_ref().unwrap()).join("model.safetensors");
     let copy = PathBuf::from(rows[&14].local_path.as_ref().unwrap()).join("model.safetensors");
     assert!(copy.ends_with(format!("models--copycat--same/snapshots/{copycat_commit}/model.safetensors")));
@@ -410,7 +417,7 @@ fn a_download_killed_halfway_is_completed_by_the_next_run() {
     *s.hub.switches.stall_file.lock().unwrap() = Some("model.safetensors".into());
     let mut child = s.command(&[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let started = std::time::Instant::now();
-    while weights_gets(&s.hub, "miner/ok") == 0 {
+    while blob_gets(&s.hub, &llama["model.safetensors"]) == 0 {
         assert!(started.elapsed() < Duration::from_secs(60), "the download never started");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -583,5 +590,144 @@ fn bench_fetch_throughput() {
     if !theirs.is_empty() {
         let theirs = median(&mut theirs);
         println!("median huggingface_hub {theirs:.0} MB/s; ratio {:.2}x", ours / theirs);
+    }
+}
+
+/// The tiny Llama's weights split over two shards with an index, as `save_pretrained` shards.
+fn sharded_llama_files() -> BTreeMap<String, Vec<u8>> {
+    let mut files = llama_files();
+    let weights = files.remove("model.safetensors").unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&weights).unwrap();
+    let mut names: Vec<String> = tensors.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    let (first, second) = names.split_at(names.len() / 2);
+    let mut weight_map = serde_json::Map::new();
+    for (i, part) in [first, second].into_iter().enumerate() {
+        let shard = format!("model-{:05}-of-00002.safetensors", i + 1);
+        let views: Vec<(String, safetensors::tensor::TensorView)> = part.iter().map(|n| (n.clone(), tensors.tensor(n).unwrap())).collect();
+        files.insert(shard.clone(), safetensors::serialize(views, None).unwrap());
+        for n in part {
+            weight_map.insert(n.clone(), serde_json::Value::String(shard.clone()));
+        }
+    }
+    let index = serde_json::json!({ "metadata": { "total_size": weights.len() }, "weight_map": weight_map });
+    files.insert("model.safetensors.index.json".into(), index.to_string().into_bytes());
+    files
+}
+
+/// Full-body GETs of the blob with this content, on either listener (ranges excluded).
+fn blob_gets(hub: &HubServer, content: &[u8]) -> usize {
+    let sha = hub::etag_of(content);
+    hub.switches.log.lock().unwrap().iter().filter(|l| l.starts_with("CDN GET") && l.contains(&sha) && !l.contains("[bytes=")).count()
+}
+
+#[test]
+fn lfs_xet_and_plain_files_come_through_the_hubs_redirects_and_the_token_stays_on_the_hub() {
+    let mut s = Subnet::new();
+    let llama = llama_files();
+    let old = BLOCK - 500;
+    s.commit(0, "miner/lfs", &llama, 1, old, None);
+    // The same model stored as Xet in another repository (its config differs, so its hash does).
+    let xet_files = with(llama.clone(), "generation_config.json", b"{\"xet\": true}".to_vec());
+    let xet_commit = hub::commit_of("xet model");
+    s.hub.add_xet("miner/xet", &xet_commit, xet_files.clone());
+    let secure = valkit::chain::commitment::secure_hash(&model_hash(&s.dir, &xet_files), &hotkey(1));
+    s.commit_raw(1, "miner/xet", &xet_commit, &secure, 1, old);
+    let sharded = sharded_llama_files();
+    s.commit(2, "miner/sharded", &sharded, 1, old, None);
+    let mut cmd = s.command(&["--json"]);
+    cmd.env("HF_TOKEN", "hf_test_token_that_must_stay_on_the_hub");
+    let cold = output(cmd);
+    assert_exit!(cold, 0, "{:?}", s.models());
+    let rows = s.models();
+    for uid in 0..3 {
+        assert_eq!(rows[&uid].status, models::Status::Ok, "uid {uid}: {:?}", rows[&uid].reason);
+    }
+    assert_eq!(s.hub.switches.cdn_authorized.load(std::sync::atomic::Ordering::SeqCst), 0, "the token leaked to the CDN");
+    // Every weights file came from the CDN (LFS) or the Xet bridge, once.
+    assert_eq!(blob_gets(&s.hub, &llama["model.safetensors"]), 1, "{:#?}", s.hub.switches.log.lock().unwrap());
+    for shard in ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"] {
+        assert_eq!(blob_gets(&s.hub, &sharded[shard]), 1, "{shard}");
+    }
+    // Blobs are named as huggingface_hub names them: sha256 for LFS/Xet, the git oid otherwise.
+    let lfs_dir = PathBuf::from(rows[&0].local_path.as_ref().unwrap());
+    let weights = std::fs::read_link(lfs_dir.join("model.safetensors")).unwrap();
+    assert_eq!(weights, PathBuf::from("../../blobs").join(hub::etag_of(&llama["model.safetensors"])));
+    let config = std::fs::read_link(lfs_dir.join("config.json")).unwrap();
+    assert_eq!(config, PathBuf::from("../../blobs").join(git_oid(&llama["config.json"])));
+    let xet_dir = PathBuf::from(rows[&1].local_path.as_ref().unwrap());
+    assert_eq!(std::fs::read(xet_dir.join("model.safetensors")).unwrap(), llama["model.safetensors"]);
+
+    let cold_requests = s.hub.requests();
+    assert_exit!(s.fetch(&[]), 0);
+    assert_eq!(s.hub.requests(), cold_requests, "a warm run asked the hub");
+    let offline = output({
+        let mut c = s.command(&[]);
+        c.env("HF_HUB_OFFLINE", "1");
+        c
+    });
+    assert_exit!(offline, 0);
+    assert_eq!(s.hub.requests(), cold_requests, "an offline run asked the hub");
+}
+
+/// git's blob oid of `content` (`git hash-object`).
+fn git_oid(content: &[u8]) -> String {
+    use sha1::Digest;
+    let mut h = sha1::Sha1::new();
+    h.update(format!("blob {}\0", content.len()).as_bytes());
+    h.update(content);
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_renamed_repository_is_followed_to_its_new_name() {
+    let mut s = Subnet::new();
+    let llama = llama_files();
+    let commit = s.commit(0, "miner/new-name", &llama, 1, BLOCK - 500, None);
+    s.hub.rename("miner/old-name", "miner/new-name");
+    s.rows.clear();
+    let secure = valkit::chain::commitment::secure_hash(&model_hash(&s.dir, &llama), &hotkey(0));
+    s.commit_raw(0, "miner/old-name", &commit, &secure, 1, BLOCK - 500);
+    let r = s.fetch(&[]);
+    assert_exit!(r, 0, "{:?}", s.models());
+    assert!(s.models()[&0].local_path.as_ref().unwrap().contains("models--miner--old-name"), "cached under the committed name");
+}
+
+#[test]
+fn rate_limits_are_waited_out_as_retry_after_says() {
+    for retry_after in [hub::RetryAfter::Seconds(1), hub::RetryAfter::HttpDate(2)] {
+        let mut s = Subnet::new();
+        s.commit(0, "miner/ok", &llama_files(), 1, BLOCK - 500, None);
+        *s.hub.switches.rate_limit_first.lock().unwrap() = Some((3, retry_after));
+        let r = s.fetch(&[]);
+        assert_exit!(r, 0, "{:?}", s.models());
+        assert_eq!(s.models()[&0].status, models::Status::Ok);
+        // Each refused request came back no sooner than Retry-After allowed (an HTTP date has
+        // one-second resolution, so it allows at least one second).
+        let arrivals = s.hub.switches.arrivals.lock().unwrap().clone();
+        for pair in arrivals.windows(2).take(3) {
+            let gap = pair[1].duration_since(pair[0]);
+            assert!(gap >= Duration::from_millis(950), "came back after {gap:?}");
+        }
+    }
+}
+
+#[test]
+fn hostile_etags_and_commits_write_nothing_outside_the_cache() {
+    let outside = TestDir::new();
+    for (switch, code) in [("etag", "untrusted-answer"), ("commit", "untrusted-answer")] {
+        let mut s = Subnet::new();
+        s.commit(0, "miner/ok", &llama_files(), 1, BLOCK - 500, None);
+        let target = format!("../../../../../../../../../..{}", outside.path("x").display());
+        match switch {
+            "etag" => *s.hub.switches.hostile_etag.lock().unwrap() = Some(format!("\"{target}\"")),
+            _ => *s.hub.switches.hostile_commit.lock().unwrap() = Some(target),
+        }
+        let r = s.fetch(&[]);
+        assert_exit!(r, 1);
+        let row = &s.models()[&0];
+        assert_eq!((row.status, reason_code(row)), (models::Status::Failed, code), "{switch}: {:?}", row.reason);
+        let left: Vec<_> = std::fs::read_dir(outside.path("")).unwrap().map(|e| e.unwrap().path()).collect();
+        assert!(left.is_empty(), "{switch}: written outside the cache: {left:?}");
     }
 }
