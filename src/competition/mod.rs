@@ -6,6 +6,7 @@
 use std::fmt;
 use std::path::Path;
 
+pub mod admission;
 mod epsilon;
 mod raw;
 

@@ -75,16 +75,16 @@ impl Limits {
     /// (GPT-NeoX, Phi, Falcon) by up to a third. The exact count from the weight headers decides.
     pub fn check_estimate(&self, implied: u64) -> Result<(), Error> {
         if implied / ESTIMATE_SLACK > self.max_params {
-            return Err(Error::Params(format!("the config implies about {implied} parameters, far above the {} allowed", self.max_params)));
+            return Err(Error::Params(format!(
+                "parameter-count: the config implies about {implied} parameters, far above the {} allowed",
+                self.max_params
+            )));
         }
         Ok(())
     }
 
     pub fn check_params(&self, n: u64) -> Result<(), Error> {
-        if n > self.max_params || n < self.min_params {
-            return Err(Error::Params(format!("{n} parameters, outside {}..={}", self.min_params, self.max_params)));
-        }
-        Ok(())
+        crate::competition::admission::check_params(n, self.min_params, self.max_params).map_err(Error::Params)
     }
 
     /// Weights in `dtype` plus the largest working set of one forward.

@@ -71,7 +71,8 @@ pub enum Error {
     EmptyBatch(String),
     #[error("unsupported-architecture: {0} is not supported by eval-losses yet")]
     Architecture(String),
-    #[error("parameter-count: {0}")]
+    /// Its message starts with its reason code (`parameter-count: …`).
+    #[error("{0}")]
     Params(String),
     #[error("out-of-memory: {0}")]
     Memory(String),

@@ -17,11 +17,12 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::chain::commitment;
+use crate::competition::admission::{self, ProjectionNorms};
 use crate::competition::{Competition, Profile};
 use crate::exit::{Outcome, Unreachable};
 use crate::files::{self, Location};
 use crate::hub::{self, files as repo_files, Hub, TreeFile, Verified};
-use crate::model::{self, norms::ProjectionNorms};
+use crate::model;
 use crate::scoring::selection::{self, Eligible, Previous, StepReason, ValidatorWeights};
 use crate::tables::{self, metagraph, models, tracker};
 
@@ -92,6 +93,17 @@ struct Facts {
     norms: Option<ProjectionNorms>,
 }
 
+impl Facts {
+    fn snapshot(&self) -> admission::Snapshot<'_> {
+        admission::Snapshot {
+            repo_bytes: self.repo_bytes,
+            architecture: &self.architecture,
+            n_params: self.n_params,
+            norms: self.norms.as_ref(),
+        }
+    }
+}
+
 /// (repository, revision, competition id): one fetch serves every hotkey that committed it.
 type JobKey = (String, String, u16);
 
@@ -117,6 +129,17 @@ impl Problem {
     }
     fn failed(reason: impl Into<String>) -> Self {
         Self { status: models::Status::Failed, reason: reason.into(), hub_failure: false }
+    }
+}
+
+impl From<admission::Refusal> for Problem {
+    fn from(r: admission::Refusal) -> Self {
+        let status = match &r {
+            admission::Refusal::Skipped(_) => models::Status::Skipped,
+            admission::Refusal::Rejected(_) => models::Status::Rejected,
+            admission::Refusal::Failed(_) => models::Status::Failed,
+        };
+        Self { status, reason: r.reason().to_string(), hub_failure: false }
     }
 }
 
@@ -169,8 +192,8 @@ pub async fn run(opts: &Options, reporter: &dyn DownloadReporter) -> anyhow::Res
     for m in &meta_file.rows {
         match triage(m, &opts.profile, current_block) {
             Ok(c) => candidates.push(c),
-            Err((status, reason)) => {
-                rows.insert(m.uid, row_for(m, status, Some(reason), None));
+            Err(p) => {
+                rows.insert(m.uid, row_for(m, p.status, Some(p.reason), None));
             }
         }
     }
@@ -227,7 +250,7 @@ pub async fn run(opts: &Options, reporter: &dyn DownloadReporter) -> anyhow::Res
         }
         for c in &jobs[key] {
             let verdict = result.as_ref().map_err(Clone::clone).and_then(|fetched| {
-                judge(&fetched.facts, c.competition)?;
+                admission::judge(&fetched.facts.snapshot(), c.competition)?;
                 check_secure_hash(&fetched.model_hash, c)?;
                 Ok(&fetched.facts)
             });
@@ -315,37 +338,21 @@ async fn fetch_tokenizers(hub: &Hub, profile: &Profile, current_block: u64) -> (
     (failed, in_use)
 }
 
-/// upstream.md §2.4's checks that need no network, in its order.
-fn triage<'p>(m: &'p metagraph::Row, profile: &'p Profile, current_block: u64) -> Result<Candidate<'p>, (models::Status, String)> {
-    let skipped = |reason: String| (models::Status::Skipped, reason);
-    if let Some(e) = &m.metadata_error {
-        return Err(skipped(format!("bad-commitment: {e}")));
-    }
-    let (Some(_), Some(competition_id), Some(commit_block)) = (&m.commitment, m.competition_id, m.commit_block) else {
-        return Err(skipped("no-commitment: the hotkey has no model commitment".into()));
+/// `admission::triage` of a metagraph row.
+fn triage<'p>(m: &'p metagraph::Row, profile: &'p Profile, current_block: u64) -> Result<Candidate<'p>, Problem> {
+    let commitment = admission::Commitment {
+        parse_error: m.metadata_error.as_deref(),
+        committed: m.commitment.is_some(),
+        competition_id: m.competition_id,
+        commit_block: m.commit_block,
+        namespace: m.repo_namespace.as_deref(),
+        name: m.repo_name.as_deref(),
+        revision: m.revision.as_deref(),
     };
-    profile.competition_at(competition_id, commit_block).map_err(|e| skipped(format!("competition-inactive: at its commit block: {e}")))?;
-    let competition = profile.competition_at(competition_id, current_block).map_err(|e| skipped(format!("competition-inactive: {e}")))?;
-    let age = current_block.saturating_sub(commit_block);
-    let delay = competition.constraints.eval_block_delay;
-    if age < delay {
-        return Err(skipped(format!("too-recent: committed at block {commit_block}, {} blocks before it may be evaluated", delay - age)));
-    }
-    let rejected = |reason: String| (models::Status::Rejected, reason);
-    let (Some(namespace), Some(name)) = (&m.repo_namespace, &m.repo_name) else {
-        return Err(rejected("bad-commitment: no repository".into()));
-    };
-    let revision = m.revision.clone().filter(|r| r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit()));
-    let Some(revision) = revision else {
-        return Err(rejected(format!("bad-revision: {:?} is not a 40-hex commit", m.revision.as_deref().unwrap_or("None"))));
-    };
-    let repo = format!("{namespace}/{name}");
-    let plain = |s: &str| !s.is_empty() && s != "." && s != ".." && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if !plain(namespace) || !plain(name) {
-        return Err(rejected(format!("bad-commitment: {repo:?} is not a hub repository id")));
-    }
-    let eligible = Eligible { uid: m.uid, hotkey: m.hotkey.clone(), competition_id, commit_block };
-    Ok(Candidate { row: m, eligible, repo, revision: revision.to_ascii_lowercase(), competition })
+    let admitted = admission::triage(&commitment, profile, current_block)?;
+    let eligible =
+        Eligible { uid: m.uid, hotkey: m.hotkey.clone(), competition_id: admitted.competition_id, commit_block: admitted.commit_block };
+    Ok(Candidate { row: m, eligible, repo: admitted.repo, revision: admitted.revision, competition: admitted.competition })
 }
 
 fn choose_step(
@@ -403,47 +410,6 @@ fn row_for(m: &metagraph::Row, status: models::Status, reason: Option<String>, c
     }
 }
 
-/// The competition's limits applied to what is known of a snapshot.
-fn judge(facts: &Facts, c: &Competition) -> Result<(), Problem> {
-    check_bytes(facts.repo_bytes, c)?;
-    check_architecture(&facts.architecture, c)?;
-    check_params(facts.n_params, c)?;
-    check_norms(facts.norms.as_ref(), c)
-}
-
-fn check_bytes(repo_bytes: u64, c: &Competition) -> Result<(), Problem> {
-    if repo_bytes > c.constraints.max_bytes {
-        return Err(Problem::rejected(format!(
-            "too-large: the repository is {repo_bytes} bytes at this revision, over competition {}'s {}",
-            c.id, c.constraints.max_bytes
-        )));
-    }
-    Ok(())
-}
-
-fn check_architecture(architecture: &str, c: &Competition) -> Result<(), Problem> {
-    if !c.constraints.architectures.iter().any(|a| a == architecture) {
-        return Err(Problem::rejected(format!("architecture-not-allowed: {architecture} is not allowed in competition {}", c.id)));
-    }
-    Ok(())
-}
-
-fn check_params(n: u64, c: &Competition) -> Result<(), Problem> {
-    let (min, max) = (c.constraints.min_params, c.constraints.max_params);
-    if n < min || n > max {
-        return Err(Problem::rejected(format!("parameter-count: {n} parameters, outside {min}..={max}")));
-    }
-    Ok(())
-}
-
-fn check_norms(norms: Option<&ProjectionNorms>, c: &Competition) -> Result<(), Problem> {
-    match (c.constraints.norm_validation, norms) {
-        (Some(rule), Some(norms)) => model::norms::check_norms(norms, rule.soft, rule.soft_fraction, rule.hard).map_err(Problem::rejected),
-        (Some(_), None) => Err(Problem::failed("weight-norm: the norms were not computed")),
-        (None, _) => Ok(()),
-    }
-}
-
 fn check_secure_hash(model_hash: &str, c: &Candidate) -> Result<(), Problem> {
     let expected = commitment::secure_hash(model_hash, &c.row.hotkey);
     match c.row.secure_hash.as_deref() {
@@ -480,7 +446,7 @@ impl Fetcher<'_> {
         let tree = self.hub.tree(repo, revision).await?;
         let size_of = |name: &str| tree.iter().find(|f| f.path == name).map(|f| f.size);
         let repo_bytes: u64 = tree.iter().map(|f| f.size).sum();
-        check_bytes(repo_bytes, c)?;
+        admission::check_bytes(repo_bytes, c)?;
         let layout = repo_files::weights_layout(&tree).map_err(|e| Problem::rejected(e.to_string()))?;
         let config_text = self.small_file(repo, revision, repo_files::CONFIG, size_of(repo_files::CONFIG), model::MAX_CONFIG_BYTES).await?;
         let config: serde_json::Value =
@@ -492,7 +458,7 @@ impl Fetcher<'_> {
                 model_type.as_deref().unwrap_or("")
             ))
         })?;
-        check_architecture(&architecture, c)?;
+        admission::check_architecture(&architecture, &c.constraints.architectures, c.id).map_err(Problem::rejected)?;
         let tied = self.tied_embeddings(&config_text, &config, c)?;
         let shards = match layout {
             repo_files::Weights::Single => vec![repo_files::SINGLE_WEIGHTS.to_string()],
@@ -508,7 +474,7 @@ impl Fetcher<'_> {
             tensors.extend(self.header(repo, revision, shard, size_of(shard).unwrap_or(0)).await?);
         }
         let n_params = model::count_parameters(&tensors, tied);
-        check_params(n_params, c)?;
+        admission::check_params(n_params, c.constraints.min_params, c.constraints.max_params).map_err(Problem::rejected)?;
         let tokenizer_class = match size_of(repo_files::TOKENIZER_CONFIG) {
             Some(size) => {
                 let text = self.small_file(repo, revision, repo_files::TOKENIZER_CONFIG, Some(size), MAX_SMALL_JSON_BYTES).await?;

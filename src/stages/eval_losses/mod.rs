@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use candle_core::Device;
 
-use crate::competition::{Competition, EvalMethod, Profile};
+use crate::competition::{admission, Competition, EvalMethod, Profile};
 use crate::exit::Outcome;
 use crate::files::{self, Location};
 use crate::model::numerics::{self, AttentionRounding, Precision, Upcast};
@@ -432,9 +432,7 @@ pub fn evaluate(
     limits.min_params = rules.min_params.unwrap_or(limits.min_params);
     let model = Model::load(Path::new(dir), &limits, device, &rules.precision).map_err(|e| e.to_string())?;
     if let Some(allowed) = &rules.architectures {
-        if !allowed.contains(&model.architecture) {
-            return Err(format!("architecture-not-allowed: {} is not allowed in competition {}", model.architecture, rules.competition_id));
-        }
+        admission::check_architecture(&model.architecture, allowed, rules.competition_id)?;
     }
     for (task, batches) in tasks {
         if rules.sanity_tasks.contains(*task) {
