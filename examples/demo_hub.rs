@@ -6,7 +6,8 @@
 //!
 //!     demo_hub OUT_DIR [CHAIN_URL]
 //!
-//! writes OUT_DIR/metagraph.parquet, OUT_DIR/wallets/ (with a chain) and, last, OUT_DIR/hub.url.
+//! writes OUT_DIR/metagraph.parquet, OUT_DIR/wallets/ (with a chain) and, last, OUT_DIR/hub.url;
+//! then keeps OUT_DIR/hub-requests.log current (the hub's and the CDN's requests).
 
 #[path = "../tests/fixtures/chain.rs"]
 mod chain;
@@ -34,7 +35,15 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("the demo subnet got netuid {netuid}, not {DEMO_NETUID}: the chain was not fresh");
     }
     std::fs::write(out.join("hub.url"), &demo.hub.url)?;
+    // What the hub and its CDN were asked, for the demo to show: weights come through the
+    // redirects as on huggingface.co, and no token reaches the CDN.
+    let log = out.join("hub-requests.log");
     loop {
-        std::thread::park();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let lines = demo.hub.switches.log.lock().expect("the fixture does not panic holding it").join("\n");
+        let leaked = demo.hub.switches.cdn_authorized.load(std::sync::atomic::Ordering::SeqCst);
+        let tmp = out.join("hub-requests.log.tmp");
+        std::fs::write(&tmp, format!("cdn-authorized {leaked}\n{lines}\n"))?;
+        std::fs::rename(&tmp, &log)?;
     }
 }

@@ -71,7 +71,8 @@ done
 export VALKIT NETUID=2 COMPETITIONS="$root/testdata/demo/competitions.toml" WORKDIR="$out/cycle/run"
 export HF_ENDPOINT
 HF_ENDPOINT=$(cat "$out/cycle/hub.url")
-export HF_HUB_CACHE="$out/cycle/hf-cache" HF_HUB_OFFLINE=
+# A token, as validators set one: the hub gets it, its CDN must not.
+export HF_HUB_CACHE="$out/cycle/hf-cache" HF_HUB_OFFLINE= HF_TOKEN=hf_demo_not_a_real_token
 export SAMPLE_ARGS="--tokenizer $root/testdata/tokenizer" SET_WEIGHTS_RETRY_DELAY=2
 if [ -n "$chain_url" ]; then
     export NETWORK="$chain_url" WALLET=validator WALLET_PATH="$out/cycle/wallets"
@@ -92,6 +93,17 @@ for cycle in 1 2; do
         exit 2
     fi
     sed -n 's/^[0-9T:-]*Z run-loop: /  /p' "$out/cycle/run-$cycle.log"
+    if [ "$cycle" = 1 ] && [ -s "$out/cycle/hub-requests.log" ]; then
+        log="$out/cycle/hub-requests.log"
+        # Whole-file GETs are downloads; ranged ones read the safetensors headers first.
+        lfs=$(grep '^CDN GET /repos/' "$log" | grep -vc ' \[bytes=' || true)
+        xet=$(grep '^CDN GET /xet-bridge-us/' "$log" | grep -vc ' \[bytes=' || true)
+        ranges=$(grep -c '^CDN GET .* \[bytes=' "$log" || true)
+        leaked=$(sed -n 's/^cdn-authorized //p' "$log")
+        echo "  the hub redirected every weight file to its CDN (a 302, as huggingface.co does): $lfs downloads from"
+        echo "  LFS storage and $xet from the Xet bridge, each checked against its sha256, after $ranges header"
+        echo "  ranges; requests that carried the validator's HF_TOKEN to the CDN: $leaked"
+    fi
 done
 
 latest="$WORKDIR/steps/latest"
