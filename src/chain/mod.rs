@@ -5,4 +5,5 @@ pub mod calls;
 pub mod client;
 pub mod commitment;
 pub mod registration;
+pub mod timelock;
 pub mod wallet;

@@ -1,0 +1,148 @@
+//! Drand-timelocked weight commits (chain-crv4.md): the payload the chain decrypts and applies
+//! at reveal, encrypted to a drand quicknet round as bittensor-drand encrypts it
+//! (`encrypt_and_compress`, bittensor-drand 1.2 `src/drand.rs:63-123`) with the crate the chain
+//! decrypts with (crates.io `timelock` 0.0.1 is the source of the chain's git `tle`), and the
+//! reveal round as the SDK computes it. Pure: the caller brings the randomness and the clock.
+
+use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use sha2::{Digest, Sha256};
+use subxt::ext::codec::Encode;
+use timelock::curves::drand::TinyBLS381;
+use timelock::ibe::fullident::Identity;
+use timelock::stream_ciphers::AESGCMStreamCipherProvider;
+use timelock::tlock::{tld, tle, TLECiphertext};
+use w3f_bls::EngineBLS;
+
+/// Drand quicknet's public key (G2, compressed), genesis time and period (bittensor-drand
+/// `src/drand.rs:17-19`; subtensor `pallets/drand/src/lib.rs`).
+pub const QUICKNET_PUBLIC_KEY: &str = "83cf0f2896adee7eb8b5f01fcad3912212c437e0073e911fb90022d3e760183c8c4b450b6a0a6c3ac6a5776a2d1064510d1fec758c921cc22b0e17e63aaf4bcb5ed66304de9cf809bd274ca73bab4af5a6e9c76a4bc09e76eae8991ef5ece45a";
+pub const QUICKNET_GENESIS_SECS: u64 = 1_692_803_367;
+pub const QUICKNET_PERIOD_SECS: u64 = 3;
+/// The largest commit the chain takes (subtensor `MAX_CRV3_COMMIT_SIZE_BYTES`, lib.rs:60).
+pub const MAX_COMMIT_BYTES: usize = 5000;
+/// The SDK aims the pulse this many blocks into the reveal epoch (bittensor-drand
+/// `SECURITY_BLOCK_OFFSET`).
+pub const SECURITY_BLOCK_OFFSET: u64 = 3;
+
+/// What a commit hides, SCALE-encoded as the chain decodes it at reveal (subtensor
+/// `coinbase/reveal_commits.rs:28-34`): CRv4's `WeightsTlockPayload{hotkey, uids, values,
+/// version_key}`, whose hotkey must be the committer's public key, or CRv3's legacy payload
+/// without it.
+pub fn payload(hotkey: Option<&[u8; 32]>, uids: &[u16], values: &[u16], version_key: u64) -> Vec<u8> {
+    match hotkey {
+        Some(key) => (key.to_vec(), uids.to_vec(), values.to_vec(), version_key).encode(),
+        None => (uids.to_vec(), values.to_vec(), version_key).encode(),
+    }
+}
+
+/// The identity a round's signature opens: sha256 of the round, big-endian (drand's unchained
+/// scheme; bittensor-drand `encrypt_and_compress`).
+fn identity(round: u64) -> Identity {
+    Identity::new(b"", vec![Sha256::digest(round.to_be_bytes()).to_vec()])
+}
+
+/// `plaintext` encrypted so that quicknet's signature of `round` opens it, compressed as the
+/// chain deserialises it. `seed` (32 random bytes) gives the ephemeral key and the cipher's
+/// randomness; the same seed gives the same bytes.
+pub fn encrypt(plaintext: &[u8], round: u64, seed: [u8; 32]) -> Result<Vec<u8>, String> {
+    let key_bytes = hex::decode(QUICKNET_PUBLIC_KEY).expect("a hex constant");
+    let public_key = <TinyBLS381 as EngineBLS>::PublicKeyGroup::deserialize_compressed(&*key_bytes)
+        .map_err(|e| format!("quicknet's public key: {e}"))?;
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+    let mut ephemeral = [0u8; 32];
+    rng.fill_bytes(&mut ephemeral);
+    let ciphertext = tle::<TinyBLS381, AESGCMStreamCipherProvider, _>(public_key, ephemeral, plaintext, identity(round), rng)
+        .map_err(|e| format!("timelock encryption: {e:?}"))?;
+    let mut bytes = Vec::new();
+    ciphertext.serialize_compressed(&mut bytes).map_err(|e| format!("serialising the ciphertext: {e}"))?;
+    Ok(bytes)
+}
+
+/// What the chain does at reveal: opens `ciphertext` with a round's signature (G1, compressed).
+pub fn decrypt(ciphertext: &[u8], signature: &[u8]) -> Result<Vec<u8>, String> {
+    let ciphertext =
+        TLECiphertext::<TinyBLS381>::deserialize_compressed(ciphertext).map_err(|e| format!("not a timelock ciphertext: {e}"))?;
+    let signature =
+        <TinyBLS381 as EngineBLS>::SignatureGroup::deserialize_compressed(signature).map_err(|e| format!("not a drand signature: {e}"))?;
+    tld::<TinyBLS381, AESGCMStreamCipherProvider>(ciphertext, signature).map_err(|e| format!("the signature does not open it: {e:?}"))
+}
+
+/// The quicknet round whose pulse is due `seconds_ahead` after `now_secs`, rounded down so the
+/// pulse is never asked for before it exists, and at least 1 (bittensor-drand 1.2
+/// `generate_commit` step 3).
+pub fn round_at(now_secs: f64, seconds_ahead: f64) -> u64 {
+    let round = ((now_secs + seconds_ahead - QUICKNET_GENESIS_SECS as f64) / QUICKNET_PERIOD_SECS as f64).floor();
+    if round < 1.0 {
+        1
+    } else {
+        round as u64
+    }
+}
+
+/// bittensor-drand 1.2's reveal round (`generate_commit`, `src/drand.rs:190-258`): epochs of
+/// `tempo + 1` blocks offset by `netuid + 1`; the pulse aimed `SECURITY_BLOCK_OFFSET` blocks into
+/// the first block of the epoch `reveal_period` after the current one. `netuid_index` is the
+/// storage index (`mecid * 4096 + netuid` for a mechanism), as the SDK passes it.
+pub fn reveal_round_v1(current_block: u64, netuid_index: u16, tempo: u64, reveal_period: u64, block_time: f64, now_secs: f64) -> u64 {
+    let tempo_plus_one = tempo.saturating_add(1);
+    let netuid_plus_one = u64::from(netuid_index) + 1;
+    let current_epoch = (current_block + netuid_plus_one) / tempo_plus_one;
+    let first_reveal_block = (current_epoch + reveal_period).saturating_mul(tempo_plus_one).saturating_sub(netuid_plus_one);
+    let target_block = first_reveal_block.saturating_add(SECURITY_BLOCK_OFFSET);
+    let blocks_ahead = target_block.saturating_sub(current_block);
+    round_at(now_secs, blocks_ahead as f64 * block_time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Quicknet's signature of round 1000, as subtensor's own tests quote it
+    /// (`pallets/drand/src/tests.rs` `DRAND_PULSE`).
+    const ROUND_1000_SIGNATURE: &str = "b44679b9a59af2ec876b1a6b1ad52ea9b1615fc3982b19576350f93447cb1125e342b73a8dd2bacbe47e4b6b63ed5e39";
+    /// Quicknet's signature of another round (12,040,883): a valid G1 point that is not the key.
+    const ROUND_12040883_SIGNATURE: &str =
+        "929906c959032ab363c9f26570d215d66f5c06cb0c44fe508c12bb5839f04ec895bb6868e5b9ff13ab289bdb5266b394";
+
+    #[test]
+    fn payloads_are_scale_as_the_chain_decodes_them() {
+        let hotkey = [7u8; 32];
+        let v4 = payload(Some(&hotkey), &[1, 300], &[65535, 2], 4062);
+        let expected =
+            [vec![0x80], vec![7; 32], vec![0x08, 1, 0, 0x2c, 1], vec![0x08, 0xff, 0xff, 2, 0], 4062u64.to_le_bytes().to_vec()].concat();
+        assert_eq!(v4, expected);
+        let legacy = payload(None, &[1, 300], &[65535, 2], 4062);
+        assert_eq!(legacy, expected[33..]);
+    }
+
+    #[test]
+    fn a_commit_for_round_1000_opens_with_quicknets_round_1000_signature_only() {
+        let plaintext = payload(Some(&[9u8; 32]), &[0, 1, 2], &[65535, 32768, 1], 7);
+        let ciphertext = encrypt(&plaintext, 1000, [2; 32]).unwrap();
+        assert!(ciphertext.len() <= MAX_COMMIT_BYTES, "{} bytes", ciphertext.len());
+        assert_eq!(encrypt(&plaintext, 1000, [2; 32]).unwrap(), ciphertext, "a seed gives one ciphertext");
+        assert_ne!(encrypt(&plaintext, 1000, [3; 32]).unwrap(), ciphertext);
+        let opened = decrypt(&ciphertext, &hex::decode(ROUND_1000_SIGNATURE).unwrap()).unwrap();
+        assert_eq!(opened, plaintext);
+        assert!(decrypt(&ciphertext, &hex::decode(ROUND_12040883_SIGNATURE).unwrap()).is_err());
+        // Encrypted to round 1001, round 1000's signature does not open it.
+        let later = encrypt(&plaintext, 1001, [2; 32]).unwrap();
+        assert!(decrypt(&later, &hex::decode(ROUND_1000_SIGNATURE).unwrap()).is_err());
+        assert!(decrypt(&ciphertext[1..], &hex::decode(ROUND_1000_SIGNATURE).unwrap()).is_err());
+    }
+
+    #[test]
+    fn the_v1_reveal_round_follows_bittensor_drand_1_2() {
+        // netuid 2, tempo 360: epochs of 361 blocks offset by 3. Block 1000 is in epoch
+        // (1000 + 3) / 361 = 2; period 1 reveals in epoch 3, whose first block is 3·361 − 3 =
+        // 1080; the pulse is aimed at 1083, 83 blocks (996 s) ahead.
+        let now = 1_700_000_000.5;
+        let expected = ((now + 83.0 * 12.0 - QUICKNET_GENESIS_SECS as f64) / 3.0).floor() as u64;
+        assert_eq!(reveal_round_v1(1000, 2, 360, 1, 12.0, now), expected);
+        // Before genesis, round 1.
+        assert_eq!(reveal_round_v1(1000, 2, 360, 1, 12.0, 0.0), 1);
+        assert_eq!(round_at(QUICKNET_GENESIS_SECS as f64 + 2999.9, 0.0), 999);
+        assert_eq!(round_at(QUICKNET_GENESIS_SECS as f64 + 3000.0, 0.0), 1000);
+    }
+}
