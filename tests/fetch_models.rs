@@ -644,6 +644,7 @@ fn lfs_xet_and_plain_files_come_through_the_hubs_redirects_and_the_token_stays_o
         assert_eq!(rows[&uid].status, models::Status::Ok, "uid {uid}: {:?}", rows[&uid].reason);
     }
     assert_eq!(s.hub.switches.cdn_authorized.load(std::sync::atomic::Ordering::SeqCst), 0, "the token leaked to the CDN");
+    assert!(s.hub.switches.hub_authorized.load(std::sync::atomic::Ordering::SeqCst) > 0, "the hub never got the token");
     // Every weights file came from the CDN (LFS) or the Xet bridge, once.
     assert_eq!(blob_gets(&s.hub, &llama["model.safetensors"]), 1, "{:#?}", s.hub.switches.log.lock().unwrap());
     for shard in ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"] {
