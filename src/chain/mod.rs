@@ -7,3 +7,4 @@ pub mod commitment;
 pub mod registration;
 pub mod timelock;
 pub mod wallet;
+pub mod weights_path;
