@@ -281,6 +281,27 @@ fn set_weights_sends_the_sdks_values_after_each_check() {
     assert_exit!(run_owned(&a), 4);
 }
 
+/// Needs no chain: a table the SDK's conversion would bend is refused before the preview.
+#[test]
+fn set_weights_refuses_nan_infinite_negative_or_repeated_weights() {
+    let dir = TestDir::new();
+    let cases: [(&str, Vec<weights::Row>); 3] = [
+        ("uid 1: weight NaN is not a finite, non-negative number", vec![row(0, 1.0), row(1, f32::NAN)]),
+        ("uid 2: weight -1 is not a finite, non-negative number", vec![row(0, 1.0), row(2, -1.0)]),
+        ("uid 0 has more than one row", vec![row(0, 1.0), row(0, 1.0)]),
+    ];
+    for (culprit, rows) in cases {
+        write_table::<weights::Weights>(&dir.path("weights.parquet"), rows, &[("netuid", "2"), ("version_key", "7")]);
+        let preview = run_owned(&args(&["set-weights", "--weights", &dir.arg("weights.parquet"), "--netuid", "2", "--dry-run", "--json"]));
+        assert_bad_input(&preview, culprit);
+        assert!(preview.stdout.is_empty(), "nothing previewed");
+    }
+}
+
+fn row(uid: u16, weight: f32) -> weights::Row {
+    weights::Row { uid, hotkey: None, weight, weight_u16: if weight == 1.0 { 65535 } else { 0 } }
+}
+
 #[test]
 fn commit_reveal_commits_then_a_later_run_reveals() {
     let Some((chain, _one)) = chain() else { return };

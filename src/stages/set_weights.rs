@@ -104,6 +104,17 @@ pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
 /// The table's weights converted exactly as the SDK converts them; the table's own `weight_u16`
 /// column must agree, or the file was edited by hand and is refused.
 pub fn plan(rows: &[weights::Row], netuid: u16, version_key: Option<u64>) -> anyhow::Result<Plan> {
+    // What the SDK's conversion would quietly turn into something else (a NaN into 0, a uid
+    // twice into two weights) is refused before anything is shown or sent.
+    let mut seen = std::collections::BTreeSet::new();
+    for r in rows {
+        if !r.weight.is_finite() || r.weight < 0.0 {
+            bail!("uid {}: weight {} is not a finite, non-negative number", r.uid, r.weight);
+        }
+        if !seen.insert(r.uid) {
+            bail!("uid {} has more than one row; each uid gets one weight", r.uid);
+        }
+    }
     let uids: Vec<i64> = rows.iter().map(|r| i64::from(r.uid)).collect();
     let floats: Vec<f64> = rows.iter().map(|r| f64::from(r.weight)).collect();
     let (sent_uids, values) = convert_for_emit(&uids, &floats)?;
@@ -440,6 +451,18 @@ mod tests {
         assert_eq!(plan.dropped_by_rounding, vec![2]);
         let edited = [row(0, 2.0, 65535), row(1, 1.0, 30000)];
         assert!(plan_err(&edited).contains("uid 1: weight_u16 is 30000"));
+    }
+
+    #[test]
+    fn weights_the_conversion_would_bend_are_refused_naming_the_uid() {
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.5] {
+            let err = plan_err(&[row(0, 1.0, 65535), row(7, bad, 0)]);
+            assert!(err.starts_with("uid 7: weight") && err.contains("not a finite, non-negative number"), "{bad}: {err}");
+        }
+        let twice = plan_err(&[row(0, 1.0, 65535), row(3, 0.5, 32768), row(3, 0.5, 32768)]);
+        assert_eq!(twice, "uid 3 has more than one row; each uid gets one weight");
+        // Zero and negative zero are weights like any other.
+        assert!(plan(&[row(0, 1.0, 65535), row(1, -0.0, 0)], 9, Some(1)).is_ok());
     }
 
     #[test]
