@@ -7,6 +7,7 @@ pub mod chain;
 pub mod cli;
 pub mod competition;
 pub mod datasets;
+pub mod endpoint;
 pub mod exit;
 pub mod files;
 pub mod format;

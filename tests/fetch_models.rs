@@ -714,6 +714,17 @@ fn rate_limits_are_waited_out_as_retry_after_says() {
 }
 
 #[test]
+fn an_hf_endpoint_that_cannot_be_a_base_url_is_refused_in_one_line() {
+    let mut s = Subnet::new();
+    s.commit(0, "miner/ok", &llama_files(), 1, BLOCK - 500, None);
+    let mut cmd = s.command(&[]);
+    cmd.env("HF_ENDPOINT", "mailto:x");
+    let r = output(cmd);
+    assert_bad_input(&r, "HF_ENDPOINT: \"mailto:x\" is not an http(s) URL");
+    assert_eq!(s.hub.requests(), 0);
+}
+
+#[test]
 fn hostile_etags_and_commits_write_nothing_outside_the_cache() {
     let outside = TestDir::new();
     for (switch, code) in [("etag", "untrusted-answer"), ("commit", "untrusted-answer")] {

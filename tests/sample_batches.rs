@@ -278,6 +278,19 @@ fn a_rate_limit_storm_or_a_dead_endpoint_is_exit_4() {
 }
 
 #[test]
+fn an_endpoint_that_cannot_be_a_base_url_is_refused_in_one_line() {
+    let dir = TestDir::new();
+    for bad in ["mailto:x", "file:///tmp/x", "localhost:8080"] {
+        let mut args = sn9_args(&datasets::start(), &dir.arg("b.parquet"));
+        let at = args.iter().position(|a| a == "--datasets-endpoint").unwrap();
+        args[at + 1] = bad.to_string();
+        let r = run_owned(&args);
+        assert_bad_input(&r, &format!("the datasets endpoint {bad:?} is not"));
+        assert!(!dir.path("b.parquet").exists());
+    }
+}
+
+#[test]
 fn malformed_rows_fail_every_task_with_a_clear_error() {
     let server = datasets::start();
     server.switches.malformed_rows.store(true, std::sync::atomic::Ordering::SeqCst);

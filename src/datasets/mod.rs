@@ -29,6 +29,8 @@ pub enum Error {
     TooLarge { url: String, limit: u64 },
     #[error("{url}: malformed response: {what}")]
     Malformed { url: String, what: String },
+    #[error("the datasets endpoint {0}")]
+    Endpoint(String),
     #[error("{path}: {what}")]
     Local { path: String, what: String },
 }

@@ -67,8 +67,8 @@ const MAX_ROWS_BODY: u64 = 64 << 20;
 
 impl Client {
     pub fn new(options: ClientOptions) -> Result<Self, Error> {
-        let base = Url::parse(&format!("{}/", options.endpoint.trim_end_matches('/')))
-            .map_err(|e| Error::Malformed { url: options.endpoint.clone(), what: format!("not a URL: {e}") })?;
+        crate::endpoint::http_base(&options.endpoint).map_err(Error::Endpoint)?;
+        let base = Url::parse(&format!("{}/", options.endpoint.trim_end_matches('/'))).map_err(|e| Error::Endpoint(e.to_string()))?;
         let http = reqwest::Client::builder()
             .timeout(options.timeout)
             .user_agent(concat!("valkit/", env!("CARGO_PKG_VERSION")))

@@ -73,7 +73,7 @@ pub struct Answer {
 
 impl Http {
     pub fn new(endpoint: &str, token: Option<Secret>, policy: Policy) -> anyhow::Result<Self> {
-        let endpoint = Url::parse(endpoint).map_err(|e| anyhow::anyhow!("HF_ENDPOINT {endpoint:?} is not a URL: {e}"))?;
+        let endpoint = crate::endpoint::http_base(endpoint).map_err(|e| anyhow::anyhow!("HF_ENDPOINT: {e}"))?;
         let client = reqwest::Client::builder()
             .connect_timeout(policy.request_timeout)
             .read_timeout(policy.request_timeout)
