@@ -29,3 +29,12 @@ fn check_names_the_field_in_error() {
     std::fs::write(dir.path("p.toml"), text).unwrap();
     assert_bad_input(&run(&["profile", "check", &dir.arg("p.toml")]), "competitions.DISTILLED_REASONING_3B.tasks: task weights sum to 0.9");
 }
+
+/// A zero count used to pass `profile check` and panic later in sample-batches.
+#[test]
+fn check_refuses_a_zero_count() {
+    let dir = TestDir::new();
+    let text = Profile::builtin_text("sn37").unwrap().replacen("rows_per_page = 150", "rows_per_page = 0", 1);
+    std::fs::write(dir.path("p.toml"), text).unwrap();
+    assert_bad_input(&run(&["profile", "check", &dir.arg("p.toml")]), "dataset.rows_per_page: must be at least 1");
+}

@@ -297,6 +297,13 @@ fn validate(raw: raw::Profile, origin: &str) -> Result<Profile, Error> {
     check.ensure(s.sample_min >= 1, "subnet.sample_min", "must be at least 1")?;
     check.ensure(s.sync_cadence >= 1, "subnet.sync_cadence", "must be at least 1")?;
     check.ensure(s.max_batches_per_task >= 1, "subnet.max_batches_per_task", "must be at least 1")?;
+    check.ensure(s.updated_models_limit != Some(0), "subnet.updated_models_limit", "must be at least 1")?;
+    if let Some(t) = &s.top_miners {
+        let stake = t.min_validator_stake.is_finite() && t.min_validator_stake >= 0.0;
+        check.ensure(stake, "subnet.top_miners.min_validator_stake", format!("{} is not a finite stake >= 0", t.min_validator_stake))?;
+        let fraction = (0.0..=1.0).contains(&t.min_weight_fraction);
+        check.ensure(fraction, "subnet.top_miners.min_weight_fraction", format!("{} is not in [0, 1]", t.min_weight_fraction))?;
+    }
     check.ensure(!raw.schedule.is_empty(), "schedule", "no schedule entries")?;
     let mut schedule = Vec::with_capacity(raw.schedule.len());
     let mut previous: Option<u64> = None;
@@ -359,6 +366,15 @@ fn validate(raw: raw::Profile, origin: &str) -> Result<Profile, Error> {
 fn competition(check: &Check, raw: &raw::Profile, key: &str, def: &raw::Competition, reward: f64) -> Result<Competition, Error> {
     let at = format!("competitions.{key}");
     check.ensure(def.min_params <= def.max_params, &at, "min_params exceeds max_params")?;
+    check.ensure(def.max_params >= 1, format!("{at}.max_params"), "must be at least 1")?;
+    check.ensure(def.max_bytes >= 1, format!("{at}.max_bytes"), "must be at least 1")?;
+    check.ensure(def.sequence_length != Some(0), format!("{at}.sequence_length"), "must be at least 1")?;
+    if let Some(n) = &def.norm_validation {
+        let limits = n.soft.is_finite() && n.soft > 0.0 && n.hard.is_finite() && n.hard >= n.soft;
+        check.ensure(limits, format!("{at}.norm_validation"), format!("need 0 < soft <= hard, got soft {}, hard {}", n.soft, n.hard))?;
+        let fraction = (0.0..=1.0).contains(&n.soft_fraction);
+        check.ensure(fraction, format!("{at}.norm_validation.soft_fraction"), format!("{} is not in [0, 1]", n.soft_fraction))?;
+    }
     let epsilon = match def.epsilon {
         raw::Epsilon::Fixed { value } => {
             check.ensure((0.0..1.0).contains(&value), format!("{at}.epsilon"), format!("value {value} is not in [0, 1)"))?;
@@ -414,6 +430,16 @@ fn competition(check: &Check, raw: &raw::Profile, key: &str, def: &raw::Competit
             }
         };
         let d = &t.dataset;
+        // Counts a sampler divides by or draws below: zero would panic there or draw nothing.
+        let counts = [
+            ("pages", t.pages.map(u64::from)),
+            ("dataset.max_pages", d.max_pages),
+            ("dataset.rows_per_page", d.rows_per_page.map(u64::from)),
+            ("dataset.target_size", d.target_size.map(u64::from)),
+        ];
+        for (field, value) in counts {
+            check.ensure(value != Some(0), format!("{tat}.{field}"), "must be at least 1")?;
+        }
         check.ensure(
             LOADERS.contains(&d.loader.as_str()),
             format!("{tat}.dataset.loader"),
@@ -513,6 +539,26 @@ mod tests {
         let sn9 = &crate::scoring::vectors::section("seeds")["sn9"];
         let p9 = Profile::builtin("sn9").unwrap();
         assert_eq!(p9.sync_block(sn9["current_block"].as_u64().unwrap()), i128::from(sn9["sync_block"].as_u64().unwrap()));
+    }
+
+    #[test]
+    fn counts_and_fractions_out_of_range_are_refused_naming_the_field() {
+        let sn9 = Profile::builtin_text("sn9").unwrap();
+        let sn37 = Profile::builtin_text("sn37").unwrap();
+        let cases = [
+            (sn9, "pages = 15", "pages = 0", "tasks.FINEWEB.pages: must be at least 1"),
+            (sn9, "max_pages = 5_451_114_734", "max_pages = 0", "dataset.max_pages: must be at least 1"),
+            (sn9, "sequence_length = 4096", "sequence_length = 0", "sequence_length: must be at least 1"),
+            (sn9, "max_bytes = 16_106_127_360", "max_bytes = 0", "max_bytes: must be at least 1"),
+            (sn37, "rows_per_page = 150", "rows_per_page = 0", "dataset.rows_per_page: must be at least 1"),
+            (sn37, "target_size = 120", "target_size = 0", "dataset.target_size: must be at least 1"),
+        ];
+        for (text, from, to, expected) in cases {
+            assert!(text.contains(from), "{from}");
+            let err = Profile::parse(&text.replacen(from, to, 1), "p.toml").unwrap_err().to_string();
+            assert!(err.contains(expected), "{to}: {err}");
+        }
+        assert!(Profile::parse(sn9, "p.toml").is_ok() && Profile::parse(sn37, "p.toml").is_ok());
     }
 
     #[test]
