@@ -152,16 +152,43 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     pub fn create(target: &Path) -> Result<Self, Error> {
+        Self::create_with_mode(target, None)
+    }
+
+    /// `create` for a secret (a pending commit's salt): readable by its owner only from the
+    /// moment it exists, in a directory only its owner can enter.
+    pub fn create_private(target: &Path) -> Result<Self, Error> {
+        Self::create_with_mode(target, Some(0o600))
+    }
+
+    fn create_with_mode(target: &Path, mode: Option<u32>) -> Result<Self, Error> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
         let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let dir = match target.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
         let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let err = |source| Error::Write { location: Location::Path(target.to_path_buf()), source };
         // Like `cargo build --target-dir`, a missing output directory is created.
-        fs::create_dir_all(&dir).map_err(|source| Error::Write { location: Location::Path(target.to_path_buf()), source })?;
+        match mode {
+            None => fs::create_dir_all(&dir).map_err(err)?,
+            Some(_) => {
+                fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(err)?;
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(err)?;
+            }
+        }
         remove_stale_temps(&dir, &name);
-        let file = File::create(&temp).map_err(|source| Error::Write { location: Location::Path(target.to_path_buf()), source })?;
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        if let Some(mode) = mode {
+            options.mode(mode);
+        }
+        let file = options.open(&temp).map_err(err)?;
+        if let Some(mode) = mode {
+            // A stale temporary of the same name keeps its old mode through `open`.
+            file.set_permissions(fs::Permissions::from_mode(mode)).map_err(err)?;
+        }
         Ok(Self { target: target.to_path_buf(), temp, file: Some(file) })
     }
 
@@ -378,6 +405,19 @@ pub fn write(location: &Location, bytes: &[u8]) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_private_file_is_owner_only_from_the_start_in_an_owner_only_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("state/secret.json");
+        let mut file = AtomicFile::create_private(&target).unwrap();
+        let temp_mode = fs::metadata(&file.temp).unwrap().permissions().mode() & 0o777;
+        file.write_all(b"{}").unwrap();
+        file.commit().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((temp_mode, mode(&target), mode(&dir.path().join("state"))), (0o600, 0o600, 0o700));
+    }
 
     #[test]
     fn uncommitted_file_leaves_target_intact() {

@@ -335,6 +335,12 @@ fn commit_reveal_commits_then_a_later_run_reveals() {
     let reveal_from = summary["reveal_from_block"].as_u64().unwrap();
     let state_file = dir.path(&format!("state/commit-reveal-{netuid}-{}.json", account(&validator)));
     assert!(state_file.exists(), "the salt is kept for the reveal");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state_file), 0o600, "the salt is secret until the reveal");
+        assert_eq!(mode(state_file.parent().unwrap()), 0o700);
+    }
 
     let early = send();
     assert_exit!(early, 3);

@@ -9,6 +9,7 @@
 //! state file written before the commit is sent. Timelocked commit-reveal is refused.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -411,8 +412,11 @@ fn read_pending(path: &Path) -> anyhow::Result<Option<PendingCommit>> {
     }
 }
 
+/// The salt and the weights stay secret until the reveal: 0600 in a 0700 state directory.
 fn write_pending(path: &Path, pending: &PendingCommit) -> anyhow::Result<()> {
-    files::write(&Location::Path(path.to_path_buf()), &serde_json::to_vec_pretty(pending)?)?;
+    let mut file = files::AtomicFile::create_private(path)?;
+    file.write_all(&serde_json::to_vec_pretty(pending)?).with_context(|| format!("writing {}", path.display()))?;
+    file.commit()?;
     Ok(())
 }
 
