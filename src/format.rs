@@ -1,5 +1,6 @@
 //! Numbers for people: the tables keep every bit, the terminal and the report show what a reader
 //! can take in. JSON and CSV output keep full precision (f32 as its shortest round-trip form).
+//! Text for people likewise: `printable` shows escaped whatever could rewrite a terminal.
 
 /// An f32 in the shortest form that reads back to the same f32 (`0.33333334`, not the widened
 /// `0.3333333432674408`), in exponent form when tiny or huge.
@@ -45,9 +46,46 @@ fn trim_zeros(s: &str) -> &str {
     }
 }
 
+/// Whether a character can rewrite what a terminal shows: C0 and C1 controls and DEL (ESC starts
+/// the sequences that clear a screen, move the cursor or plant an OSC 8 hyperlink; CR overwrites
+/// a line) and the bidirectional overrides and isolates that reorder what follows them.
+fn rewrites_the_screen(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` as it may reach a terminal: every character that could rewrite the screen shown escaped
+/// (`\x1b`, `\u{202e}`), everything else as it is. Every string from a table, a miner or a
+/// server passes through here on its way to a person. `keep` names controls left alone (CSV
+/// keeps CR/LF inside its quoted fields).
+pub fn printable<'a>(s: &'a str, keep: &[char]) -> std::borrow::Cow<'a, str> {
+    if !s.chars().any(|c| rewrites_the_screen(c) && !keep.contains(&c)) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            c if keep.contains(&c) || !rewrites_the_screen(c) => out.push(c),
+            c if u32::from(c) < 0x100 => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push_str(&format!("\\u{{{:04x}}}", u32::from(c))),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_could_rewrite_a_terminal_is_shown_escaped() {
+        assert_eq!(printable("llama-3b/model", &[]), "llama-3b/model");
+        assert!(matches!(printable("plain ünïcode 模型", &[]), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(printable("a\x1b[2Jb", &[]), "a\\x1b[2Jb");
+        assert_eq!(printable("\x1b]8;;https://evil\x07link\x1b]8;;\x07", &[]), "\\x1b]8;;https://evil\\x07link\\x1b]8;;\\x07");
+        assert_eq!(printable("ok\rfake\n", &[]), "ok\\x0dfake\\x0a");
+        assert_eq!(printable("ok\rfake\n", &['\r', '\n']), "ok\rfake\n");
+        assert_eq!(printable("x\u{202e}gpj.exe\u{2066}\u{9b}\u{7f}", &[]), "x\\u{202e}gpj.exe\\u{2066}\\x9b\\x7f");
+    }
 
     #[test]
     fn f32_shortest_round_trips() {

@@ -58,7 +58,8 @@ impl Printer {
 
     /// The single line a failed run prints, with its whole cause chain.
     pub fn error(&self, err: &anyhow::Error) {
-        eprintln!("error: {err:#}");
+        // Errors quote repository names, reasons and server answers: escaped like any cell.
+        eprintln!("error: {}", crate::format::printable(&format!("{err:#}"), &[]));
     }
 }
 

@@ -106,3 +106,52 @@ fn readable_by_default_exact_on_request() {
     assert_bad_input(&run(&["inspect", &wins, "--columns", "uid,nope"]), "no column \"nope\"");
     assert_exit!(run(&["inspect", &wins, "--csv", "--json"]), 2);
 }
+
+/// A miner's strings (here a hotkey and a failure reason) and a file's own metadata never reach
+/// the terminal raw: no ESC, BEL, CR or bidi override in any human view.
+#[test]
+fn hostile_strings_are_shown_escaped_in_every_view() {
+    let dir = TestDir::new();
+    let hostile = "x\u{1b}[2J\u{1b}]8;;https://evil\u{7}click\u{1b}]8;;\u{7}\rfake\u{202e}txt";
+    let row = losses::Row {
+        uid: 1,
+        hotkey: hostile.into(),
+        competition_id: 4,
+        task: "FINEWEB".into(),
+        batch_index: 0,
+        loss: f64::INFINITY,
+        n_tokens: 0,
+        status: losses::Status::Failed,
+        reason: Some(format!("load-failed: {hostile}\nsecond line")),
+    };
+    write_table::<losses::Losses>(&dir.path("l.parquet"), vec![row], &[("note", hostile)]);
+    let raw = |s: &str| s.contains(['\u{1b}', '\u{7}', '\r', '\u{202e}']);
+    let file = dir.arg("l.parquet");
+    for view in [&["--columns", "all"][..], &[], &["--csv"], &["--describe"]] {
+        let mut a = vec!["inspect", file.as_str()];
+        a.extend(view);
+        let r = run(&a);
+        assert_exit!(r, 0);
+        let shown = r.stdout_text();
+        assert!(!raw(&shown), "{view:?} printed a raw control: {shown:?}");
+        if view != ["--describe"] {
+            assert!(shown.contains("\\x1b[2J") && shown.contains("\\u{202e}txt"), "{view:?}: {shown}");
+        }
+    }
+    // CSV keeps the reason's newline inside its quoted field, as CSV allows.
+    assert!(run(&["inspect", &dir.arg("l.parquet"), "--csv", "--columns", "reason"]).stdout_text().contains("\nsecond line\""));
+    // JSON escapes by its own rules and keeps the exact string.
+    let json = run(&["inspect", &dir.arg("l.parquet"), "--json", "--columns", "hotkey"]);
+    let value: serde_json::Value = serde_json::from_str(json.stdout_text().trim()).unwrap();
+    assert_eq!(value["hotkey"], hostile);
+}
+
+/// Error lines quote what they were given (paths, names, server answers): escaped too.
+#[test]
+fn an_error_line_shows_controls_escaped() {
+    let dir = TestDir::new();
+    let path = dir.arg("gone\u{1b}[2J\u{202e}.parquet");
+    let r = run(&["inspect", &path]);
+    assert_bad_input(&r, "gone\\x1b[2J\\u{202e}.parquet");
+    assert!(!r.stderr.contains(['\u{1b}', '\u{202e}']), "{:?}", r.stderr);
+}

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::exit::Outcome;
 use crate::files::{self, Location};
-use crate::format::{shortest_f32, shortest_f64, significant};
+use crate::format::{printable, shortest_f32, shortest_f64, significant};
 use crate::tables;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,10 +149,12 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             }
         }
         Format::Csv => {
-            writeln!(out, "{}", names.iter().map(|n| csv_field(n)).collect::<Vec<_>>().join(",")).map_err(write)?;
+            // A newline inside a quoted field is legal CSV and rewrites nothing; every other
+            // control (a CR overwrites the line a terminal shows) is shown escaped.
+            let field = |s: &str| csv_field(&printable(s, &['\n']));
+            writeln!(out, "{}", names.iter().map(|n| field(n)).collect::<Vec<_>>().join(",")).map_err(write)?;
             for row in 0..rows {
-                let fields: Vec<String> =
-                    columns.iter().map(|&c| csv_field(&cell(batch.column(c), row).to_text(usize::MAX, None))).collect();
+                let fields: Vec<String> = columns.iter().map(|&c| field(&cell(batch.column(c), row).to_text(usize::MAX, None))).collect();
                 writeln!(out, "{}", fields.join(",")).map_err(write)?;
             }
         }
@@ -214,12 +216,14 @@ fn meta_json(meta: &tables::Meta, batch: &RecordBatch) -> Value {
 }
 
 fn write_header(out: &mut dyn Write, meta: &tables::Meta, batch: &RecordBatch) -> std::io::Result<()> {
-    let table = meta.table.as_deref().unwrap_or("(not a valkit table)");
-    let version = meta.schema_version.as_deref().unwrap_or("-");
-    let valkit = meta.valkit_version.as_deref().unwrap_or("-");
+    // The metadata is the file's say, not valkit's: shown escaped like every cell.
+    let shown = |s: Option<&str>, absent| printable(s.unwrap_or(absent), &[]).into_owned();
+    let table = shown(meta.table.as_deref(), "(not a valkit table)");
+    let version = shown(meta.schema_version.as_deref(), "-");
+    let valkit = shown(meta.valkit_version.as_deref(), "-");
     writeln!(out, "table: {table}  schema version: {version}  written by valkit {valkit}  rows: {}", batch.num_rows())?;
     for (key, value) in &meta.provenance {
-        writeln!(out, "  {key} = {}", toml_value(value))?;
+        writeln!(out, "  {} = {}", printable(key, &[]), printable(&toml_value(value), &[]))?;
     }
     writeln!(out)
 }
@@ -235,7 +239,7 @@ fn toml_value(value: &str) -> String {
 
 /// `--describe`: each column with its type and meaning; `*` marks the default view's columns.
 fn write_legend(out: &mut dyn Write, meta: &tables::Meta, batch: &RecordBatch, legend: Option<&[tables::Column]>) -> std::io::Result<()> {
-    let table = meta.table.as_deref().unwrap_or("(not a valkit table)");
+    let table = printable(meta.table.as_deref().unwrap_or("(not a valkit table)"), &[]).into_owned();
     writeln!(out, "table: {table}  ({} columns; * = shown by default, the rest with --columns)", batch.num_columns())?;
     let schema = batch.schema();
     let width = schema.fields().iter().map(|f| f.name().len()).max().unwrap_or(0);
@@ -243,7 +247,7 @@ fn write_legend(out: &mut dyn Write, meta: &tables::Meta, batch: &RecordBatch, l
         let entry = legend.and_then(|l| l.iter().find(|c| c.name == field.name()));
         let mark = if entry.is_some_and(|c| c.shown) { "*" } else { " " };
         let about = entry.map_or("", |c| c.about);
-        writeln!(out, "{mark} {:<width$}  {:<10}  {about}", field.name(), short_type(field.data_type()))?;
+        writeln!(out, "{mark} {:<width$}  {:<10}  {about}", printable(field.name(), &[]), short_type(field.data_type()))?;
     }
     Ok(())
 }
@@ -267,10 +271,11 @@ const MIN_WIDTH: usize = 12;
 const DIGITS: usize = 7;
 
 fn write_aligned(out: &mut dyn Write, batch: &RecordBatch, columns: &[usize], rows: usize) -> std::io::Result<()> {
-    let names: Vec<String> = columns.iter().map(|&c| batch.schema_ref().field(c).name().clone()).collect();
+    let names: Vec<String> = columns.iter().map(|&c| printable(batch.schema_ref().field(c).name(), &[]).into_owned()).collect();
     let mut grid: Vec<Vec<String>> = vec![names.clone()];
     for row in 0..rows {
-        grid.push(columns.iter().map(|&c| truncate(&cell(batch.column(c), row).to_text(6, Some(DIGITS)), MAX_WIDTH)).collect());
+        let text = |c: usize| printable(&cell(batch.column(c), row).to_text(6, Some(DIGITS)), &[]).into_owned();
+        grid.push(columns.iter().map(|&c| truncate(&text(c), MAX_WIDTH)).collect());
     }
     let mut widths: Vec<usize> = (0..names.len()).map(|c| grid.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     // Fit the terminal width the README promises by narrowing the widest columns, never below
