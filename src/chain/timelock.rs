@@ -85,13 +85,94 @@ pub fn round_at(now_secs: f64, seconds_ahead: f64) -> u64 {
 /// the first block of the epoch `reveal_period` after the current one. `netuid_index` is the
 /// storage index (`mecid * 4096 + netuid` for a mechanism), as the SDK passes it.
 pub fn reveal_round_v1(current_block: u64, netuid_index: u16, tempo: u64, reveal_period: u64, block_time: f64, now_secs: f64) -> u64 {
+    let first = first_reveal_block_v1(current_block, netuid_index, tempo, reveal_period);
+    let blocks_ahead = first.saturating_add(SECURITY_BLOCK_OFFSET).saturating_sub(current_block);
+    round_at(now_secs, blocks_ahead as f64 * block_time)
+}
+
+fn first_reveal_block_v1(current_block: u64, netuid_index: u16, tempo: u64, reveal_period: u64) -> u64 {
     let tempo_plus_one = tempo.saturating_add(1);
     let netuid_plus_one = u64::from(netuid_index) + 1;
     let current_epoch = (current_block + netuid_plus_one) / tempo_plus_one;
-    let first_reveal_block = (current_epoch + reveal_period).saturating_mul(tempo_plus_one).saturating_sub(netuid_plus_one);
-    let target_block = first_reveal_block.saturating_add(SECURITY_BLOCK_OFFSET);
-    let blocks_ahead = target_block.saturating_sub(current_block);
-    round_at(now_secs, blocks_ahead as f64 * block_time)
+    (current_epoch + reveal_period).saturating_mul(tempo_plus_one).saturating_sub(netuid_plus_one)
+}
+
+/// Blocks since the last epoch after which one runs whatever the tempo says (subtensor's
+/// `MAX_TEMPO`; bittensor-drand 2.0 `src/constants.rs:6-9`).
+const MAX_TEMPO: u64 = 50_400;
+
+/// A subnet's stateful epoch items at one block (subtensor since spec ~423): `LastEpochBlock`,
+/// `PendingEpochAt`, `SubnetEpochIndex`, `Tempo` and `BlocksSinceLastStep`, with that block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochState {
+    pub last_epoch_block: u64,
+    pub pending_epoch_at: u64,
+    pub subnet_epoch_index: u64,
+    pub tempo: u16,
+    pub blocks_since_last_step: u64,
+    /// The block the items were read at (the chain's head when committing).
+    pub block: u64,
+}
+
+impl EpochState {
+    /// Whether an epoch runs at block `b` (bittensor-drand 2.0 `should_run_epoch`,
+    /// `src/epoch_schedule.rs:43-57`): a pending epoch that is due, a subnet that has gone
+    /// `MAX_TEMPO` blocks without one, or `tempo` blocks since the last.
+    fn runs_at(&self, b: u64) -> bool {
+        let tempo = u64::from(self.tempo);
+        tempo != 0
+            && ((self.pending_epoch_at > 0 && b >= self.pending_epoch_at)
+                || self.blocks_since_last_step > MAX_TEMPO
+                || b.saturating_sub(self.last_epoch_block) >= tempo)
+    }
+
+    /// The epoch index a commit included in block `b` is filed under: the current one, or the
+    /// next when `b` itself runs an epoch (`current_epoch_pre_run_coinbase`, lines 61-68).
+    fn epoch_at(&self, b: u64) -> u64 {
+        self.subnet_epoch_index + u64::from(self.runs_at(b))
+    }
+
+    /// The state after block `b` (`simulate_run_coinbase`, lines 74-86: the counter moves
+    /// first, then the epoch check sees it).
+    fn after(mut self, b: u64) -> Self {
+        self.blocks_since_last_step += 1;
+        self.block = b;
+        if self.runs_at(b) {
+            self.last_epoch_block = b;
+            self.pending_epoch_at = 0;
+            self.subnet_epoch_index += 1;
+            self.blocks_since_last_step = 0;
+        }
+        self
+    }
+}
+
+/// The first block at which a commit included in the next block is revealed, `reveal_period`
+/// epochs later, simulated block by block as bittensor-drand 2.0 does
+/// (`predict_first_reveal_block`, `src/epoch_schedule.rs:106-141`).
+pub fn first_reveal_block_v2(state: EpochState, reveal_period: u64) -> Result<u64, String> {
+    if state.tempo == 0 {
+        return Err("tempo is 0: the subnet runs no epochs, so nothing committed is ever revealed".into());
+    }
+    let included = state.block + 1;
+    let target = state.epoch_at(included) + reveal_period;
+    let last = included + reveal_period.saturating_mul(MAX_TEMPO) + MAX_TEMPO;
+    let mut state = state;
+    for b in included..=last {
+        if state.epoch_at(b) == target {
+            return Ok(b);
+        }
+        state = state.after(b);
+    }
+    Err(format!("no reveal epoch within {} blocks of block {included}", last - included))
+}
+
+/// bittensor-drand 2.0's reveal round (`generate_commit_v2`, `src/drand.rs:160-204`): the pulse
+/// aimed `SECURITY_BLOCK_OFFSET` blocks after the first reveal block, counted from the head.
+pub fn reveal_round_v2(state: EpochState, reveal_period: u64, block_time: f64, now_secs: f64) -> Result<u64, String> {
+    let first = first_reveal_block_v2(state, reveal_period)?;
+    let blocks_ahead = (first + SECURITY_BLOCK_OFFSET).saturating_sub(state.block);
+    Ok(round_at(now_secs, blocks_ahead as f64 * block_time))
 }
 
 #[cfg(test)]
@@ -130,6 +211,63 @@ mod tests {
         let later = encrypt(&plaintext, 1001, [2; 32]).unwrap();
         assert!(decrypt(&later, &hex::decode(ROUND_1000_SIGNATURE).unwrap()).is_err());
         assert!(decrypt(&ciphertext[1..], &hex::decode(ROUND_1000_SIGNATURE).unwrap()).is_err());
+    }
+
+    /// A reveal round as a function of the clock.
+    type RoundAt = Box<dyn Fn(f64) -> Result<u64, String>>;
+
+    /// `testdata/chain/reveal-rounds.json`: rounds computed by bittensor-drand 1.2.0 (v1) and
+    /// 2.0.0 (v2) themselves (`scripts/reveal_round_vectors.py`). The package reads the clock
+    /// itself, so each case brackets it; the round is nondecreasing in time, so it must lie
+    /// between ours at the bracket's two ends.
+    #[test]
+    fn reveal_rounds_equal_the_python_packages() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/chain/reveal-rounds.json")).unwrap();
+        let vectors: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let (mut v1, mut v2, mut errors) = (0, 0, 0);
+        for case in vectors["cases"].as_array().unwrap() {
+            let name = case["name"].as_str().unwrap();
+            let i = &case["inputs"];
+            let n = |k: &str| i[k].as_u64().unwrap_or_else(|| panic!("{name}: {k}"));
+            let block_time = i["block_time"].as_f64().unwrap();
+            let (before, after) =
+                (case["now_before_ns"].as_u64().unwrap() as f64 / 1e9, case["now_after_ns"].as_u64().unwrap() as f64 / 1e9);
+            let (round, first): (RoundAt, Result<u64, String>) = match case["rule"].as_str().unwrap() {
+                "v1" => {
+                    v1 += 1;
+                    let (block, netuid, tempo, period) = (n("current_block"), n("netuid") as u16, n("tempo"), n("reveal_period"));
+                    (
+                        Box::new(move |now| Ok(reveal_round_v1(block, netuid, tempo, period, block_time, now))),
+                        Ok(first_reveal_block_v1(block, netuid, tempo, period)),
+                    )
+                }
+                _ => {
+                    v2 += 1;
+                    let state = EpochState {
+                        last_epoch_block: n("last_epoch_block"),
+                        pending_epoch_at: n("pending_epoch_at"),
+                        subnet_epoch_index: n("subnet_epoch_index"),
+                        tempo: n("tempo") as u16,
+                        blocks_since_last_step: n("blocks_since_last_step"),
+                        block: n("current_block"),
+                    };
+                    let period = n("reveal_period");
+                    (Box::new(move |now| reveal_round_v2(state, period, block_time, now)), first_reveal_block_v2(state, period))
+                }
+            };
+            if !case["error"].is_null() {
+                errors += 1;
+                assert!(first.is_err() && round(before).is_err(), "{name}: the package refused it");
+                continue;
+            }
+            let expected = case["round"].as_u64().unwrap();
+            let (low, high) = (round(before).unwrap(), round(after).unwrap());
+            assert!(low <= expected && expected <= high, "{name}: the package's round {expected}, ours {low}..={high}");
+            if let Some(block) = case["derived_first_reveal_block"].as_u64() {
+                assert_eq!(first.unwrap(), block, "{name}: first reveal block");
+            }
+        }
+        assert_eq!((v1, v2, errors), (13, 27, 1), "every case was checked");
     }
 
     #[test]
