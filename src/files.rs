@@ -173,10 +173,9 @@ impl AtomicFile {
         // Like `cargo build --target-dir`, a missing output directory is created.
         match mode {
             None => fs::create_dir_all(&dir).map_err(err)?,
-            Some(_) => {
-                fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(err)?;
-                fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(err)?;
-            }
+            // Directories it creates are owner-only; an existing one (a home directory named
+            // as --state-dir) keeps the mode its owner gave it, and the file is 0600 anyway.
+            Some(_) => fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(err)?,
         }
         remove_stale_temps(&dir, &name);
         let mut options = fs::OpenOptions::new();
