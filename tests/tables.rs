@@ -66,9 +66,10 @@ fn tables_written_by_pyarrow_are_read() {
 }
 
 #[test]
-fn a_missing_required_column_is_named() {
+fn a_table_of_another_kind_is_refused_by_its_name() {
     let dir = TestDir::new();
-    // A tracker file is not a losses file even if told so: the `loss` column is missing.
+    // A tracker file read as a losses file is refused by the name it carries, before any column
+    // is looked at (a missing column is the next test's case).
     let bytes = std::fs::read(demo("tracker.parquet")).unwrap();
     let input = InputFile { location: Location::Path(dir.path("t.parquet")), bytes: bytes.into(), sha256: String::new() };
     let err = tables::decode_file::<losses::Losses>(&input).unwrap_err().to_string();

@@ -26,14 +26,23 @@ mod tests {
     use super::*;
     use crate::scoring::vectors::{self, num};
 
+    /// `LinearDecay(0.005,0.0001,14400)`, as the vectors print upstream's epsilon function.
+    fn linear_decay(text: &str) -> EpsilonFunc {
+        let args = text.strip_prefix("LinearDecay(").and_then(|t| t.strip_suffix(')')).unwrap_or_else(|| panic!("{text}"));
+        let n: Vec<f64> = args.split(',').map(|a| a.trim().parse().unwrap_or_else(|_| panic!("{text}"))).collect();
+        let [start, end, decay_blocks] = n[..] else { panic!("{text}: three arguments") };
+        EpsilonFunc::LinearDecay { start, end, decay_blocks }
+    }
+
     #[test]
     fn retry_vectors() {
         for case in vectors::section("should_retry_model")["cases"].as_array().unwrap() {
-            let eps = match case.get("epsilon_fixed") {
-                Some(v) => EpsilonFunc::Fixed { value: num(v) },
-                None => EpsilonFunc::LinearDecay { start: 0.005, end: 0.0001, decay_blocks: 14_400.0 },
+            // Each vector names its epsilon: a fixed value, or upstream's LinearDecay(start,end,blocks).
+            let eps = match (case.get("epsilon_fixed"), case["epsilon"].as_str()) {
+                (Some(v), None) => EpsilonFunc::Fixed { value: num(v) },
+                (None, Some(text)) => linear_decay(text),
+                _ => panic!("a vector names exactly one epsilon: {case}"),
             };
-            assert_eq!(case["epsilon"].as_str().unwrap_or("LinearDecay(0.005,0.0001,14400)"), "LinearDecay(0.005,0.0001,14400)");
             let history: Vec<EvalResult> = case["history"]
                 .as_array()
                 .unwrap()

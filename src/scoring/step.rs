@@ -162,7 +162,9 @@ mod tests {
         tracker: &mut CompetitionTracker,
     ) {
         let n = case["num_neurons"].as_u64().unwrap() as usize;
-        for (i, step) in case["steps"].as_array().unwrap().iter().enumerate() {
+        let steps = case["steps"].as_array().unwrap();
+        let mut step_weights_checked = 0;
+        for (i, step) in steps.iter().enumerate() {
             let all = contenders(step);
             let input = StepInput {
                 competition_id: 4,
@@ -183,10 +185,13 @@ mod tests {
             }
             if let Some(expected) = step.get("step_weights_in_uids_order") {
                 let order: Vec<u16> = step["uids"].as_array().unwrap().iter().map(|u| u.as_u64().unwrap() as u16).collect();
-                for (uid, bits) in order.iter().zip(f32_bits(expected)) {
+                let expected = f32_bits(expected);
+                assert_eq!(expected.len(), order.len(), "step {i}: one step weight per uid");
+                for (uid, bits) in order.iter().zip(expected) {
                     let got = out.uids.iter().find(|u| u.uid == *uid).unwrap().step_weight;
                     assert_eq!(got.to_bits(), bits, "step {i} uid {uid}");
                 }
+                step_weights_checked += 1;
             }
             assert_eq!(bits(tracker.competition_weights(4).unwrap()), f32_bits(&step["tracker_competition_weights"]), "step {i}");
             assert_eq!(bits(&out.subnet_weights), f32_bits(&step["subnet_weights"]), "step {i}");
@@ -194,6 +199,13 @@ mod tests {
             keep.sort_unstable();
             let got: Vec<u64> = out.uids.iter().filter(|u| u.keep).map(|u| u64::from(u.uid)).collect();
             assert_eq!(got, keep, "step {i}");
+        }
+        // Softmax steps' weights are in the vectors for every step; winner-takes-all ones are not
+        // (upstream records only the tracker there, which the EMA checks above pin bit for bit).
+        if matches!(weighting, Weighting::Softmax { .. }) {
+            assert_eq!(step_weights_checked, steps.len(), "every softmax step's weights were compared");
+        } else {
+            assert_eq!(step_weights_checked, 0);
         }
     }
 
