@@ -80,8 +80,15 @@ fn two_cycles_from_cron_complete_two_steps_carrying_the_tracker() {
     }
 
     // A cycle started while another holds the lock steps aside at once, touching nothing.
-    let mut holder = Command::new("flock").arg(workdir.join("state/run-loop.lock")).args(["sleep", "60"]).spawn().expect("flock runs");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let lock = workdir.join("state/run-loop.lock");
+    let mut holder = Command::new("flock").arg(&lock).args(["sleep", "60"]).spawn().expect("flock runs");
+    // Held once a non-blocking try of our own fails; a fixed sleep would only assume it.
+    let held = || !Command::new("flock").arg("-n").arg(&lock).arg("true").status().expect("flock runs").success();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !held() {
+        assert!(std::time::Instant::now() < deadline, "flock never took {}", lock.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let third = run_loop(&workdir, &demo.hub.url, &dir.path("cache"), &stored);
     holder.kill().unwrap();
     holder.wait().unwrap();
