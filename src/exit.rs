@@ -45,6 +45,25 @@ fn is_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
     e.is::<Unreachable>() || remote.is_some_and(|cause| cause.chain().any(|c| c.is::<Unreachable>()))
 }
 
+/// A panic is a bug in valkit, never the input's fault (bad input is exit 2): it prints one line
+/// saying so and where, not a backtrace (exit 101, as Rust's runtime gives it), unless
+/// `RUST_BACKTRACE` asks for the whole story. A worker's line becomes its model's reason.
+pub fn report_panics_as_bugs() {
+    if std::env::var_os("RUST_BACKTRACE").is_some() {
+        return;
+    }
+    // The printer may be what panicked: this line is written on its own.
+    #[allow(clippy::print_stderr)]
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message =
+            payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str)).unwrap_or("");
+        let at = info.location().map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));
+        let message = crate::format::printable(message, &[]);
+        eprintln!("error: valkit bug: panicked{at}: {message} (please report it; RUST_BACKTRACE=1 shows where it came from)");
+    }));
+}
+
 /// `valkit inspect x.parquet | head` closes our stdout; that is the reader's choice, not an error.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))

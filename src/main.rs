@@ -7,6 +7,7 @@ use clap::Parser;
 use valkit::{cli, exit, logging};
 
 fn main() -> ExitCode {
+    exit::report_panics_as_bugs();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

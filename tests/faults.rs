@@ -215,6 +215,8 @@ fn a_crashing_or_hanging_model_fails_alone_and_special_files_are_refused() {
 
     for (fault, expected) in [
         ("abort", "crashed: signal 6"),
+        // A bug's panic is one line, which becomes the reason (not the runtime's backtrace note).
+        ("panic", "crashed: exit 101: error: valkit bug: panicked at src/stages/eval_losses/worker.rs"),
         ("segv", "crashed: signal 11"),
         ("sigkill", "out-of-memory: the worker was killed"),
         ("hang", "timeout: over 3 s"),
@@ -237,7 +239,7 @@ fn a_crashing_or_hanging_model_fails_alone_and_special_files_are_refused() {
             assert_eq!(reason, format!("not-a-file: model.safetensors is a {kind}, not a regular file"), "{fault}");
         }
     }
-    report("a model's worker aborting, segfaulting, OOM-killed or hanging", 4);
+    report("a model's worker aborting, panicking, segfaulting, OOM-killed or hanging", 5);
     report("a FIFO or a directory as model.safetensors", 8);
 }
 

@@ -250,7 +250,7 @@ pub fn serve() -> anyhow::Result<()> {
 }
 
 /// Test hook (the fault suite): `VALKIT_TEST_FAULT=UID:KIND` makes the worker of that uid abort,
-/// hang, or die of SIGSEGV or SIGKILL, as a broken kernel or the OOM killer would.
+/// panic, hang, or die of SIGSEGV or SIGKILL, as a bug, a broken kernel or the OOM killer would.
 fn inject_fault(uid: u16) {
     let Some(spec) = std::env::var_os("VALKIT_TEST_FAULT") else { return };
     let spec = spec.to_string_lossy();
@@ -269,6 +269,7 @@ fn inject_fault(uid: u16) {
     };
     match kind {
         "abort" => std::process::abort(),
+        "panic" => panic!("injected by VALKIT_TEST_FAULT"),
         "hang" => loop {
             std::thread::sleep(Duration::from_secs(3600));
         },
