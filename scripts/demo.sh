@@ -115,8 +115,12 @@ show "$VALKIT" inspect "$latest/wins.parquet" --columns uid,commit_block,score,e
 say "" "The subnet weights; weight_u16 is what set-weights sends (max-scaled to 65535, as the SDK does):"
 show "$VALKIT" inspect "$latest/weights.parquet" --columns uid,hotkey,weight,weight_u16
 if [ -n "$chain_url" ]; then
-    say "" "-- what reached the chain: set-weights appends a receipt per extrinsic"
-    show "$VALKIT" inspect "$WORKDIR/state/receipts.parquet" --columns action,netuid,uid,block,extrinsic_hash,uids,values
+    say "" "-- what reached the chain: set-weights appends a receipt per extrinsic. The demo subnet has" \
+        "commit-reveal on, as every subnet has had since 2025: the weights go out drand-timelocked" \
+        "(commit_crv3_weights on this runtime, spec 293), and the chain would apply them itself at" \
+        "reveal_block once drand's pulse for reveal_round is on chain. This local chain has no drand" \
+        "pulses, so it never reveals: a later run would record the commit lost, saying so."
+    show "$VALKIT" inspect "$WORKDIR/state/receipts.parquet" --columns action,uid,block,reveal_round,reveal_block,uids,values
 fi
 "$VALKIT" -q report "$WORKDIR"/steps/2* -o "$out/cycle-report.html"
 

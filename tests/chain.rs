@@ -302,18 +302,25 @@ fn row(uid: u16, weight: f32) -> weights::Row {
     weights::Row { uid, hotkey: None, weight, weight_u16: if weight == 1.0 { 65535 } else { 0 } }
 }
 
+/// Quicknet's signature of round 1000 (subtensor `pallets/drand/src/tests.rs` `DRAND_PULSE`): it
+/// opens what was timelocked to round 1000, as the chain would at the reveal.
+const ROUND_1000_SIGNATURE: &str = "b44679b9a59af2ec876b1a6b1ad52ea9b1615fc3982b19576350f93447cb1125e342b73a8dd2bacbe47e4b6b63ed5e39";
+
 #[test]
-fn commit_reveal_commits_then_a_later_run_reveals() {
+fn timelocked_commit_reveal_commits_and_a_later_run_judges_the_reveal() {
     let Some((chain, _one)) = chain() else { return };
     let validator = validator_key();
     let miners: Vec<Keypair> = vec![dev::bob(), dev::charlie()];
-    // Tempo 10: the reveal epoch comes within 11 blocks (the epoch then wipes permits, which are
-    // planted again before the reveal, as the chain README says).
+    // Tempo 10: the reveal comes within two epochs of 11 blocks (an epoch wipes the planted
+    // permits, which are planted again before the next run, as the chain README says).
     let hyper = Hyper { tempo: 10, commit_reveal: true, ..Hyper::default() };
     let netuid = block_on(async {
         let s = Seeder::connect(&chain.url).await?;
         s.fund(&[account(&validator)]).await?;
         let netuid = s.subnet(&account(&validator), &miners.iter().map(account).collect::<Vec<_>>(), &hyper).await?;
+        // Spec 293 reveals nothing filed under epochs 0 and 1 (`reveal_crv3_commits`: cur_epoch < 2).
+        let head = s.head().await?;
+        s.new_blocks(u32::try_from(30u64.saturating_sub(head)).unwrap()).await?;
         s.permits(netuid, &[true, false, false]).await?;
         Ok::<_, String>(netuid)
     })
@@ -322,61 +329,115 @@ fn commit_reveal_commits_then_a_later_run_reveals() {
     let sent = weights_table(&dir.path("weights.parquet"), netuid, &[0.2, 0.5, 0.3]);
     let n = netuid.to_string();
     let wallets = wallet(&dir, VALIDATOR_PHRASE, 0o600);
-    let send = || {
+    let send = |extra: &[&str]| {
         let mut a = args(&["set-weights", "--network", &chain.url, "--netuid", &n, "--wallet", "validator", "--wallet-path", &wallets]);
         a.extend(args(&["--weights", &dir.arg("weights.parquet"), "--state-dir", &dir.arg("state"), "--json"]));
+        a.extend(args(extra));
         run_owned(&a)
     };
+    let json = |r: &crate::util::Run| -> serde_json::Value { serde_json::from_str(r.stdout_text().trim()).unwrap() };
+    let receipts = || read_table::<receipts::Receipts>(&dir.path("state/receipts.parquet")).rows;
 
-    let commit = send();
+    // Spec 293 has commit_crv3_weights: the SDK of its time sent a CRv3 commit.
+    let dry = send(&["--dry-run"]);
+    assert_exit!(dry, 0);
+    let preview = json(&dry);
+    assert_eq!((preview["action"].as_str(), preview["path"].as_str()), (Some("dry_run"), Some("commit_crv3_weights")), "{preview}");
+    assert!(preview["commit"]["round_rule"].as_str().unwrap().contains("bittensor-drand 1.2"), "{preview}");
+    assert!(!dir.path("state/receipts.parquet").exists());
+
+    let commit = send(&["--reveal-round", "1000"]);
     assert_exit!(commit, 0);
-    let summary: serde_json::Value = serde_json::from_str(commit.stdout_text().trim()).unwrap();
-    assert_eq!(summary["action"], "commit_weights");
-    let reveal_from = summary["reveal_from_block"].as_u64().unwrap();
-    let state_file = dir.path(&format!("state/commit-reveal-{netuid}-{}.json", account(&validator)));
-    assert!(state_file.exists(), "the salt is kept for the reveal");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&state_file), 0o600, "the salt is secret until the reveal");
-        assert_eq!(mode(state_file.parent().unwrap()), 0o700);
-    }
+    let summary = json(&commit);
+    assert_eq!(summary["action"], "commit_crv3_weights", "{summary}");
+    assert!(summary["path_reason"].as_str().unwrap().contains("CRv3"), "{summary}");
+    let c = &summary["commit"];
+    assert_eq!(c["reveal_round"], 1000);
+    let (epoch, reveal_block) = (c["commit_epoch"].as_u64().unwrap(), c["reveal_block"].as_u64().unwrap());
+    let commit_block = summary["included"]["block"].as_u64().unwrap();
+    assert_eq!(epoch, valkit::chain::timelock::commit_epoch_v1(commit_block, netuid, 10));
+    assert_eq!(Some(reveal_block), valkit::chain::timelock::reveal_block_v1(epoch, netuid, 10, 1));
 
-    let early = send();
-    assert_exit!(early, 3);
-    assert!(early.stdout_text().contains("blocks to go"), "{}", early.stdout_text());
+    // What the chain keeps opens with round 1000's signature to the legacy payload of the SDK's
+    // values; no plain weights were written.
+    let queued = block_on(async { Seeder::connect(&chain.url).await?.crv3_commits(netuid, epoch).await }).unwrap();
+    assert_eq!(queued.len(), 1);
+    let (who, ciphertext, round) = &queued[0];
+    assert_eq!((who, *round), (&account(&validator), 1000));
+    assert_eq!(hex::encode(sha2::Sha256::digest(ciphertext)), c["ciphertext_sha256"].as_str().unwrap());
+    let opened = valkit::chain::timelock::decrypt(ciphertext, &hex::decode(ROUND_1000_SIGNATURE).unwrap()).unwrap();
+    let (uids, values): (Vec<u16>, Vec<u16>) = sent.iter().copied().unzip();
+    assert_eq!(opened, valkit::chain::timelock::payload(None, &uids, &values, 7));
+    assert_eq!(block_on(async { Seeder::connect(&chain.url).await?.weights(netuid, 0).await }).unwrap(), vec![]);
+    let rows = receipts();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].action, rows[0].reveal_round, rows[0].commit_epoch),
+        (receipts::Action::CommitCrv3Weights, Some(1000), Some(epoch))
+    );
+    assert_eq!(rows[0].reveal_block, Some(reveal_block));
 
+    // The commit set LastUpdate: the rate limit holds at commit time (exit 3, nothing sent).
+    block_on(async { Seeder::connect(&chain.url).await?.set_weights_rate_limit(netuid, 100).await }).unwrap();
+    let soon = send(&["--reveal-round", "1000"]);
+    assert_exit!(soon, 3);
+    assert!(soon.stdout_text().contains("too soon"), "{}", soon.stdout_text());
+    block_on(async { Seeder::connect(&chain.url).await?.set_weights_rate_limit(netuid, 0).await }).unwrap();
+
+    // A round older than the chain's newest pulse is refused before sending.
+    let drand_key =
+        format!("0x{}{}", hex::encode(sp_crypto_hashing::twox_128(b"Drand")), hex::encode(sp_crypto_hashing::twox_128(b"LastStoredRound")));
+    let newest = serde_json::json!([[drand_key, format!("0x{}", hex::encode(2000u64.to_le_bytes()))]]);
+    block_on(async { Seeder::connect(&chain.url).await?.set_storage(newest).await }).unwrap();
+    assert_bad_input(&send(&["--reveal-round", "1000"]), "older than the chain's newest drand round 2000");
+    block_on(async { Seeder::connect(&chain.url).await?.set_storage(serde_json::json!([[drand_key, serde_json::Value::Null]])).await })
+        .unwrap();
+
+    // Past the reveal block: this chain has no drand pulses, so the chain could not reveal it; the
+    // next run says so, records it, and commits anew.
     block_on(async {
         let s = Seeder::connect(&chain.url).await?;
         let head = s.head().await?;
-        s.new_blocks(u32::try_from(reveal_from.saturating_sub(head)).unwrap()).await?;
+        s.new_blocks(u32::try_from(reveal_block + 1 - head.min(reveal_block)).unwrap()).await?;
         s.permits(netuid, &[true, false, false]).await
     })
     .unwrap();
-    let reveal = send();
-    assert_exit!(reveal, 0);
-    let summary: serde_json::Value = serde_json::from_str(reveal.stdout_text().trim()).unwrap();
-    assert_eq!(summary["action"], "reveal_weights");
-    assert!(!state_file.exists());
-    let stored = block_on(async { Seeder::connect(&chain.url).await?.weights(netuid, 0).await }).unwrap();
-    assert_eq!(stored, sent);
-    let actions: Vec<_> = read_table::<receipts::Receipts>(&dir.path("state/receipts.parquet")).rows.iter().map(|r| r.action).collect();
-    assert_eq!(actions, [receipts::Action::CommitWeights, receipts::Action::RevealWeights]);
-
-    // A runtime whose commits are drand-timelocked: refused, naming the hyperparameter. Spec 293
-    // does not declare CommitRevealWeightsVersion, so it is planted by its raw key.
-    let key = format!(
-        "0x{}{}",
-        hex::encode(sp_crypto_hashing::twox_128(b"SubtensorModule")),
-        hex::encode(sp_crypto_hashing::twox_128(b"CommitRevealWeightsVersion"))
+    assert_eq!(
+        block_on(async { Seeder::connect(&chain.url).await?.crv3_commits(netuid, epoch).await }).unwrap(),
+        vec![],
+        "the chain took the queue at its reveal block"
     );
-    let plant = |value: serde_json::Value| {
-        block_on(async { Seeder::connect(&chain.url).await?.set_storage(serde_json::json!([[key, value]])).await })
-    };
-    plant(serde_json::json!("0x0400")).unwrap();
-    let timelocked = send();
-    plant(serde_json::Value::Null).unwrap();
-    assert_bad_input(&timelocked, "CommitRevealWeightsVersion is 4");
+    let next = send(&["--reveal-round", "1000"]);
+    assert_exit!(next, 0);
+    let summary = json(&next);
+    let judged = &summary["reconciled"][0];
+    assert_eq!((judged["status"].as_str(), judged["commit_block"].as_u64()), (Some("lost"), Some(commit_block)), "{summary}");
+    assert!(judged["cause"].as_str().unwrap().contains("no drand pulse for round 1000"), "{judged}");
+    let actions: Vec<_> = receipts().iter().map(|r| r.action).collect();
+    assert_eq!(actions, [receipts::Action::CommitCrv3Weights, receipts::Action::Lost, receipts::Action::CommitCrv3Weights]);
+    let lost = &receipts()[1];
+    assert_eq!((lost.extrinsic_hash.as_str(), lost.block), (rows[0].extrinsic_hash.as_str(), reveal_block), "judged at the reveal block");
+    // Judged once: the run after does not judge it again (a block later: the SDK's rate limit
+    // wants more than WeightsSetRateLimit = 0 blocks since the last commit).
+    block_on(async { Seeder::connect(&chain.url).await?.new_blocks(1).await }).unwrap();
+    let again = send(&["--reveal-round", "1000", "--dry-run"]);
+    assert_exit!(again, 0);
+    assert!(json(&again)["reconciled"].as_array().is_none_or(|r| r.iter().all(|j| j["status"] == "waiting")), "{}", again.stdout_text());
+
+    // Ten unrevealed commits in the epoch the next commit would join: the chain's limit, refused first.
+    let head = block_on(async { Seeder::connect(&chain.url).await?.head().await }).unwrap();
+    let next_epoch = valkit::chain::timelock::commit_epoch_v1(head + 1, netuid, 10);
+    let ten: Vec<serde_json::Value> = (0..10).map(|_| serde_json::json!([account(&validator).to_string(), "0x00", 1000])).collect();
+    block_on(async {
+        Seeder::connect(&chain.url)
+            .await?
+            .set_storage(serde_json::json!({"SubtensorModule": {"CRV3WeightCommits": [[[netuid, next_epoch], ten]]}}))
+            .await
+    })
+    .unwrap();
+    let full = send(&["--reveal-round", "1000"]);
+    assert_exit!(full, 3);
+    assert!(full.stdout_text().contains("TooManyUnrevealedCommits"), "{}", full.stdout_text());
 }
 
 #[test]
@@ -457,14 +518,21 @@ fn run_loop_sets_weights_on_chain_and_retries_only_what_may_pass() {
     let cycle = || crate::run_loop::run_loop(&workdir, &demo.hub.url, &dir.path("cache"), &env);
     let first = cycle();
     assert_eq!(first.code, 0, "{}", first.log);
+    // The demo subnet has commit-reveal on: the cycle's weights went out as a timelocked commit.
     let receipts = read_table::<receipts::Receipts>(&workdir.join("state/receipts.parquet")).rows;
     assert_eq!(receipts.len(), 1);
+    assert_eq!(receipts[0].action, receipts::Action::CommitCrv3Weights);
     let sent: Vec<(u16, u16)> = receipts[0].uids.iter().copied().zip(receipts[0].values.iter().copied()).collect();
     let step = crate::run_loop::steps(&workdir)[0].clone();
     let table = read_table::<weights::Weights>(&step.join("weights.parquet"));
     let expected: Vec<(u16, u16)> = table.rows.iter().filter(|r| r.weight_u16 > 0).map(|r| (r.uid, r.weight_u16)).collect();
     assert_eq!(sent, expected);
-    assert_eq!(block_on(async { Seeder::connect(&chain.url).await?.weights(netuid, 0).await }).unwrap(), expected);
+    let epoch = receipts[0].commit_epoch.unwrap();
+    let queued = block_on(async { Seeder::connect(&chain.url).await?.crv3_commits(netuid, epoch).await }).unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(Some(hex::encode(sha2::Sha256::digest(&queued[0].1))), receipts[0].commit_sha256);
+    assert!(first.log.contains("set-weights: exit 0"), "{}", first.log);
+    assert_eq!(block_on(async { Seeder::connect(&chain.url).await?.weights(netuid, 0).await }).unwrap(), vec![]);
 
     // Too soon (exit 3) is retried, up to SET_WEIGHTS_RETRIES; the step itself completed.
     block_on(async { Seeder::connect(&chain.url).await?.set_weights_rate_limit(netuid, 100).await }).unwrap();

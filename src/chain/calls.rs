@@ -22,6 +22,13 @@ pub fn set_weights(netuid: u16, uids: &[u16], values: &[u16], version_key: u64) 
     subxt::dynamic::tx(PALLET, "set_weights", Composite::unnamed(vec![u(netuid), u16s(uids), u16s(values), u(version_key)]))
 }
 
+/// `set_mechanism_weights(netuid, mecid, dests, weights, version_key)` (call 119, runtimes with
+/// mechanisms).
+pub fn set_mechanism_weights(netuid: u16, mechanism: u8, uids: &[u16], values: &[u16], version_key: u64) -> Call {
+    let args = vec![u(netuid), u(mechanism), u16s(uids), u16s(values), u(version_key)];
+    subxt::dynamic::tx(PALLET, "set_mechanism_weights", Composite::unnamed(args))
+}
+
 /// `commit_weights(netuid, commit_hash)`.
 pub fn commit_weights(netuid: u16, hash: [u8; 32]) -> Call {
     subxt::dynamic::tx(PALLET, "commit_weights", Composite::unnamed(vec![u(netuid), Value::from_bytes(hash)]))
@@ -88,6 +95,7 @@ mod tests {
             ("subtensorModule.commitTimelockedMechanismWeights", commit_timelocked_mechanism_weights(2, 0, &commit, 1_000_000, 4)),
             ("subtensorModule.commitCrv3Weights", commit_crv3_weights(2, &commit, 1_000_000)),
             ("subtensorModule.setWeights", set_weights(2, &[0, 1, 2, 3], &[65535, 32768, 16384, 1], 7)),
+            ("subtensorModule.setMechanismWeights", set_mechanism_weights(2, 0, &[0, 1, 2, 3], &[65535, 32768, 16384, 1], 7)),
         ];
         let files = vectors["files"].as_array().unwrap();
         assert_eq!(files.len(), 5, "the five runtimes of chain-next");
@@ -109,8 +117,9 @@ mod tests {
                 }
             }
         }
-        // 293 has set_weights and crv3; the four newer ones set_weights and both CRv4 calls.
-        assert_eq!(checked, 2 + 4 * 3);
+        // 293 has set_weights and crv3; the four newer ones set_weights, set_mechanism_weights and
+        // both CRv4 calls.
+        assert_eq!(checked, 2 + 4 * 4);
     }
 
     #[test]

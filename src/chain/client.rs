@@ -199,6 +199,10 @@ impl Block<'_> {
         self.at.spec_version()
     }
 
+    pub fn endpoint(&self) -> &str {
+        self.chain.endpoint()
+    }
+
     /// A single storage value, or the item's default when nothing is stored.
     pub async fn value<K, V>(&self, pallet: &str, item: &str, keys: K) -> anyhow::Result<V>
     where
@@ -242,6 +246,11 @@ impl Block<'_> {
         self.at.metadata_ref().pallet_by_name(pallet).and_then(|p| p.call_variant_by_name(call)).is_some()
     }
 
+    /// Whether the runtime at this block declares the storage item `pallet.item`.
+    pub fn has_storage(&self, pallet: &str, item: &str) -> bool {
+        self.at.metadata_ref().pallet_by_name(pallet).and_then(|p| p.storage()).and_then(|s| s.entry_by_name(item)).is_some()
+    }
+
     /// Every entry of a double map under `netuid`, keyed by the second key (Identity or a
     /// `*Concat` hasher, so the key is readable), with the raw SCALE value bytes.
     pub async fn scan<K2>(&self, pallet: &str, item: &str, netuid: u16) -> anyhow::Result<BTreeMap<K2, Vec<u8>>>
@@ -268,6 +277,16 @@ impl Block<'_> {
     pub async fn runtime_api(&self, api: &str, method: &str, netuid: u16) -> anyhow::Result<Value> {
         let what = format!("{api}.{method}");
         let payload = dynamic::runtime_api_call::<_, Value>(api, method, (netuid,));
+        self.chain.call(&what, self.at.runtime_apis().call(payload)).await
+    }
+
+    /// A runtime API call without arguments, decoded as `V`.
+    pub async fn runtime_api_value<V>(&self, api: &str, method: &str) -> anyhow::Result<V>
+    where
+        V: subxt::ext::scale_decode::DecodeAsType,
+    {
+        let what = format!("{api}.{method}");
+        let payload = dynamic::runtime_api_call::<_, V>(api, method, ());
         self.chain.call(&what, self.at.runtime_apis().call(payload)).await
     }
 }

@@ -97,6 +97,31 @@ fn first_reveal_block_v1(current_block: u64, netuid_index: u16, tempo: u64, reve
     (current_epoch + reveal_period).saturating_mul(tempo_plus_one).saturating_sub(netuid_plus_one)
 }
 
+/// The epoch a commit included in block `b` is filed under on runtimes that count epochs by
+/// the block number (spec 293 `do_commit_crv3_weights`, `subnets/weights.rs:262-266`): the
+/// epoch index `(b + netuid + 1) / (tempo + 1)`, or the next when `b` itself runs the epoch.
+pub fn commit_epoch_v1(b: u64, netuid: u16, tempo: u16) -> u64 {
+    let (netuid_plus_one, tempo_plus_one) = (u64::from(netuid) + 1, u64::from(tempo) + 1);
+    let index = (b + netuid_plus_one) / tempo_plus_one;
+    // `should_run_epoch`: (b + netuid + 1) % (tempo + 1) == tempo (run_coinbase.rs:817-846).
+    let runs = tempo != 0 && (b + netuid_plus_one) % tempo_plus_one == u64::from(tempo);
+    index + u64::from(runs)
+}
+
+/// The block at which such a runtime reveals the commits filed under `epoch`: it reveals in the
+/// block that runs an epoch, taking the queue of `current − (period − 1)` (spec 293
+/// `reveal_commits.rs:28-40`, called from `run_coinbase.rs:218-220`), i.e. in the epoch block
+/// that ends epoch `epoch + period − 1`. `None` for tempo 0 (no epoch ever runs) or when the
+/// chain would call it too early (`cur_epoch < 2`).
+pub fn reveal_block_v1(epoch: u64, netuid: u16, tempo: u16, reveal_period: u64) -> Option<u64> {
+    let revealing = epoch + reveal_period.max(1) - 1;
+    if tempo == 0 || revealing < 2 {
+        return None;
+    }
+    // The epoch block B of epoch e has (B + netuid + 1) = e·(tempo + 1) + tempo.
+    (revealing * (u64::from(tempo) + 1) + u64::from(tempo)).checked_sub(u64::from(netuid) + 1)
+}
+
 /// Blocks since the last epoch after which one runs whatever the tempo says (subtensor's
 /// `MAX_TEMPO`; bittensor-drand 2.0 `src/constants.rs:6-9`).
 const MAX_TEMPO: u64 = 50_400;
@@ -165,6 +190,19 @@ pub fn first_reveal_block_v2(state: EpochState, reveal_period: u64) -> Result<u6
         state = state.after(b);
     }
     Err(format!("no reveal epoch within {} blocks of block {included}", last - included))
+}
+
+/// The epoch a commit included in the block after `state.block` is filed under on runtimes
+/// with stateful epochs (subtensor `current_epoch_with_lookahead`, `weights.rs:344-347`).
+pub fn commit_epoch_v2(state: EpochState) -> u64 {
+    state.epoch_at(state.block + 1)
+}
+
+/// The last block at which a runtime with stateful epochs can reveal a commit included in the
+/// block after `state.block`: it tries every block of the reveal epoch until the pulse is there
+/// (subtensor `reveal_commits.rs:37-80`), so this is the block before the epoch after it.
+pub fn last_reveal_block_v2(state: EpochState, reveal_period: u64) -> Result<u64, String> {
+    Ok(first_reveal_block_v2(state, reveal_period + 1)? - 1)
 }
 
 /// bittensor-drand 2.0's reveal round (`generate_commit_v2`, `src/drand.rs:160-204`): the pulse
@@ -268,6 +306,43 @@ mod tests {
             }
         }
         assert_eq!((v1, v2, errors), (13, 27, 1), "every case was checked");
+    }
+
+    #[test]
+    fn spec_293_files_and_reveals_commits_by_the_block_number() {
+        // netuid 2, tempo 10: epochs of 11 blocks; block B runs an epoch when (B + 3) % 11 == 10,
+        // i.e. B = 7, 18, 29, …; epoch index (B + 3) / 11.
+        assert_eq!(commit_epoch_v1(8, 2, 10), 1);
+        assert_eq!(commit_epoch_v1(17, 2, 10), 1);
+        assert_eq!(commit_epoch_v1(18, 2, 10), 2, "an epoch block files under the next epoch");
+        assert_eq!(commit_epoch_v1(19, 2, 10), 2);
+        // Period 1: epoch 2's commits are revealed by the epoch block that ends epoch 2, 29.
+        assert_eq!(reveal_block_v1(2, 2, 10, 1), Some(29));
+        assert_eq!(reveal_block_v1(2, 2, 10, 0), Some(29), "period 0 acts as 1");
+        assert_eq!(reveal_block_v1(2, 2, 10, 2), Some(40));
+        assert_eq!(reveal_block_v1(1, 2, 10, 1), None, "the chain skips epochs below 2");
+        assert_eq!(reveal_block_v1(5, 2, 0, 1), None);
+        // The SDK's v1 first reveal block is the block after it (the first of epoch 3).
+        assert_eq!(first_reveal_block_v1(19, 2, 10, 1), 30);
+    }
+
+    #[test]
+    fn stateful_epochs_reveal_through_the_whole_reveal_epoch() {
+        // Tempo 10, last epoch at block 100, index 9, read at block 103: epochs run at 110, 120…
+        let state = EpochState {
+            last_epoch_block: 100,
+            pending_epoch_at: 0,
+            subnet_epoch_index: 9,
+            tempo: 10,
+            blocks_since_last_step: 3,
+            block: 103,
+        };
+        assert_eq!(commit_epoch_v2(state), 9);
+        // Period 1: epoch 10 starts at the look-ahead of block 110 and ends before 120.
+        assert_eq!(first_reveal_block_v2(state, 1), Ok(110));
+        assert_eq!(last_reveal_block_v2(state, 1), Ok(119));
+        let at_epoch = EpochState { block: 109, blocks_since_last_step: 9, ..state };
+        assert_eq!(commit_epoch_v2(at_epoch), 10, "included in an epoch block: the next epoch");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::stages::set_weights;
 /// Send a weights table to the chain as the bittensor SDK would (or preview it with --dry-run).
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  valkit set-weights --weights step/weights.parquet --netuid 9 --dry-run\n  valkit set-weights --network finney --netuid 9 --wallet validator \\\n      --hotkey default --weights step/weights.parquet\n\nWithout --network, --dry-run only converts: the exact uids and u16 values that would be sent,\nand the uids whose weight rounds to zero. With --network it first checks, with a message for\neach: the hotkey is registered, has a validator permit, the version key is not below the\nsubnet's WeightsVersionKey, and the rate limit has passed (exit 3, with the blocks to go).\nWith commit-reveal on, a run commits (the salt kept in --state-dir) and a later run reveals.\nEach submission appends a row to the receipts table."
+    after_help = "Examples:\n  valkit set-weights --weights step/weights.parquet --netuid 9 --dry-run\n  valkit set-weights --network finney --netuid 9 --wallet validator \\\n      --hotkey default --weights step/weights.parquet\n\nWithout --network, --dry-run only converts: the exact uids and u16 values that would be sent,\nand the uids whose weight rounds to zero. With --network it first checks, with a message for\neach: the hotkey is registered, has a validator permit, the version key is not below the\nsubnet's WeightsVersionKey, and the rate limit has passed (exit 3, with the blocks to go).\nWith commit-reveal on, it sends a drand-timelocked commit that the chain reveals itself\n(CRv4; CRv3 on older runtimes), after the chain's own checks; each later run confirms earlier\ncommits whose reveal block has passed (revealed, or lost and why). Each submission and each\nconfirmation is a row of the receipts table."
 )]
 pub struct Args {
     /// The weights table written by compute-wins.
@@ -35,6 +35,12 @@ pub struct Args {
     /// Version key sent with the weights [default: the one compute-wins recorded in the table].
     #[arg(long, value_name = "K")]
     version_key: Option<u64>,
+    /// The subnet mechanism the weights are for (runtimes with mechanisms).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    mechanism: u8,
+    /// Encrypt a timelocked commit to this drand round instead of the SDK's (re-sending a lost commit).
+    #[arg(long, value_name = "ROUND")]
+    reveal_round: Option<u64>,
     /// Check and show what would be sent; send nothing.
     #[arg(long)]
     dry_run: bool,
@@ -69,7 +75,9 @@ pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
     let options = set_weights::Options {
         weights: Location::parse(&args.weights)?,
         netuid: args.netuid,
+        mechanism: args.mechanism,
         version_key: args.version_key,
+        reveal_round: args.reveal_round,
         dry_run: args.dry_run,
         chain,
     };
@@ -94,8 +102,20 @@ would send {} uids (version key {key}): {pairs}",
     if !p.dropped_by_rounding.is_empty() {
         human.push_str(&format!("\nnot sent (weight rounds to 0): uids {:?}", p.dropped_by_rounding));
     }
+    if let Some(reason) = &summary.path_reason {
+        human.push_str(&format!("\n{reason}"));
+    }
     if let Some(included) = &summary.included {
         human.push_str(&format!("\nincluded in block {} ({})", included.block, included.block_hash));
+    }
+    if let Some(c) = &summary.commit {
+        human.push_str(&format!(
+            "\ntimelocked to drand round {} ({}); filed under epoch {}, the chain reveals it by block {} ({} bytes, sha256 {})",
+            c.reveal_round, c.round_rule, c.commit_epoch, c.reveal_block, c.ciphertext_bytes, c.ciphertext_sha256
+        ));
+    }
+    for r in &summary.reconciled {
+        human.push_str(&format!("\n{}", r.line()));
     }
     if let Some(block) = summary.reveal_from_block {
         human.push_str(&format!("\nreveal from block {block} (run set-weights again then)"));

@@ -17,6 +17,7 @@ use subxt::utils::AccountId32;
 use crate::chain::client::{field_u128s, ss58, Chain};
 use crate::chain::commitment::ModelId;
 use crate::chain::registration;
+use crate::chain::subnet::{self, Hyperparameters};
 use crate::competition::Profile;
 use crate::exit::Outcome;
 use crate::files::{self, Location};
@@ -57,15 +58,13 @@ pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
     let at = chain.at(opts.block).await?;
     let netuid = opts.netuid;
     let block = at.number();
-    if !at.value::<_, bool>("SubtensorModule", "NetworksAdded", (netuid,)).await? {
-        bail!("netuid {netuid} does not exist on {} at block {block}", chain.endpoint());
-    }
-    let n: u16 = at.value("SubtensorModule", "SubnetworkN", (netuid,)).await?;
-    let keys = at.scan::<u16>("SubtensorModule", "Keys", netuid).await?;
-    let registered = at.scan::<u16>("SubtensorModule", "BlockAtRegistration", netuid).await?;
-    let weights = at.scan::<u16>("SubtensorModule", "Weights", netuid).await?;
-    let commitments = at.scan::<AccountId32>("Commitments", "CommitmentOf", netuid).await?;
-    let permits: Vec<bool> = at.value("SubtensorModule", "ValidatorPermit", (netuid,)).await?;
+    subnet::ensure_exists(&at, netuid).await?;
+    let n = subnet::size(&at, netuid).await?;
+    let keys = subnet::per_uid(&at, "Keys", netuid).await?;
+    let registered = subnet::per_uid(&at, "BlockAtRegistration", netuid).await?;
+    let weights = subnet::per_uid(&at, "Weights", netuid).await?;
+    let commitments = subnet::commitments(&at, netuid).await?;
+    let permits = subnet::validator_permits(&at, netuid).await?;
 
     let mut hotkeys = Vec::with_capacity(usize::from(n));
     for uid in 0..n {
@@ -73,11 +72,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
             keys.get(&uid).with_context(|| format!("uid {uid} of netuid {netuid} has no hotkey at block {block} (SubnetworkN is {n})"))?;
         hotkeys.push(AccountId32(raw.as_slice().try_into().context("a Keys value is not a 32-byte account")?));
     }
-    let coldkeys: Vec<AccountId32> = futures::stream::iter(hotkeys.iter())
-        .map(|hotkey| at.value::<_, AccountId32>("SubtensorModule", "Owner", (*hotkey,)))
-        .buffered(CONCURRENT_READS)
-        .try_collect()
-        .await?;
+    let coldkeys: Vec<AccountId32> =
+        futures::stream::iter(hotkeys.iter()).map(|hotkey| subnet::owner(&at, hotkey)).buffered(CONCURRENT_READS).try_collect().await?;
     let stakes = total_stakes(&at, netuid, usize::from(n)).await?;
 
     let mut rows = Vec::with_capacity(usize::from(n));
@@ -117,7 +113,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
     provenance.insert(metagraph::PROVENANCE_SYNC_BLOCK.to_string(), sync_block.to_string());
     provenance.insert(metagraph::PROVENANCE_SYNC_BLOCK_HASH.to_string(), sync_block_hash.clone());
     provenance.insert("subnetwork_n".to_string(), n.to_string());
-    for (key, value) in hyperparameters(&at, netuid).await? {
+    for (key, value) in Hyperparameters::read(&at, netuid).await?.pairs() {
         provenance.insert(key.to_string(), value);
     }
 
@@ -179,19 +175,6 @@ async fn total_stakes(at: &crate::chain::client::Block<'_>, netuid: u16, n: usiz
         bail!("SubnetInfoRuntimeApi.get_metagraph gives {} stakes for {n} uids", stakes.len());
     }
     Ok(stakes.into_iter().map(|rao| rao as f64 / RAO_PER_TAO).collect())
-}
-
-async fn hyperparameters(at: &crate::chain::client::Block<'_>, netuid: u16) -> anyhow::Result<Vec<(&'static str, String)>> {
-    const M: &str = "SubtensorModule";
-    let key = (netuid,);
-    Ok(vec![
-        ("tempo", at.value::<_, u16>(M, "Tempo", key).await?.to_string()),
-        ("weights_version_key", at.value::<_, u64>(M, "WeightsVersionKey", key).await?.to_string()),
-        ("weights_rate_limit", at.value::<_, u64>(M, "WeightsSetRateLimit", key).await?.to_string()),
-        ("commit_reveal_weights_enabled", at.value::<_, bool>(M, "CommitRevealWeightsEnabled", key).await?.to_string()),
-        ("min_allowed_weights", at.value::<_, u16>(M, "MinAllowedWeights", key).await?.to_string()),
-        ("max_weights_limit", at.value::<_, u16>(M, "MaxWeightsLimit", key).await?.to_string()),
-    ])
 }
 
 fn decode_u64(bytes: &[u8]) -> anyhow::Result<u64> {

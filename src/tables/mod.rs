@@ -131,8 +131,11 @@ pub fn legend(name: &str) -> Option<&'static [Column]> {
 pub trait Table {
     /// The `valkit.table` value.
     const NAME: &'static str;
-    /// Bumped whenever a column changes meaning or is removed; readers refuse other versions.
+    /// Bumped whenever a column is added, changes meaning or is removed; readers refuse versions
+    /// outside `OLDEST_READABLE..=SCHEMA_VERSION`.
     const SCHEMA_VERSION: u32;
+    /// The oldest version `decode` still reads (its missing columns decode as absent).
+    const OLDEST_READABLE: u32 = Self::SCHEMA_VERSION;
     /// What each column means, in `schema()` order, and whether `inspect` shows it by default.
     const LEGEND: &'static [Column];
     type Row;
@@ -251,7 +254,7 @@ pub fn decode_file<T: Table>(input: &InputFile) -> Result<TableFile<T::Row>, Err
         Some(_) => {}
     }
     let version = meta.schema_version.as_deref().unwrap_or("(missing)");
-    if version.trim().parse::<u32>() != Ok(T::SCHEMA_VERSION) {
+    if !version.trim().parse::<u32>().is_ok_and(|v| (T::OLDEST_READABLE..=T::SCHEMA_VERSION).contains(&v)) {
         return Err(Error::SchemaVersion {
             location: location.clone(),
             table: T::NAME,
