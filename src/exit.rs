@@ -7,6 +7,7 @@
 //! | 2 | error: bad input, nothing written |
 //! | 3 | nothing to do yet |
 //! | 4 | a remote service is unreachable |
+//! | 128+N | stopped by signal N (SIGHUP 129, SIGINT 130, SIGTERM 143): nothing published, finished work kept for `--resume` |
 
 use std::process::ExitCode;
 
@@ -28,15 +29,56 @@ pub struct Unreachable {
     pub detail: String,
 }
 
+/// A stop: by a stop signal this process received, or one that killed a worker (`interrupt`).
+#[derive(Debug, thiserror::Error)]
+#[error("stopped by {} ({what}): nothing was published; finished work is kept for --resume", signal_name(*.signal))]
+pub struct Interrupted {
+    pub signal: i32,
+    pub what: String,
+}
+
+impl Interrupted {
+    /// 128 + the signal's number, as a shell reports a process the signal ended.
+    pub fn exit_code(&self) -> u8 {
+        u8::try_from(128 + self.signal).unwrap_or(255)
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        15 => "SIGTERM",
+        _ => "a signal",
+    }
+}
+
+/// Ends the process at once for a stop that came outside any `Result` (the signal thread): its
+/// one line, then its exit code.
+pub fn stopped_now(stop: Interrupted) -> ! {
+    #[allow(clippy::print_stderr)] // the process ends here; the printer belongs to the main thread
+    {
+        eprintln!("error: {stop}");
+    }
+    #[allow(clippy::disallowed_methods)] // the one exit outside main's return, with the table's code
+    std::process::exit(i32::from(stop.exit_code()))
+}
+
 pub fn code(result: &anyhow::Result<Outcome>) -> ExitCode {
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Partial { .. }) => ExitCode::from(1),
         Ok(Outcome::NothingToDo { .. }) => ExitCode::from(3),
         Err(err) if is_broken_pipe(err) => ExitCode::SUCCESS,
+        Err(err) if stop_code(err).is_some() => ExitCode::from(stop_code(err).unwrap_or(2)),
         Err(err) if err.chain().any(is_unreachable) => ExitCode::from(4),
         Err(_) => ExitCode::from(2),
     }
+}
+
+/// 128 + N for a run stopped by signal N.
+fn stop_code(err: &anyhow::Error) -> Option<u8> {
+    err.chain().find_map(|e| e.downcast_ref::<Interrupted>()).map(Interrupted::exit_code)
 }
 
 fn is_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
@@ -87,5 +129,8 @@ mod tests {
         let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
         let piped: anyhow::Result<Outcome> = Err(anyhow::Error::new(pipe).context("writing rows"));
         assert_eq!(code(&piped), ExitCode::SUCCESS);
+        let stopped = Interrupted { signal: 15, what: "it killed the worker of uid 2".into() };
+        let stopped: anyhow::Result<Outcome> = Err(anyhow::Error::new(stopped).context("evaluating"));
+        assert_eq!(code(&stopped), ExitCode::from(143));
     }
 }

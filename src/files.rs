@@ -143,11 +143,14 @@ pub fn read(location: &Location) -> Result<InputFile, Error> {
 }
 
 /// A file being written: a temporary beside the target until `commit` renames it into place.
-/// Dropped without `commit`, the temporary is removed and the target is untouched.
+/// Dropped without `commit`, the temporary is removed and the target is untouched. Its bytes are
+/// in memory already, so an operator's stop waits for it (no temporary is left behind).
 pub struct AtomicFile {
     target: PathBuf,
     temp: PathBuf,
     file: Option<File>,
+    /// Dropped last, after the temporary is renamed or removed.
+    _whole: crate::interrupt::Critical,
 }
 
 impl AtomicFile {
@@ -169,6 +172,7 @@ impl AtomicFile {
             _ => PathBuf::from("."),
         };
         let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let whole = crate::interrupt::Critical::enter();
         let err = |source| Error::Write { location: Location::Path(target.to_path_buf()), source };
         // Like `cargo build --target-dir`, a missing output directory is created.
         match mode {
@@ -188,7 +192,7 @@ impl AtomicFile {
             // A stale temporary of the same name keeps its old mode through `open`.
             file.set_permissions(fs::Permissions::from_mode(mode)).map_err(err)?;
         }
-        Ok(Self { target: target.to_path_buf(), temp, file: Some(file) })
+        Ok(Self { target: target.to_path_buf(), temp, file: Some(file), _whole: whole })
     }
 
     pub fn commit(mut self) -> Result<(), Error> {

@@ -12,6 +12,7 @@ pub mod exit;
 pub mod files;
 pub mod format;
 pub mod hub;
+pub mod interrupt;
 pub mod kernels;
 pub mod logging;
 pub mod loss;

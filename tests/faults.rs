@@ -331,3 +331,174 @@ fn a_broken_datasets_server_is_exit_4_soon_and_bodies_stay_bounded() {
     }
     report("a datasets server failing every request, oversized or endless bodies, a 429 storm", 5);
 }
+
+/// Sends `signal` to a process, or to its whole process group with a negative pid.
+fn send_signal(pid: i32, signal: i32) {
+    // SAFETY: kill(2) on a process (group) this test spawned.
+    let _ = unsafe { libc::kill(pid, signal) };
+}
+
+/// eval-losses in a process group of its own, as a service manager starts it.
+fn eval_in_group(dir: &TestDir, out: &str, extra: &[&str]) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = eval_command(dir, out, extra);
+    cmd.process_group(0).stderr(Stdio::piped());
+    cmd.spawn().unwrap()
+}
+
+/// What a stopped run may end as: finished (0), or stopped (128 + N), or — a signal before the
+/// handler was in place, in the first milliseconds — killed by it.
+fn stopped_or_finished(status: std::process::ExitStatus, signal: i32) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.code() == Some(0) || status.code() == Some(128 + signal) || status.signal() == Some(signal)
+}
+
+#[test]
+fn a_stop_signal_to_the_job_the_parent_or_a_worker_stops_the_run_and_resume_gives_the_same_bytes() {
+    let dir = TestDir::new();
+    write_batches(&dir);
+    let rows: Vec<models::Row> = good_models().iter().map(|(uid, _, path)| model_row(*uid, Some(path))).collect();
+    write_table::<models::Models>(&dir.path("models.parquet"), rows, &[]);
+    let started = Instant::now();
+    assert_exit!(eval(&dir, "reference.parquet", &[]), 0);
+    let full = started.elapsed();
+    let reference = std::fs::read(dir.path("reference.parquet")).unwrap();
+    let mut stopped = 0;
+
+    // The whole group (systemd's stop, Ctrl-C) and the parent alone, at several moments; the
+    // output of an earlier run stays as it was until a run finishes.
+    for (i, fraction) in fractions(12).into_iter().enumerate() {
+        let (signal, group) = [(libc::SIGTERM, true), (libc::SIGINT, true), (libc::SIGHUP, false), (libc::SIGTERM, false)][i % 4];
+        let out = format!("stopped-{i}.parquet");
+        std::fs::write(dir.path(&out), &reference).unwrap();
+        let child = eval_in_group(&dir, &out, &[]);
+        std::thread::sleep(full.mul_f64(0.1 + fraction * 0.8));
+        let pid = i32::try_from(child.id()).unwrap();
+        send_signal(if group { -pid } else { pid }, signal);
+        let result = child.wait_with_output().unwrap();
+        assert!(stopped_or_finished(result.status, signal), "stop {i}: {:?} {}", result.status, String::from_utf8_lossy(&result.stderr));
+        if result.status.code() == Some(128 + signal) {
+            stopped += 1;
+            assert!(String::from_utf8_lossy(&result.stderr).contains("nothing was published"), "stop {i}");
+        }
+        assert!(std::fs::read(dir.path(&out)).unwrap() == reference, "stop {i}: the earlier output is intact");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path(""))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "stop {i}: {leftovers:?}");
+        let resumed = eval(&dir, &out, &["--resume"]);
+        assert_exit!(resumed, 0, "stop {i}");
+        assert!(std::fs::read(dir.path(&out)).unwrap() == reference, "stop {i} after {fraction:.2}: resumed table differs");
+    }
+    assert!(stopped >= 6, "the stops landed while the run was going: {stopped} of 12");
+
+    // A worker alone, by a signal valkit never sends to it: the run stops (128 + N), records
+    // nothing for that model and publishes nothing; --resume finishes it to the same bytes.
+    for (fault, code) in [("sigterm", 143), ("sighup", 129)] {
+        let out = format!("worker-{fault}.parquet");
+        let r = eval_with_env(&dir, &out, &[], &[("VALKIT_TEST_FAULT", &format!("2:{fault}"))]);
+        assert_eq!(r.code, code, "{fault}: {}", r.stderr);
+        assert!(r.stderr.contains("it killed the worker of uid 2") && r.stderr.contains("nothing was published"), "{}", r.stderr);
+        assert!(!dir.path(&out).exists(), "{fault}: nothing published");
+        let journal = std::fs::read_to_string(dir.path(&format!(".{out}.journal"))).unwrap();
+        assert_eq!(journal.lines().count(), 1 + 2, "{fault}: the header and the two models before uid 2");
+        assert_exit!(eval(&dir, &out, &["--resume"]), 0);
+        assert!(std::fs::read(dir.path(&out)).unwrap() == reference, "{fault}: resumed table differs");
+    }
+    report("eval-losses SIGTERM/SIGINT/SIGHUP to the job or the parent, then --resume (byte-identical)", 12);
+    report("a worker alone stopped by SIGTERM or SIGHUP: the run stops, then --resume (byte-identical)", 2);
+}
+
+#[test]
+fn a_worker_killed_by_a_signal_valkit_did_not_send_is_evaluated_again_once_on_resume() {
+    let dir = TestDir::new();
+    write_batches(&dir);
+    let rows: Vec<models::Row> = good_models().iter().take(3).map(|(uid, _, path)| model_row(*uid, Some(path))).collect();
+    write_table::<models::Models>(&dir.path("models.parquet"), rows, &[]);
+    assert_exit!(eval(&dir, "reference.parquet", &[]), 0);
+    let reference = std::fs::read(dir.path("reference.parquet")).unwrap();
+    let sigkill = [("VALKIT_TEST_FAULT", "2:sigkill")];
+    let reasons = |out: &str| -> Vec<String> {
+        crate::eval_losses::losses_by_uid(&dir.path(out))[&2].iter().map(|r| r.reason.clone().unwrap_or_default()).collect()
+    };
+
+    // Killed once (the OOM killer, an operator's kill -9): a failure, which --resume retries.
+    let once = eval_with_env(&dir, "once.parquet", &[], &sigkill);
+    assert_eq!(once.code, 1, "{}", once.stderr);
+    assert!(reasons("once.parquet").iter().all(|r| r.starts_with("out-of-memory: the worker was killed")));
+    assert_exit!(eval(&dir, "once.parquet", &["--resume"]), 0);
+    assert!(std::fs::read(dir.path("once.parquet")).unwrap() == reference, "retried to the reference");
+
+    // Killed again when retried: it stays a failure, and no later --resume retries it.
+    assert_eq!(eval_with_env(&dir, "twice.parquet", &[], &sigkill).code, 1);
+    assert_eq!(eval_with_env(&dir, "twice.parquet", &["--resume"], &sigkill).code, 1);
+    let second = reasons("twice.parquet");
+    assert!(second.iter().all(|r| r.ends_with("(the same again when --resume evaluated it once more)")), "{second:?}");
+    let before = std::fs::read(dir.path("twice.parquet")).unwrap();
+    let r = eval_with_env(&dir, "twice.parquet", &["--resume", "--json"], &sigkill);
+    assert_eq!(r.code, 1);
+    let summary: Value = serde_json::from_str(&r.stdout_text()).unwrap();
+    assert_eq!(summary["resumed_rows"], 9, "nothing evaluated again");
+    assert!(std::fs::read(dir.path("twice.parquet")).unwrap() == before, "not evaluated again");
+    report("a worker SIGKILLed once (retried by --resume) or twice (kept a failure)", 2);
+}
+
+/// `args` as a job of its own process group, stopped at `n` moments of a run that takes `full`
+/// by `signal` to the whole group; each run ends finished (`finished_code`) or stopped (128 + N,
+/// or killed by it in its first milliseconds), and `check` holds after each. Returns the stops.
+fn stop_jobs(args: &[String], n: usize, full: Duration, signal: i32, finished_code: i32, check: &dyn Fn(usize)) -> usize {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let mut stopped = 0;
+    for (i, fraction) in fractions(n as u64).into_iter().enumerate() {
+        let mut cmd = valkit();
+        cmd.args(args).process_group(0).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        std::thread::sleep(full.mul_f64(0.1 + fraction * 0.8));
+        send_signal(-i32::try_from(child.id()).unwrap(), signal);
+        let status = child.wait().unwrap();
+        let code = status.code();
+        assert!(
+            code == Some(finished_code) || code == Some(128 + signal) || status.signal() == Some(signal),
+            "{:?} stop {i}: {status:?}",
+            args[0]
+        );
+        stopped += usize::from(code == Some(128 + signal));
+        check(i);
+    }
+    stopped
+}
+
+#[test]
+fn sample_batches_and_compute_wins_stopped_by_a_signal_publish_nothing_half_done() {
+    let server = crate::fixtures::datasets::start();
+    let dir = TestDir::new();
+    let args = crate::sample_batches::sn9_args(&server, &dir.arg("b.parquet"));
+    let started = Instant::now();
+    assert_exit!(run_owned(&args), 1); // The Stack v2 needs AWS credentials: recorded, exit 1.
+    let full = started.elapsed();
+    let reference = std::fs::read(dir.path("b.parquet")).unwrap();
+    let intact = |i: usize| {
+        assert!(std::fs::read(dir.path("b.parquet")).unwrap() == reference, "sample-batches stop {i}: the batches differ");
+        let names: Vec<String> =
+            std::fs::read_dir(dir.path("")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "sample-batches stop {i}: {names:?}");
+    };
+    let stopped = stop_jobs(&args, 6, full, libc::SIGTERM, 1, &intact) + stop_jobs(&args, 4, full, libc::SIGINT, 1, &intact);
+    assert!(stopped >= 3, "the stops landed while sampling: {stopped} of 10");
+    report("sample-batches SIGTERM/SIGINT to the job at several moments", 10);
+
+    let out = dir.arg("out");
+    let args: Vec<String> = crate::compute_wins::demo_args(&out);
+    let started = Instant::now();
+    assert_exit!(run_owned(&args), 0);
+    let full = started.elapsed();
+    let one_set = |i: usize| {
+        assert_one_set(&dir.path("out"), &format!("compute-wins stop {i}"));
+        assert!(set_of(&dir.path("out"))[0].is_some(), "compute-wins stop {i}: the previous set is gone");
+    };
+    stop_jobs(&args, 10, full, libc::SIGTERM, 0, &one_set);
+    stop_jobs(&args, 5, full, libc::SIGHUP, 0, &one_set);
+    report("compute-wins SIGTERM/SIGHUP to the job at several moments", 15);
+}

@@ -91,6 +91,10 @@ impl Cli {
 }
 
 pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Outcome> {
+    // A worker keeps the default actions: its death by a stop signal tells its parent to stop.
+    if !matches!(cli.command, Command::EvalWorker(_)) {
+        crate::interrupt::install()?;
+    }
     match cli.command {
         Command::ComputeWins(args) => compute_wins::exec(*args, printer),
         Command::EvalLosses(args) => eval_losses::exec(*args, printer),

@@ -337,6 +337,8 @@ impl Submitter<'_> {
                 (calls::set_mechanism_weights(plan.netuid, m, &plan.uids, &plan.values, version_key), receipts::Action::SetMechanismWeights)
             }
         };
+        // A stop waits until the transaction is in and its receipt written.
+        let _sending = crate::interrupt::Critical::enter();
         match self.chain.submit(&call, &self.chain_opts.hotkey.keypair, MORTAL_BLOCKS).await {
             Ok(included) => {
                 let row =
@@ -438,6 +440,8 @@ impl Submitter<'_> {
             ),
             _ => (calls::commit_crv3_weights(netuid, &ciphertext, round), receipts::Action::CommitCrv3Weights),
         };
+        // A stop waits until the transaction is in and its receipt written.
+        let _sending = crate::interrupt::Critical::enter();
         let included = match self.chain.submit(&call, &hotkey.keypair, MORTAL_BLOCKS).await {
             Ok(included) => included,
             Err(e) if too_soon(&e) => return Ok(Sent::nothing(e.to_string())),
@@ -566,6 +570,8 @@ impl Submitter<'_> {
             }
             let call = calls::reveal_weights(netuid, &pending.uids, &pending.values, &pending.salt, pending.version_key);
             let action = receipts::Action::RevealWeights;
+            // A stop waits until the transaction is in and its receipt written.
+            let _sending = crate::interrupt::Critical::enter();
             match self.chain.submit(&call, &self.chain_opts.hotkey.keypair, MORTAL_BLOCKS).await {
                 Ok(included) => {
                     self.record(
@@ -611,6 +617,8 @@ impl Submitter<'_> {
         // Written before sending: a commit that lands must never lose its salt.
         write_pending(&state, &pending)?;
         let call = calls::commit_weights(netuid, hash);
+        // A stop waits until the transaction is in and its receipt written.
+        let _sending = crate::interrupt::Critical::enter();
         match self.chain.submit(&call, &self.chain_opts.hotkey.keypair, MORTAL_BLOCKS).await {
             Ok(included) => {
                 let pending = PendingCommit { commit_block: included.block, ..pending };

@@ -105,26 +105,36 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
     // the journal, the same snapshot); anything else is computed again.
     let mut previous: Vec<losses::Row> =
         previous_rows(opts, &batch_file.sha256)?.into_iter().filter(|r| current(r.uid, &r.hotkey)).collect();
-    let mut journal = None;
-    if let Some(out) = &anchor {
-        let path = journal::path_for(out);
-        let kept: Vec<journal::Entry> = if opts.resume {
+    let journal_path = anchor.as_deref().map(journal::path_for);
+    let mut kept: Vec<journal::Entry> = Vec::new();
+    if let Some(path) = &journal_path {
+        if opts.resume {
             let same_model =
                 |e: &journal::Entry| current(e.uid, &e.hotkey) && in_step.get(&e.uid).is_some_and(|m| m.local_path == e.local_path);
-            journal::read(&path, &header)?.into_iter().filter(same_model).collect()
-        } else {
-            if path.exists() {
-                tracing::warn!(journal = %path.display(), "an interrupted run's journal is discarded (pass --resume to keep its rows)");
-            }
-            Vec::new()
-        };
-        for entry in &kept {
-            for r in &entry.rows {
-                previous.push(r.to_row(entry.uid, &entry.hotkey)?);
-            }
+            kept = journal::read(path, &header)?.into_iter().filter(same_model).collect();
+        } else if path.exists() {
+            tracing::warn!(journal = %path.display(), "an interrupted run's journal is discarded (pass --resume to keep its rows)");
         }
-        journal = Some(journal::Writer::create(&path, &header, &kept)?);
     }
+    // The journal is newer than an output published before it: its models' rows replace those.
+    let journaled: BTreeSet<u16> = kept.iter().map(|e| e.uid).collect();
+    previous.retain(|r| !journaled.contains(&r.uid));
+    for entry in &kept {
+        for r in &entry.rows {
+            previous.push(r.to_row(entry.uid, &entry.hotkey)?);
+        }
+    }
+    // A worker killed by a signal valkit did not send may have died for the host's reasons (the
+    // kernel's OOM killer choosing it while something else used the memory): on --resume such a
+    // model is evaluated once more; the same death again stays its failure.
+    let retried: BTreeSet<u16> =
+        previous.iter().filter(|r| r.reason.as_deref().is_some_and(worker::retry_on_resume)).map(|r| r.uid).collect();
+    if !retried.is_empty() {
+        tracing::info!(uids = ?retried, "evaluating again the models whose worker a signal killed");
+    }
+    previous.retain(|r| !retried.contains(&r.uid));
+    kept.retain(|e| !retried.contains(&e.uid));
+    let mut journal = journal_path.as_deref().map(|path| journal::Writer::create(path, &header, &kept)).transpose()?;
     let mut by_competition: BTreeMap<u16, TaskBatches> = BTreeMap::new();
     for b in &batch_file.rows {
         by_competition.entry(b.competition_id).or_default().entry(b.task.as_str()).or_default().push(b);
@@ -137,7 +147,7 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
         candidates.into_iter().enumerate().filter(|(i, _)| i % opts.shard.count == opts.shard.index).map(|(_, m)| m).collect();
     let done: BTreeSet<(u16, String, u32)> = previous.iter().map(|r| (r.uid, r.task.clone(), r.batch_index)).collect();
     let mut rows = previous.clone();
-    let (mut failed_models, mut tokens, mut compute_seconds) = (0, 0u64, 0.0f64);
+    let (mut tokens, mut compute_seconds) = (0u64, 0.0f64);
     // Recorded for every competition of this shard's models, evaluated now or resumed, so that a
     // resumed run writes the bytes an uninterrupted one does.
     let competition_ids: BTreeSet<u16> =
@@ -173,7 +183,6 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
             let model_rows = failed_rows(m, competition_id, &todo, &reason);
             record(journal.as_mut(), m, &model_rows)?;
             rows.extend(model_rows);
-            failed_models += 1;
             continue;
         }
         let competition = competition_rules(opts.profile.as_ref(), competition_id, &model_file.meta.provenance)?;
@@ -181,16 +190,18 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
         let rules = Rules::of(competition_id, competition, precision);
         let todo_tokens: u64 = todo.values().flatten().map(|b| b.token_ids.len() as u64).sum();
         reporter.start(&format!("uid {}", m.uid), todo.values().map(|b| b.len() as u64).sum(), todo_tokens);
-        let (model_rows, model_compute) = evaluate_model(opts, m, &rules, &todo, reporter)?;
+        let (mut model_rows, model_compute) = evaluate_model(opts, m, &rules, &todo, reporter)?;
+        if retried.contains(&m.uid) {
+            worker::mark_second_death(&mut model_rows);
+        }
         compute_seconds += model_compute;
         reporter.finish();
-        if model_rows.iter().any(|r| r.status == losses::Status::Failed) {
-            failed_models += 1;
-        }
         tokens += model_rows.iter().map(|r| u64::from(r.n_tokens)).sum::<u64>();
         record(journal.as_mut(), m, &model_rows)?;
         rows.extend(model_rows);
     }
+    // Counted over the whole table, resumed rows included: the exit code says what it holds.
+    let failed_models = rows.iter().filter(|r| r.status == losses::Status::Failed).map(|r| r.uid).collect::<BTreeSet<_>>().len();
     let mut provenance = BTreeMap::new();
     provenance.insert("device".to_string(), opts.device_name.clone());
     // What was computed, however it was asked for (`--dtype auto` and `--dtype f32` give the same
@@ -232,6 +243,8 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
 fn record(journal: Option<&mut journal::Writer>, m: &models::Row, rows: &[losses::Row]) -> anyhow::Result<()> {
     let Some(journal) = journal else { return Ok(()) };
     let rows = rows.iter().map(journal::JournalRow::from_row).collect();
+    // A stop waits for the line: a checkpoint is written whole or not at all.
+    let _whole = crate::interrupt::Critical::enter();
     journal.append(&journal::Entry { uid: m.uid, hotkey: m.hotkey.clone(), local_path: m.local_path.clone(), rows })
 }
 

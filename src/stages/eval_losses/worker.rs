@@ -97,6 +97,8 @@ pub fn evaluate_in_child(
         .stderr(Stdio::piped())
         .spawn()
         .context("starting an eval-losses worker process")?;
+    // A stop of this run kills the worker with it.
+    let registered = crate::interrupt::Child::register(child.id());
     let mut stdin = child.stdin.take().expect("piped");
     let job_bytes = serde_json::to_vec(&job)?;
     // Written from a thread: a worker that dies early must not block the parent on a full pipe.
@@ -155,10 +157,20 @@ pub fn evaluate_in_child(
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
+    drop(registered);
     let status = child.wait().context("waiting for an eval-losses worker")?;
     let _ = feeder.join();
     let _ = reader.join();
     let stderr_tail = stderr_reader.join().unwrap_or_default();
+    // valkit never sends these to a worker: someone is stopping the run (a service manager whose
+    // signal reached the worker first, an operator's `kill`). Nothing of this model is recorded.
+    #[cfg(unix)]
+    if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status).filter(|s| crate::interrupt::STOP_SIGNALS.contains(s)) {
+        if !killed_for_time {
+            let what = format!("it killed the worker of uid {}", m.uid);
+            return Err(crate::interrupt::Interrupted { signal, what }.into());
+        }
+    }
     let reason = if killed_for_time {
         Some(format!("timeout: over {:.0} s", timeout.as_secs_f64()))
     } else if status.success() {
@@ -190,6 +202,25 @@ fn crash_reason(status: &std::process::ExitStatus, stderr_tail: &str) -> String 
     // Keep reasons free of paths and backtraces: only the first line of the error.
     let last: String = last.chars().take(200).collect();
     format!("crashed: exit {}{}", status.code().unwrap_or(-1), if last.is_empty() { String::new() } else { format!(": {last}") })
+}
+
+/// Appended to the reason of a model that a signal killed again when `--resume` retried it.
+const SAME_DEATH_AGAIN: &str = " (the same again when --resume evaluated it once more)";
+
+/// Whether `reason` says a signal valkit did not send killed the worker (SIGKILL, a crash
+/// signal), and `--resume` has not retried it yet.
+pub fn retry_on_resume(reason: &str) -> bool {
+    let by_signal = reason.starts_with("crashed: signal ") || reason.starts_with("out-of-memory: the worker was killed");
+    by_signal && !reason.ends_with(SAME_DEATH_AGAIN)
+}
+
+/// Marks the rows of a retried model that died the same way, so no later `--resume` retries it.
+pub fn mark_second_death(rows: &mut [losses::Row]) {
+    for r in rows {
+        if let Some(reason) = r.reason.as_mut().filter(|reason| retry_on_resume(reason)) {
+            reason.push_str(SAME_DEATH_AGAIN);
+        }
+    }
 }
 
 /// The worker's side (`valkit eval-worker`): one job from stdin, results on stdout.
@@ -275,6 +306,8 @@ fn inject_fault(uid: u16) {
         },
         "segv" => signal("SEGV"),
         "sigkill" => signal("KILL"),
+        "sigterm" => signal("TERM"),
+        "sighup" => signal("HUP"),
         _ => {}
     }
 }
