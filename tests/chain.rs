@@ -424,6 +424,12 @@ fn timelocked_commit_reveal_commits_and_a_later_run_judges_the_reveal() {
     assert_exit!(again, 0);
     assert!(json(&again)["reconciled"].as_array().is_none_or(|r| r.iter().all(|j| j["status"] == "waiting")), "{}", again.stdout_text());
 
+    // More uids than a 5,000-byte commit holds: refused before anything is sent.
+    weights_table(&dir.path("wide.parquet"), netuid, &vec![0.5; 1300]);
+    let mut a = args(&["set-weights", "--network", &chain.url, "--netuid", &n, "--wallet", "validator", "--wallet-path", &wallets]);
+    a.extend(args(&["--weights", &dir.arg("wide.parquet"), "--state-dir", &dir.arg("state"), "--reveal-round", "1000"]));
+    assert_bad_input(&run_owned(&a), "the chain stores at most 5000");
+
     // Ten unrevealed commits in the epoch the next commit would join: the chain's limit, refused first.
     let head = block_on(async { Seeder::connect(&chain.url).await?.head().await }).unwrap();
     let next_epoch = valkit::chain::timelock::commit_epoch_v1(head + 1, netuid, 10);

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use subxt::utils::AccountId32;
 use subxt_signer::sr25519::Keypair;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Larger than any keyfile; a bigger file is not one.
 const MAX_KEYFILE_BYTES: u64 = 64 * 1024;
@@ -39,6 +40,14 @@ struct KeyFile {
     ss58_address: Option<String>,
 }
 
+/// The secrets are overwritten once the key is built (the keypair itself zeroizes on drop).
+impl Drop for KeyFile {
+    fn drop(&mut self) {
+        self.secret_phrase.zeroize();
+        self.secret_seed.zeroize();
+    }
+}
+
 pub struct Hotkey {
     pub keypair: Keypair,
     pub account: AccountId32,
@@ -58,7 +67,7 @@ pub fn load_hotkey(path: &Path) -> Result<Hotkey, Error> {
     if !metadata.is_file() || metadata.len() > MAX_KEYFILE_BYTES {
         return Err(format("not a hotkey file (a directory, or larger than 64 KiB)".into()));
     }
-    let text = std::fs::read_to_string(path).map_err(io)?;
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(io)?);
     if text.starts_with("$NACL") || text.starts_with("$ANSIBLE_VAULT") || text.starts_with("gAAAAA") {
         return Err(format("the key is encrypted; valkit reads unencrypted hotkeys only (as the validator's hotkey normally is)".into()));
     }
@@ -69,9 +78,11 @@ pub fn load_hotkey(path: &Path) -> Result<Hotkey, Error> {
             subxt_signer::bip39::Mnemonic::parse(phrase).map_err(|_| format("secretPhrase is not a valid BIP39 mnemonic".into()))?;
         Keypair::from_phrase(&mnemonic, None).map_err(|_| format("secretPhrase does not give an sr25519 key".into()))?
     } else if let Some(seed) = &file.secret_seed {
-        let bytes = hex::decode(seed.trim_start_matches("0x")).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
-        let seed = bytes.ok_or_else(|| format("secretSeed is not 0x followed by 64 hex digits".into()))?;
-        Keypair::from_secret_key(seed).map_err(|_| format("secretSeed does not give an sr25519 key".into()))?
+        let bytes = Zeroizing::new(hex::decode(seed.trim_start_matches("0x")).unwrap_or_default());
+        let seed = Zeroizing::new(
+            <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| format("secretSeed is not 0x followed by 64 hex digits".into()))?,
+        );
+        Keypair::from_secret_key(*seed).map_err(|_| format("secretSeed does not give an sr25519 key".into()))?
     } else {
         return Err(format("neither secretPhrase nor secretSeed is present (a public-only key cannot sign)".into()));
     };
