@@ -743,3 +743,43 @@ fn hostile_etags_and_commits_write_nothing_outside_the_cache() {
         assert!(left.is_empty(), "{switch}: written outside the cache: {left:?}");
     }
 }
+
+/// A stop (SIGTERM or SIGINT to the whole job, as systemd or Ctrl-C send it) while models
+/// download publishes no half table and leaves nothing half-written in the cache; the next run
+/// gives the same table.
+#[test]
+fn a_stop_while_downloading_publishes_nothing_half_done() {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let mut s = Subnet::new();
+    let llama = llama_files();
+    let old = BLOCK - 500;
+    for uid in 0..4u16 {
+        s.commit(uid, &format!("miner/m{uid}"), &llama, 1, old, None);
+    }
+    let started = std::time::Instant::now();
+    assert_exit!(s.fetch(&[]), 0);
+    let full = started.elapsed();
+    let reference = std::fs::read(s.dir.path("models.parquet")).unwrap();
+    let mut stopped = 0;
+    for (i, fraction) in [0.15, 0.3, 0.45, 0.6, 0.75, 0.9].into_iter().enumerate() {
+        let signal = if i % 2 == 0 { libc::SIGTERM } else { libc::SIGINT };
+        let _ = std::fs::remove_dir_all(s.dir.path("cache"));
+        let mut cmd = s.command(&[]);
+        cmd.process_group(0).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        std::thread::sleep(full.mul_f64(fraction));
+        // SAFETY: kill(2) on the process group this test just started.
+        let _ = unsafe { libc::kill(-i32::try_from(child.id()).unwrap(), signal) };
+        let status = child.wait().unwrap();
+        let code = status.code();
+        assert!(code == Some(0) || code == Some(128 + signal) || status.signal() == Some(signal), "stop {i}: {status:?}");
+        stopped += usize::from(code == Some(128 + signal));
+        assert!(std::fs::read(s.dir.path("models.parquet")).unwrap() == reference, "stop {i}: the earlier table is intact");
+        let names: Vec<String> =
+            std::fs::read_dir(s.dir.path("")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "stop {i}: {names:?}");
+        assert_exit!(s.fetch(&[]), 0, "after stop {i}");
+        assert!(std::fs::read(s.dir.path("models.parquet")).unwrap() == reference, "after stop {i}: the same table");
+    }
+    assert!(stopped >= 2, "the stops landed while downloading: {stopped} of 6");
+}
