@@ -37,7 +37,7 @@ fn chain() -> Option<(&'static LocalChain, MutexGuard<'static, ()>)> {
     }
     let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let chain = CHAIN.0.get_or_init(|| {
-        let chain = LocalChain::start(&repo_path(""), free_port())?;
+        let chain = LocalChain::start_on_a_free_port(&repo_path(""))?;
         block_on(async { Seeder::connect(&chain.url).await?.allow_networks().await })?;
         Ok(chain)
     });
