@@ -28,8 +28,11 @@ static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 pub fn install() -> anyhow::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new(STOP_SIGNALS)?;
     std::thread::Builder::new().name("valkit-signals".into()).spawn(move || {
-        if let Some(signal) = signals.forever().next() {
-            REQUESTED.store(signal, Ordering::SeqCst);
+        for signal in signals.forever() {
+            // A second stop (Ctrl-C twice) does not wait for the critical section.
+            if REQUESTED.swap(signal, Ordering::SeqCst) != 0 {
+                stop(signal);
+            }
             kill_children();
             if CRITICAL.load(Ordering::SeqCst) == 0 {
                 stop(signal);
@@ -49,7 +52,7 @@ pub fn requested() -> Option<i32> {
 }
 
 fn stop(signal: i32) -> ! {
-    crate::exit::stopped_now(Interrupted { signal, what: "received".into() })
+    crate::exit::stopped_now(Interrupted { signal, what: "sent to valkit".into() })
 }
 
 fn kill_children() {
