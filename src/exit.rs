@@ -46,9 +46,9 @@ impl Interrupted {
 
 fn signal_name(signal: i32) -> &'static str {
     match signal {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        15 => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
         _ => "a signal",
     }
 }
@@ -70,15 +70,12 @@ pub fn code(result: &anyhow::Result<Outcome>) -> ExitCode {
         Ok(Outcome::Partial { .. }) => ExitCode::from(1),
         Ok(Outcome::NothingToDo { .. }) => ExitCode::from(3),
         Err(err) if is_broken_pipe(err) => ExitCode::SUCCESS,
-        Err(err) if stop_code(err).is_some() => ExitCode::from(stop_code(err).unwrap_or(2)),
-        Err(err) if err.chain().any(is_unreachable) => ExitCode::from(4),
-        Err(_) => ExitCode::from(2),
+        Err(err) => match err.chain().find_map(|e| e.downcast_ref::<Interrupted>()) {
+            Some(stop) => ExitCode::from(stop.exit_code()),
+            None if err.chain().any(is_unreachable) => ExitCode::from(4),
+            None => ExitCode::from(2),
+        },
     }
-}
-
-/// 128 + N for a run stopped by signal N.
-fn stop_code(err: &anyhow::Error) -> Option<u8> {
-    err.chain().find_map(|e| e.downcast_ref::<Interrupted>()).map(Interrupted::exit_code)
 }
 
 fn is_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {

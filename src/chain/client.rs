@@ -273,20 +273,15 @@ impl Block<'_> {
         Ok(out)
     }
 
-    /// A runtime API call whose answer is read by field name (so new fields do not matter).
-    pub async fn runtime_api(&self, api: &str, method: &str, netuid: u16) -> anyhow::Result<Value> {
-        let what = format!("{api}.{method}");
-        let payload = dynamic::runtime_api_call::<_, Value>(api, method, (netuid,));
-        self.chain.call(&what, self.at.runtime_apis().call(payload)).await
-    }
-
-    /// A runtime API call without arguments, decoded as `V`.
-    pub async fn runtime_api_value<V>(&self, api: &str, method: &str) -> anyhow::Result<V>
+    /// A runtime API call, its answer decoded as `V` (a `Value` to read it by field name, so new
+    /// fields do not matter).
+    pub async fn runtime_api<A, V>(&self, api: &str, method: &str, args: A) -> anyhow::Result<V>
     where
+        A: subxt::ext::frame_decode::runtime_apis::IntoEncodableValues,
         V: subxt::ext::scale_decode::DecodeAsType,
     {
         let what = format!("{api}.{method}");
-        let payload = dynamic::runtime_api_call::<_, V>(api, method, ());
+        let payload = dynamic::runtime_api_call::<_, V>(api, method, args);
         self.chain.call(&what, self.at.runtime_apis().call(payload)).await
     }
 }

@@ -215,7 +215,7 @@ pub async fn has_pulse(at: &Block<'_>, round: u64) -> anyhow::Result<bool> {
 
 /// Seconds per block: the runtime's Aura slot duration (`AuraApi_slot_duration`, in ms).
 pub async fn block_time(at: &Block<'_>) -> anyhow::Result<f64> {
-    let ms: u64 = at.runtime_api_value("AuraApi", "slot_duration").await?;
+    let ms: u64 = at.runtime_api("AuraApi", "slot_duration", ()).await?;
     if ms == 0 {
         bail!("the runtime's slot duration is 0 ms at block {}", at.number());
     }

@@ -337,9 +337,8 @@ impl Submitter<'_> {
                 (calls::set_mechanism_weights(plan.netuid, m, &plan.uids, &plan.values, version_key), receipts::Action::SetMechanismWeights)
             }
         };
-        // A stop waits until the transaction is in and its receipt written.
-        let _sending = crate::interrupt::Critical::enter();
-        match self.chain.submit(&call, &self.chain_opts.hotkey.keypair, MORTAL_BLOCKS).await {
+        let (_sending, sent) = self.send(&call).await;
+        match sent {
             Ok(included) => {
                 let row =
                     receipts::Row { reason: Some(why), ..self.receipt(action, subnet, &included, &plan.uids, &plan.values, version_key) };
@@ -440,9 +439,8 @@ impl Submitter<'_> {
             ),
             _ => (calls::commit_crv3_weights(netuid, &ciphertext, round), receipts::Action::CommitCrv3Weights),
         };
-        // A stop waits until the transaction is in and its receipt written.
-        let _sending = crate::interrupt::Critical::enter();
-        let included = match self.chain.submit(&call, &hotkey.keypair, MORTAL_BLOCKS).await {
+        let (_sending, sent) = self.send(&call).await;
+        let included = match sent {
             Ok(included) => included,
             Err(e) if too_soon(&e) => return Ok(Sent::nothing(e.to_string())),
             Err(e) => return Err(e),
@@ -570,9 +568,8 @@ impl Submitter<'_> {
             }
             let call = calls::reveal_weights(netuid, &pending.uids, &pending.values, &pending.salt, pending.version_key);
             let action = receipts::Action::RevealWeights;
-            // A stop waits until the transaction is in and its receipt written.
-            let _sending = crate::interrupt::Critical::enter();
-            match self.chain.submit(&call, &self.chain_opts.hotkey.keypair, MORTAL_BLOCKS).await {
+            let (_sending, sent) = self.send(&call).await;
+            match sent {
                 Ok(included) => {
                     self.record(
                         &[self.receipt(action, subnet, &included, &pending.uids, &pending.values, pending.version_key)],
@@ -617,9 +614,8 @@ impl Submitter<'_> {
         // Written before sending: a commit that lands must never lose its salt.
         write_pending(&state, &pending)?;
         let call = calls::commit_weights(netuid, hash);
-        // A stop waits until the transaction is in and its receipt written.
-        let _sending = crate::interrupt::Critical::enter();
-        match self.chain.submit(&call, &self.chain_opts.hotkey.keypair, MORTAL_BLOCKS).await {
+        let (_sending, sent) = self.send(&call).await;
+        match sent {
             Ok(included) => {
                 let pending = PendingCommit { commit_block: included.block, ..pending };
                 write_pending(&state, &pending)?;
@@ -643,6 +639,13 @@ impl Submitter<'_> {
     fn state_path(&self) -> PathBuf {
         let name = format!("commit-reveal-{}-{}.json", self.opts.netuid, self.chain_opts.hotkey.ss58());
         self.chain_opts.state_dir.join(name)
+    }
+
+    /// Signs `call` with the hotkey and sends it. The guard holds an operator's stop off until the
+    /// caller drops it, once the receipt is written: a transaction that lands keeps its receipt.
+    async fn send(&self, call: &calls::Call) -> (crate::interrupt::Critical, anyhow::Result<Included>) {
+        let guard = crate::interrupt::Critical::enter();
+        (guard, self.chain.submit(call, &self.chain_opts.hotkey.keypair, MORTAL_BLOCKS).await)
     }
 
     /// The receipt of a submission; the caller adds what its path knows.

@@ -167,7 +167,7 @@ fn read_commitment(row: &mut metagraph::Row, bytes: &[u8]) {
 /// Each uid's total stake in TAO, as the SDK's `metagraph.S` (alpha plus weighted root TAO),
 /// from the runtime's own metagraph; read by field name so new fields do not matter.
 async fn total_stakes(at: &crate::chain::client::Block<'_>, netuid: u16, n: usize) -> anyhow::Result<Vec<f64>> {
-    let metagraph = at.runtime_api("SubnetInfoRuntimeApi", "get_metagraph", netuid).await?;
+    let metagraph: subxt::dynamic::Value = at.runtime_api("SubnetInfoRuntimeApi", "get_metagraph", (netuid,)).await?;
     let stakes = field_u128s(&metagraph, "total_stake")
         .or_else(|| subxt::dynamic::At::at(&metagraph, 0).and_then(|inner| field_u128s(inner, "total_stake")))
         .context("SubnetInfoRuntimeApi.get_metagraph has no total_stake field")?;

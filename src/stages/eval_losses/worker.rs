@@ -21,6 +21,10 @@ use crate::tables::{batches, losses, models};
 
 /// Without `--model-timeout`, a model still may not hold the run forever.
 pub const DEFAULT_MODEL_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+/// How a reason begins when a signal valkit did not send killed the worker: SIGKILL (most
+/// likely the OOM killer), or another (a crash).
+const KILLED: &str = "out-of-memory: the worker was killed";
+const CRASHED_BY_SIGNAL: &str = "crashed: signal ";
 /// The last bytes of a crashed worker's stderr kept for its reason.
 const STDERR_TAIL: usize = 2048;
 
@@ -192,9 +196,9 @@ fn crash_reason(status: &std::process::ExitStatus, stderr_tail: &str) -> String 
         use std::os::unix::process::ExitStatusExt;
         if let Some(signal) = status.signal() {
             return if signal == 9 {
-                "out-of-memory: the worker was killed (SIGKILL, most likely the kernel's out-of-memory killer)".to_string()
+                format!("{KILLED} (SIGKILL, most likely the kernel's out-of-memory killer)")
             } else {
-                format!("crashed: signal {signal}")
+                format!("{CRASHED_BY_SIGNAL}{signal}")
             };
         }
     }
@@ -210,7 +214,7 @@ const SAME_DEATH_AGAIN: &str = " (the same again when --resume evaluated it once
 /// Whether `reason` says a signal valkit did not send killed the worker (SIGKILL, a crash
 /// signal), and `--resume` has not retried it yet.
 pub fn retry_on_resume(reason: &str) -> bool {
-    let by_signal = reason.starts_with("crashed: signal ") || reason.starts_with("out-of-memory: the worker was killed");
+    let by_signal = reason.starts_with(CRASHED_BY_SIGNAL) || reason.starts_with(KILLED);
     by_signal && !reason.ends_with(SAME_DEATH_AGAIN)
 }
 
