@@ -20,8 +20,8 @@ demo:
 # The whole test suite (what CI runs), with the one test kept out of `cargo test` for its half minute:
 # a 16,384-token reference loss against PyTorch.
 test:
-	cargo test --locked
-	cargo test --locked --lib -- --ignored --exact model::tests::reference_loss_at_16k_tokens_matches_pytorch
+	cargo test --locked --features fault-injection
+	cargo test --locked --features fault-injection --lib -- --ignored --exact model::tests::reference_loss_at_16k_tokens_matches_pytorch
 
 # eval-losses as a Slurm job array on a real single-node cluster (installs slurm-wlm and munge with
 # apt-get when missing; needs root): 3 shards + compute-wins must equal one host's run byte for

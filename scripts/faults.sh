@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --locked --test integration faults:: -- --nocapture --test-threads 1 >"$log" 2>&1
+cargo test --locked --features fault-injection --test integration faults:: -- --nocapture --test-threads 1 >"$log" 2>&1
 status=$?
 # --nocapture lines can share a line with libtest's own "test … ok" output.
 lines=$(grep -o 'fault-suite: .*, all handled' "$log" | sed 's/^fault-suite: //')

@@ -203,6 +203,7 @@ fn isolation_fixture(dir: &TestDir) -> Vec<models::Row> {
 }
 
 #[test]
+#[cfg_attr(not(feature = "fault-injection"), ignore = "needs the workers' fault hook: --features fault-injection, as make test builds")]
 fn a_crashing_or_hanging_model_fails_alone_and_special_files_are_refused() {
     let dir = TestDir::new();
     isolation_fixture(&dir);
@@ -393,6 +394,18 @@ fn a_stop_signal_to_the_job_the_parent_or_a_worker_stops_the_run_and_resume_give
         assert!(std::fs::read(dir.path(&out)).unwrap() == reference, "stop {i} after {fraction:.2}: resumed table differs");
     }
     assert!(stopped >= 6, "the stops landed while the run was going: {stopped} of 12");
+    report("eval-losses SIGTERM/SIGINT/SIGHUP to the job or the parent, then --resume (byte-identical)", 12);
+}
+
+#[test]
+#[cfg_attr(not(feature = "fault-injection"), ignore = "needs the workers' fault hook: --features fault-injection, as make test builds")]
+fn a_worker_alone_stopped_by_sigterm_or_sighup_stops_the_run_and_resume_gives_the_same_bytes() {
+    let dir = TestDir::new();
+    write_batches(&dir);
+    let rows: Vec<models::Row> = good_models().iter().map(|(uid, _, path)| model_row(*uid, Some(path))).collect();
+    write_table::<models::Models>(&dir.path("models.parquet"), rows, &[]);
+    assert_exit!(eval(&dir, "reference.parquet", &[]), 0);
+    let reference = std::fs::read(dir.path("reference.parquet")).unwrap();
 
     // A worker alone, by a signal valkit never sends to it: the run stops (128 + N), records
     // nothing for that model and publishes nothing; --resume finishes it to the same bytes.
@@ -407,11 +420,11 @@ fn a_stop_signal_to_the_job_the_parent_or_a_worker_stops_the_run_and_resume_give
         assert_exit!(eval(&dir, &out, &["--resume"]), 0);
         assert!(std::fs::read(dir.path(&out)).unwrap() == reference, "{fault}: resumed table differs");
     }
-    report("eval-losses SIGTERM/SIGINT/SIGHUP to the job or the parent, then --resume (byte-identical)", 12);
     report("a worker alone stopped by SIGTERM or SIGHUP: the run stops, then --resume (byte-identical)", 2);
 }
 
 #[test]
+#[cfg_attr(not(feature = "fault-injection"), ignore = "needs the workers' fault hook: --features fault-injection, as make test builds")]
 fn a_worker_killed_by_a_signal_valkit_did_not_send_is_evaluated_again_once_on_resume() {
     let dir = TestDir::new();
     write_batches(&dir);

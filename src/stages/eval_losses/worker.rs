@@ -284,8 +284,13 @@ pub fn serve() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Without the `fault-injection` feature (every build but the tests'), there is no hook.
+#[cfg(not(feature = "fault-injection"))]
+fn inject_fault(_uid: u16) {}
+
 /// Test hook (the fault suite): `VALKIT_TEST_FAULT=UID:KIND` makes the worker of that uid abort,
 /// panic, hang, or die of SIGSEGV or SIGKILL, as a bug, a broken kernel or the OOM killer would.
+#[cfg(feature = "fault-injection")]
 fn inject_fault(uid: u16) {
     let Some(spec) = std::env::var_os("VALKIT_TEST_FAULT") else { return };
     let spec = spec.to_string_lossy();
