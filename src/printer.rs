@@ -42,7 +42,9 @@ impl Printer {
         io::stdout().lock()
     }
 
-    /// The end-of-stage summary: one JSON line on stdout with `--json`, else prose on stderr.
+    /// The end-of-stage summary: one JSON line on stdout with `--json`, else prose on stderr
+    /// (escaped but for its line breaks: a summary quotes paths, reasons and servers' answers;
+    /// text that may hold a line break of its own is escaped where it is quoted).
     pub fn summary(&self, human: &str, json: &serde_json::Value) -> io::Result<()> {
         if self.json {
             let mut out = self.stdout();
@@ -50,7 +52,7 @@ impl Printer {
             out.flush()
         } else {
             if !self.quiet {
-                eprintln!("{human}");
+                eprintln!("{}", crate::format::printable(human, &['\n']));
             }
             Ok(())
         }
@@ -79,7 +81,7 @@ impl crate::stages::Reporter for ProgressReporter {
                     .expect("static template")
                     .progress_chars("=> "),
             );
-            bar.set_message(name.to_string());
+            bar.set_message(crate::format::printable(name, &[]).into_owned());
         }
     }
 
@@ -128,14 +130,7 @@ impl crate::stages::fetch_models::DownloadReporter for DownloadBars {
 
     fn file(&self, label: &str) -> Option<Box<dyn crate::hub::Progress>> {
         let (multi, _) = self.bars.as_ref()?;
-        let bar = multi.add(indicatif::ProgressBar::new(0));
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{msg:40!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ({eta})")
-                .expect("static template")
-                .progress_chars("=> "),
-        );
-        bar.set_message(label.to_string());
-        Some(Box::new(FileBar(bar)))
+        Some(Box::new(FileBar(multi.add(file_bar(label)))))
     }
 
     fn model_done(&self) {
@@ -149,6 +144,18 @@ impl crate::stages::fetch_models::DownloadReporter for DownloadBars {
             overall.finish_and_clear();
         }
     }
+}
+
+/// One file's bar, labelled with the repository's file name (a miner's text).
+fn file_bar(label: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg:40!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ({eta})")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(crate::format::printable(label, &[]).into_owned());
+    bar
 }
 
 struct FileBar(indicatif::ProgressBar);
@@ -169,5 +176,26 @@ impl crate::hub::Progress for FileBar {
     }
     fn finish(&self) {
         self.0.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stages::Reporter;
+
+    const HOSTILE: &str = "uid 7 \x1b[2J\x1b]8;;https://evil\x07repo\rfake\u{202e}txt";
+
+    fn escaped(shown: &str) {
+        assert!(!shown.contains(['\x1b', '\x07', '\r', '\u{202e}']), "{shown:?}");
+        assert!(shown.contains("\\x1b[2J") && shown.contains("\\u{202e}txt"), "{shown:?}");
+    }
+
+    #[test]
+    fn progress_messages_show_a_miners_text_escaped() {
+        let bar = indicatif::ProgressBar::hidden();
+        ProgressReporter { bar: Some(bar.clone()) }.start(HOSTILE, 1, 10);
+        escaped(&bar.message());
+        escaped(&file_bar(HOSTILE).message());
     }
 }

@@ -155,3 +155,41 @@ fn an_error_line_shows_controls_escaped() {
     assert_bad_input(&r, "gone\\x1b[2J\\u{202e}.parquet");
     assert!(!r.stderr.contains(['\u{1b}', '\u{202e}']), "{:?}", r.stderr);
 }
+
+/// Logs and summaries quote a miner's text too (a failure reason, the worker's stderr, the
+/// model's path) and the operator's (the output path): shown escaped, one log line per event.
+#[test]
+fn logs_and_summaries_show_a_miners_text_escaped() {
+    let dir = TestDir::new();
+    crate::eval_losses::write_batches(&dir);
+    let hostile = "x\u{1b}[2J\u{1b}]8;;https://evil\u{7}click\u{1b}]8;;\u{7}\rfake\nline\u{202e}txt";
+    let model = dir.path(&format!("model-{hostile}"));
+    std::fs::create_dir_all(&model).unwrap();
+    let config = serde_json::json!({ "model_type": hostile, "architectures": [hostile] });
+    std::fs::write(model.join("config.json"), config.to_string()).unwrap();
+    std::fs::copy(repo_path("testdata/models/llama/model.safetensors"), model.join("model.safetensors")).unwrap();
+    let mut row = crate::eval_losses::model_row(3, Some(&model));
+    row.hotkey = hostile.into();
+    write_table::<valkit::tables::models::Models>(&dir.path("models.parquet"), vec![row], &[]);
+    let out = dir.arg(&format!("losses-{hostile}.parquet"));
+    let mut cmd = valkit();
+    cmd.args(["eval-losses", "--models", &dir.arg("models.parquet"), "--batches", &dir.arg("batches.parquet"), "--out", &out]);
+    let r = run_command(cmd.env("RUST_LOG", "valkit=info"));
+    assert_exit!(r, 1, "the model fails, the run goes on");
+    let failed = r.stderr.lines().find(|l| l.contains("model failed")).unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(failed.contains("\\x1b[2J") && failed.contains("\\x0aline\\u{202e}txt"), "{failed}");
+    assert!(
+        r.stderr.contains(&format!(
+            "wrote {}",
+            out.replace('\u{1b}', "\\x1b")
+                .replace('\u{7}', "\\x07")
+                .replace('\r', "\\x0d")
+                .replace('\n', "\\x0a")
+                .replace('\u{202e}', "\\u{202e}")
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains(['\u{1b}', '\u{7}', '\r', '\u{202e}']), "{:?}", r.stderr);
+    assert!(r.stderr.lines().all(|l| !l.starts_with("line")), "a miner's newline forged no line: {}", r.stderr);
+}

@@ -98,7 +98,7 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
                 s.uids,
                 s.top_uid,
                 weights.join("\n"),
-                outputs
+                crate::format::printable(&outputs, &[])
             );
             printer.summary(&human, &serde_json::to_value(&s)?)?;
         }

@@ -119,7 +119,7 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         summary.resumed_rows,
         summary.tokens as f64 / summary.seconds.max(1e-9),
         summary.seconds,
-        options.out
+        crate::format::printable(&options.out.to_string(), &[])
     );
     let printer = if matches!(options.out, Location::Std) { printer.stdout_taken() } else { printer };
     printer.summary(&human, &serde_json::to_value(&summary)?)?;

@@ -75,7 +75,7 @@ pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         summary.snapshots_cached,
         summary.bytes_downloaded as f64 / 1e6,
         summary.seconds,
-        options.out
+        crate::format::printable(&options.out.to_string(), &[])
     );
     let printer = if matches!(options.out, Location::Std) { printer.stdout_taken() } else { printer };
     printer.summary(&human, &serde_json::to_value(&summary)?)?;

@@ -33,7 +33,7 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
     let verb = if summary.dry_run { "would remove" } else { "removed" };
     let mut human = String::new();
     for dir in &summary.removed {
-        human.push_str(&format!("{verb} {dir}\n"));
+        human.push_str(&format!("{verb} {}\n", crate::format::printable(dir, &[])));
     }
     human.push_str(&format!(
         "{verb} {} of {} snapshots ({} in use), {:.1} MB freed, {:.1} MB left in {}",
@@ -42,7 +42,7 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         summary.in_use,
         summary.freed_bytes as f64 / 1e6,
         summary.bytes_left as f64 / 1e6,
-        options.hub.cache_dir.display()
+        crate::format::printable(&options.hub.cache_dir.display().to_string(), &[])
     ));
     printer.summary(&human, &serde_json::to_value(&summary)?)?;
     Ok(outcome)

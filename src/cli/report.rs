@@ -53,7 +53,7 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         summary.steps,
         if summary.steps == 1 { "" } else { "s" },
         summary.charts,
-        summary.out
+        crate::format::printable(&summary.out, &[])
     );
     printer.summary(&human, &serde_json::to_value(&summary)?)?;
     Ok(outcome)

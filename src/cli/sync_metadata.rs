@@ -51,7 +51,7 @@ pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         summary.validator_permits,
         summary.sync_block,
         summary.sync_block_hash,
-        summary.out
+        crate::format::printable(&summary.out, &[])
     );
     let printer = if matches!(options.out, Location::Std) { printer.stdout_taken() } else { printer };
     printer.summary(&human, &serde_json::to_value(&summary)?)?;
