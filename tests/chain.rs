@@ -27,7 +27,7 @@ impl OnlineChain {
 }
 
 /// The shared chain, with Alice's networks rate limit lifted; `None` when skipping knowingly.
-fn chain() -> Option<(&'static LocalChain, MutexGuard<'static, ()>)> {
+pub(crate) fn chain() -> Option<(&'static LocalChain, MutexGuard<'static, ()>)> {
     if std::env::var_os("VALKIT_SKIP_CHAIN_TESTS").is_some_and(|v| v == "1") {
         #[allow(clippy::print_stderr)] // the one line saying a test did not run
         {
@@ -47,18 +47,18 @@ fn chain() -> Option<(&'static LocalChain, MutexGuard<'static, ()>)> {
     }
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
 }
 
 /// A bittensor wallet holding the validator's hotkey, `wallets/validator/hotkeys/default`.
-fn wallet(dir: &TestDir, phrase: &str, mode: u32) -> String {
+pub(crate) fn wallet(dir: &TestDir, phrase: &str, mode: u32) -> String {
     write_wallet(&dir.path("wallets"), "validator", phrase, mode).unwrap();
     dir.arg("wallets")
 }
 
 /// A weights table as compute-wins writes it, for `netuid`, with the SDK's u16 column.
-fn weights_table(path: &Path, netuid: u16, weights: &[f32]) -> Vec<(u16, u16)> {
+pub(crate) fn weights_table(path: &Path, netuid: u16, weights: &[f32]) -> Vec<(u16, u16)> {
     let uids: Vec<i64> = (0..weights.len() as i64).collect();
     let floats: Vec<f64> = weights.iter().map(|w| f64::from(*w)).collect();
     let (sent_uids, values) = valkit::weights::convert_for_emit(&uids, &floats).unwrap();

@@ -515,3 +515,59 @@ fn sample_batches_and_compute_wins_stopped_by_a_signal_publish_nothing_half_done
     stop_jobs(&args, 5, full, libc::SIGHUP, 0, &one_set);
     report("compute-wins SIGTERM/SIGHUP to the job at several moments", 15);
 }
+
+/// set-weights in a job of its own, stopped by SIGTERM or SIGINT at 10 moments of a send: the
+/// weights reach the chain and their receipt the state directory together, or neither does (a
+/// receipt lost would have the next run send again blind; one without weights, lie).
+#[test]
+fn set_weights_stopped_by_a_signal_records_exactly_what_reached_the_chain() {
+    use crate::fixtures::chain::{account, validator_key, Hyper, Seeder, VALIDATOR_PHRASE};
+    use valkit::tables::receipts;
+    let Some((chain, _one)) = crate::chain::chain() else { return };
+    let validator = validator_key();
+    let miners = [account(&subxt_signer::sr25519::dev::bob()), account(&subxt_signer::sr25519::dev::charlie())];
+    let netuid = crate::chain::block_on(async {
+        let s = Seeder::connect(&chain.url).await?;
+        s.fund(&[account(&validator)]).await?;
+        let netuid = s.subnet(&account(&validator), &miners, &Hyper::default()).await?;
+        s.permits(netuid, &[true, false, false]).await?;
+        Ok::<_, String>(netuid)
+    })
+    .expect("seeding the subnet");
+    let dir = TestDir::new();
+    crate::chain::weights_table(&dir.path("weights.parquet"), netuid, &[0.5, 0.3, 0.2]);
+    let wallets = crate::chain::wallet(&dir, VALIDATOR_PHRASE, 0o600);
+    let n = netuid.to_string();
+    let mut send = args(&["set-weights", "--network", &chain.url, "--netuid", &n, "--wallet", "validator", "--wallet-path", &wallets]);
+    send.extend(args(&["--weights", &dir.arg("weights.parquet"), "--state-dir", &dir.arg("state"), "--rpc-timeout", "20"]));
+    let started = Instant::now();
+    assert_exit!(run_owned(&send), 0);
+    let full = started.elapsed();
+
+    // uid 0's LastUpdate: the block of its last weights, which its last receipt must name.
+    let last_update = || crate::chain::block_on(async { Seeder::connect(&chain.url).await?.last_update(netuid).await }).unwrap()[0];
+    let receipts = || read_table::<receipts::Receipts>(&dir.path("state/receipts.parquet")).rows;
+    let seen = std::cell::RefCell::new((receipts(), last_update()));
+    assert_eq!(seen.borrow().0.last().map(|r| r.block), Some(seen.borrow().1));
+    let together = |i: usize| {
+        let (rows, block) = (receipts(), last_update());
+        let (before, block_before) = seen.borrow().clone();
+        assert!(rows[..before.len()] == before[..], "stop {i}: earlier receipts changed");
+        match rows.len() - before.len() {
+            0 => assert_eq!(block, block_before, "stop {i}: weights reached the chain without a receipt"),
+            1 => assert_eq!(rows.last().unwrap().block, block, "stop {i}: the receipt names another block than the chain's"),
+            more => panic!("stop {i}: {more} receipts for one send"),
+        }
+        let names: Vec<String> =
+            std::fs::read_dir(dir.path("state")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "stop {i}: {names:?}");
+        *seen.borrow_mut() = (rows, block);
+        // The next send must not be too soon: more than WeightsSetRateLimit (0) blocks later.
+        crate::chain::block_on(async { Seeder::connect(&chain.url).await?.new_blocks(1).await }).unwrap();
+    };
+    crate::chain::block_on(async { Seeder::connect(&chain.url).await?.new_blocks(1).await }).unwrap();
+    let stopped = stop_jobs(&send, 6, full, libc::SIGTERM, 0, &together) + stop_jobs(&send, 4, full, libc::SIGINT, 0, &together);
+    let sent = seen.borrow().0.len() - 1;
+    assert!(stopped >= 2 && sent >= 1, "the stops landed before and after sends: {stopped} stopped, {sent} sent of 10");
+    report("set-weights SIGTERM/SIGINT to the job: weights on chain and receipt together or neither", 10);
+}

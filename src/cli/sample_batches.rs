@@ -122,7 +122,13 @@ pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
             Some(e) => format!("  {:<16} skipped: {}", t.task, crate::format::printable(e, &[])),
         })
         .collect();
-    let human = format!("competition {} with seed {}:\n{}\nwrote {}", summary.competition_id, summary.seed, lines.join("\n"), crate::format::printable(&summary.out, &[]));
+    let human = format!(
+        "competition {} with seed {}:\n{}\nwrote {}",
+        summary.competition_id,
+        summary.seed,
+        lines.join("\n"),
+        crate::format::printable(&summary.out, &[])
+    );
     // With `-o -` stdout carries the Parquet bytes: the summary stays on stderr.
     let printer = if matches!(options.out, Location::Std) { printer.stdout_taken() } else { printer };
     printer.summary(&human, &serde_json::to_value(&summary)?)?;
