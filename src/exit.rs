@@ -88,19 +88,44 @@ fn is_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
 /// saying so and where, not a backtrace (exit 101, as Rust's runtime gives it), unless
 /// `RUST_BACKTRACE` asks for the whole story. A worker's line becomes its model's reason.
 pub fn report_panics_as_bugs() {
-    if std::env::var_os("RUST_BACKTRACE").is_some() {
-        return;
-    }
+    let backtrace = std::env::var_os("RUST_BACKTRACE").is_some();
+    let runtime_report = std::panic::take_hook();
     // The printer may be what panicked: this line is written on its own.
     #[allow(clippy::print_stderr)]
-    std::panic::set_hook(Box::new(|info| {
-        let payload = info.payload();
-        let message =
-            payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str)).unwrap_or("");
+    std::panic::set_hook(Box::new(move |info| {
+        if CONTAINED.get() {
+            return;
+        }
+        if backtrace {
+            return runtime_report(info);
+        }
+        let message = panic_message(info.payload());
         let at = info.location().map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));
         let message = crate::format::printable(message, &[]);
         eprintln!("error: valkit bug: panicked{at}: {message} (please report it; RUST_BACKTRACE=1 shows where it came from)");
     }));
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str)).unwrap_or("")
+}
+
+thread_local! {
+    /// Set while `contain_panics` runs a decoder on this thread: its panic is an answer, not a bug.
+    static CONTAINED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs a third-party decoder on untrusted bytes, a panic inside it becoming `Err(its message)`.
+/// The parquet crate still asserts on some damaged files instead of returning an error (60.1:
+/// "column start and length should not be negative" for a negative column offset, found by
+/// tests/properties.rs; apache/arrow-rs#9705, #2855 for others); a damaged input is the
+/// input's fault, so it must end as that input's error, not as valkit's crash. valkit's own code
+/// never runs under it.
+pub fn contain_panics<T>(decode: impl FnOnce() -> T) -> Result<T, String> {
+    let was = CONTAINED.replace(true);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode));
+    CONTAINED.set(was);
+    result.map_err(|payload| crate::format::printable(panic_message(payload.as_ref()), &[]).into_owned())
 }
 
 /// `valkit inspect x.parquet | head` closes our stdout; that is the reader's choice, not an error.

@@ -72,9 +72,41 @@ pub fn printable<'a>(s: &'a str, keep: &[char]) -> std::borrow::Cow<'a, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// `value` as one line of compact JSON that a terminal shows as it is: serde_json escapes C0
+/// controls itself; DEL, the C1 controls (U+009B opens a sequence, as ESC [ does) and the bidi
+/// overrides it leaves raw are written `\u009b`, `\u202e` here — the same string to any reader.
+pub fn json_line(value: &impl serde::Serialize) -> serde_json::Result<String> {
+    struct Escaping;
+    impl serde_json::ser::Formatter for Escaping {
+        fn write_string_fragment<W: ?Sized + std::io::Write>(&mut self, w: &mut W, fragment: &str) -> std::io::Result<()> {
+            let mut start = 0;
+            for (i, c) in fragment.char_indices().filter(|&(_, c)| rewrites_the_screen(c)) {
+                w.write_all(&fragment.as_bytes()[start..i])?;
+                // Every such character lies in the Basic Multilingual Plane: one \uXXXX.
+                write!(w, "\\u{:04x}", u32::from(c))?;
+                start = i + c.len_utf8();
+            }
+            w.write_all(&fragment.as_bytes()[start..])
+        }
+    }
+    let mut out = Vec::new();
+    value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, Escaping))?;
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_lines_escape_what_serde_json_leaves_raw_and_keep_the_string() {
+        let text = "a\u{1b}[2J\u{7f}\u{9b}31m\u{202e}txt \u{2067}模型\n";
+        let value = serde_json::json!({ "name": text, "list": [text] });
+        let line = json_line(&value).unwrap();
+        assert!(!line.contains(|c: char| rewrites_the_screen(c)), "{line}");
+        assert!(line.contains("\\u001b[2J\\u007f\\u009b31m\\u202etxt \\u2067模型\\n"), "{line}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&line).unwrap(), value);
+    }
 
     #[test]
     fn what_could_rewrite_a_terminal_is_shown_escaped() {

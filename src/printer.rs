@@ -48,7 +48,7 @@ impl Printer {
     pub fn summary(&self, human: &str, json: &serde_json::Value) -> io::Result<()> {
         if self.json {
             let mut out = self.stdout();
-            writeln!(out, "{json}")?;
+            writeln!(out, "{}", crate::format::json_line(json)?)?;
             out.flush()
         } else {
             if !self.quiet {

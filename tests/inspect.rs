@@ -40,6 +40,25 @@ fn corrupt_input_is_one_error_line() {
     assert_bad_input(&run(&["inspect", &dir.arg("x.parquet")]), "x.parquet");
 }
 
+/// A file damaged where the parquet crate asserts instead of erring is the file's fault: exit 2,
+/// one line naming it, with or without RUST_BACKTRACE — not a panic (exit 101).
+#[test]
+fn a_file_that_makes_the_parquet_reader_panic_is_one_error_line() {
+    let damaged = repo_path("testdata/damaged/negative-column-start.parquet").display().to_string();
+    assert_bad_input(&run(&["inspect", &damaged]), "negative-column-start.parquet: not a readable Parquet file");
+    let out = TestDir::new();
+    let compute_wins: Vec<String> = crate::compute_wins::demo_args(&out.arg("out"))
+        .into_iter()
+        .map(|a| if a == demo("losses.parquet") { damaged.clone() } else { a })
+        .collect();
+    let mut cmd = valkit();
+    cmd.args(&compute_wins);
+    cmd.env("RUST_BACKTRACE", "1");
+    let r = run_command(&mut cmd);
+    assert_bad_input(&r, "negative-column-start.parquet");
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+}
+
 #[test]
 fn stdin_works() {
     let bytes = std::fs::read(demo("tracker.parquet")).unwrap();

@@ -22,6 +22,8 @@ mod help;
 mod inspect;
 /// `profile`: built-in profiles round-trip, errors name the field.
 mod profile;
+/// No panic on any input: generated and damaged tables, profiles, configs, chain data, arguments.
+mod properties;
 /// `report`: the demo step as an HTML page, rendered by headless Chromium.
 mod report;
 /// `scripts/run-loop.sh` from cron: cycles of the demo subnet, the tracker carried, the lock.

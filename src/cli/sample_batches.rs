@@ -96,7 +96,7 @@ pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         for plan in plans {
             use std::io::Write;
             if printer.json() {
-                writeln!(out, "{}", serde_json::to_string(&plan)?)?;
+                writeln!(out, "{}", crate::format::json_line(&plan)?)?;
             } else {
                 writeln!(out, "{} ({} {}):", plan.task, plan.loader, plan.dataset)?;
                 match &plan.unsupported {

@@ -30,6 +30,15 @@ fn jsonl_rows(path: &Path) -> Result<Vec<serde_json::Value>, Error> {
 
 /// Each row as a JSON object of its string, integer, float and boolean columns.
 fn parquet_rows(path: &Path) -> Result<Vec<serde_json::Value>, Error> {
+    crate::exit::contain_panics(|| decode_parquet_rows(path)).unwrap_or_else(|panic| {
+        Err(Error::Local {
+            path: path.display().to_string(),
+            what: format!("not a readable Parquet file: damaged beyond what the reader checks ({panic})"),
+        })
+    })
+}
+
+fn decode_parquet_rows(path: &Path) -> Result<Vec<serde_json::Value>, Error> {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{DataType, Float64Type, Int64Type};
     let err = |what: String| Error::Local { path: path.display().to_string(), what };

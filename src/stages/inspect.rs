@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::exit::Outcome;
 use crate::files::{self, Location};
-use crate::format::{printable, shortest_f32, shortest_f64, significant};
+use crate::format::{json_line, printable, shortest_f32, shortest_f64, significant};
 use crate::tables;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,13 +139,13 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let write = |e| anyhow::Error::new(e).context("writing rows");
     let names: Vec<&str> = columns.iter().map(|&c| batch.schema_ref().field(c).name().as_str()).collect();
     match opts.format {
-        Format::Meta => writeln!(out, "{}", meta_json(&meta, &batch)).map_err(write)?,
+        Format::Meta => writeln!(out, "{}", json_line(&meta_json(&meta, &batch))?).map_err(write)?,
         Format::Describe => write_legend(out, &meta, &batch, legend).map_err(write)?,
         Format::Json => {
             for row in 0..rows {
                 let object: Map<String, Value> =
                     columns.iter().zip(&names).map(|(&c, n)| (n.to_string(), cell(batch.column(c), row).to_json())).collect();
-                writeln!(out, "{}", Value::Object(object)).map_err(write)?;
+                writeln!(out, "{}", json_line(&Value::Object(object))?).map_err(write)?;
             }
         }
         Format::Csv => {

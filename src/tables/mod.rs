@@ -207,6 +207,12 @@ pub fn encode_file<T: Table>(mut rows: Vec<T::Row>, provenance: &BTreeMap<String
 /// Reads the metadata and every row of any Parquet file, without checking which table it is.
 pub fn read_any(input: &InputFile) -> Result<(Meta, RecordBatch), Error> {
     let parquet = |source| Error::Parquet { location: input.location.clone(), source };
+    crate::exit::contain_panics(|| read_parquet(input))
+        .unwrap_or_else(|panic| Err(parquet(ParquetError::General(format!("damaged beyond what the reader checks ({panic})")))))
+}
+
+fn read_parquet(input: &InputFile) -> Result<(Meta, RecordBatch), Error> {
+    let parquet = |source| Error::Parquet { location: input.location.clone(), source };
     let builder = ParquetRecordBatchReaderBuilder::try_new(input.bytes.clone()).map_err(parquet)?;
     let meta = meta_of(builder.metadata().file_metadata().key_value_metadata());
     let schema = builder.schema().clone();

@@ -1,0 +1,372 @@
+//! No panic on any input (issue 23, item 5): generated and mutated tables, profiles, model
+//! configs, safetensors headers, chain data and command lines go to the decoder or validator
+//! that meets them in production, which must answer with its value or an error — never a panic.
+//! What passes is then shown as a person would see it: no raw control reaches the terminal.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, Float32Array, Float64Array, LargeListArray, ListArray, RecordBatch, StringArray};
+use arrow::array::{UInt16Array, UInt32Array, UInt64Array};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field, Schema};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use valkit::files::{InputFile, Location};
+use valkit::stages::inspect;
+use valkit::tables::{self, batches, losses, metagraph, models, receipts, tracker, weights, wins, Table};
+
+use crate::util::*;
+
+/// Strings a miner or a foreign file could hold: controls, bidi overrides, numbers out of range,
+/// paths that climb, nothing at all.
+const HOSTILE: &[&str] = &[
+    "",
+    " ",
+    "x\u{1b}[2J\u{1b}]8;;https://evil\u{7}click\u{1b}]8;;\u{7}\rfake\nline\u{202e}txt",
+    "\u{0}",
+    "\u{85}\u{9b}31m",
+    "模型-é",
+    "../../etc/passwd",
+    "99999999999999999999999",
+    "-1",
+    "NaN",
+    "inf",
+    "1e309",
+    "FINEWEB",
+    "failed",
+    "set_weights",
+];
+
+/// `cases` per property, or `PROPTEST_CASES` when set (a longer hunt: `PROPTEST_CASES=2000`).
+/// Nothing is persisted: a failure prints its minimal input, to be kept as a test of its own.
+fn config(cases: u32) -> ProptestConfig {
+    let cases = std::env::var_os("PROPTEST_CASES").and_then(|v| v.to_str()?.parse().ok()).unwrap_or(cases);
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+}
+
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![proptest::sample::select(HOSTILE).prop_map(str::to_string), any::<String>(), "[a-z_]{1,12}"]
+}
+
+/// One value of a generated table; each column reads it as its own type (`column`).
+#[derive(Debug, Clone)]
+enum Cell {
+    Null,
+    Int(u64),
+    Float(f64),
+    Text(String),
+    Flag(bool),
+    Many(Vec<u64>),
+}
+
+fn cell() -> impl Strategy<Value = Cell> {
+    let float = prop_oneof![any::<f64>(), Just(f64::NAN), Just(f64::INFINITY), Just(f64::NEG_INFINITY), Just(-0.0), 0.0..10.0];
+    let int = prop_oneof![any::<u64>(), 0..300u64, Just(u64::from(u16::MAX)), Just(u64::MAX)];
+    prop_oneof![
+        Just(Cell::Null),
+        int.prop_map(Cell::Int),
+        float.prop_map(Cell::Float),
+        text().prop_map(Cell::Text),
+        any::<bool>().prop_map(Cell::Flag),
+        vec(0..70_000u64, 0..5).prop_map(Cell::Many),
+    ]
+}
+
+impl Cell {
+    fn int(&self) -> Option<u64> {
+        match self {
+            Cell::Null => None,
+            Cell::Int(v) => Some(*v),
+            Cell::Float(f) => Some(*f as u64),
+            Cell::Text(s) => Some(s.len() as u64),
+            Cell::Flag(b) => Some(u64::from(*b)),
+            Cell::Many(v) => v.first().copied(),
+        }
+    }
+
+    fn float(&self) -> Option<f64> {
+        match self {
+            Cell::Float(f) => Some(*f),
+            other => other.int().map(|v| v as f64),
+        }
+    }
+
+    fn flag(&self) -> Option<bool> {
+        self.int().map(|v| v % 2 == 1)
+    }
+
+    fn text(&self) -> Option<String> {
+        match self {
+            Cell::Null => None,
+            Cell::Text(s) => Some(s.clone()),
+            Cell::Float(f) => Some(f.to_string()),
+            other => other.int().map(|v| v.to_string()),
+        }
+    }
+
+    fn many(&self) -> Option<Vec<Cell>> {
+        match self {
+            Cell::Null => None,
+            Cell::Many(v) => Some(v.iter().map(|&x| Cell::Int(x)).collect()),
+            Cell::Float(f) => Some(vec![Cell::Float(*f)]),
+            other => Some(vec![other.clone()]),
+        }
+    }
+}
+
+/// A column of `data_type` from `cells`; a null in a non-nullable column becomes the type's zero.
+fn column(data_type: &DataType, nullable: bool, cells: &[Cell]) -> ArrayRef {
+    fn each<T: Default>(nullable: bool, cells: &[Cell], f: impl Fn(&Cell) -> Option<T>) -> Vec<Option<T>> {
+        cells.iter().map(|c| if nullable { f(c) } else { Some(f(c).unwrap_or_default()) }).collect()
+    }
+    fn lists(nullable: bool, cells: &[Cell]) -> (Vec<usize>, Vec<Cell>, Option<arrow::buffer::NullBuffer>) {
+        let lists = each(nullable, cells, Cell::many);
+        let lengths = lists.iter().map(|l| l.as_ref().map_or(0, Vec::len)).collect();
+        let valid: Vec<bool> = lists.iter().map(Option::is_some).collect();
+        let values = lists.into_iter().flatten().flatten().collect();
+        (lengths, values, nullable.then(|| valid.into()))
+    }
+    match data_type {
+        DataType::Boolean => Arc::new(BooleanArray::from(each(nullable, cells, Cell::flag))),
+        DataType::UInt16 => Arc::new(UInt16Array::from(each(nullable, cells, |c| c.int().map(|v| v as u16)))),
+        DataType::UInt32 => Arc::new(UInt32Array::from(each(nullable, cells, |c| c.int().map(|v| v as u32)))),
+        DataType::UInt64 => Arc::new(UInt64Array::from(each(nullable, cells, Cell::int))),
+        DataType::Float32 => Arc::new(Float32Array::from(each(nullable, cells, |c| c.float().map(|v| v as f32)))),
+        DataType::Float64 => Arc::new(Float64Array::from(each(nullable, cells, Cell::float))),
+        DataType::Utf8 => Arc::new(StringArray::from(each(nullable, cells, Cell::text))),
+        DataType::List(item) => {
+            let (lengths, values, nulls) = lists(nullable, cells);
+            let values = column(item.data_type(), item.is_nullable(), &values);
+            Arc::new(ListArray::new(item.clone(), OffsetBuffer::from_lengths(lengths), values, nulls))
+        }
+        DataType::LargeList(item) => {
+            let (lengths, values, nulls) = lists(nullable, cells);
+            let values = column(item.data_type(), item.is_nullable(), &values);
+            Arc::new(LargeListArray::new(item.clone(), OffsetBuffer::from_lengths(lengths), values, nulls))
+        }
+        other => arrow::array::new_null_array(other, cells.len()),
+    }
+}
+
+/// What a foreign or damaged file may do to a table's schema, column by column.
+#[derive(Debug, Clone)]
+enum Retype {
+    Keep,
+    Nullable,
+    As(DataType),
+    Drop,
+    Rename(String),
+}
+
+fn retype() -> impl Strategy<Value = Retype> {
+    let list = |t: DataType| DataType::List(Arc::new(Field::new_list_field(t, true)));
+    let large = |t: DataType| DataType::LargeList(Arc::new(Field::new_list_field(t, true)));
+    prop_oneof![
+        12 => Just(Retype::Keep),
+        2 => Just(Retype::Nullable),
+        1 => Just(Retype::Drop),
+        1 => text().prop_map(Retype::Rename),
+        2 => proptest::sample::select(vec![
+            DataType::Utf8,
+            DataType::UInt16,
+            DataType::UInt64,
+            DataType::Float32,
+            DataType::Float64,
+            DataType::Boolean,
+            list(DataType::UInt16),
+            list(DataType::Utf8),
+            large(DataType::UInt32),
+            large(DataType::Float64),
+        ])
+        .prop_map(Retype::As),
+    ]
+}
+
+/// A table file with `T`'s schema (bent by `retypes`), rows from `cells`, and valkit's labels.
+fn generated_file<T: Table>(cells: &[Cell], rows: usize, retypes: &[Retype], labels: &[(String, String)]) -> Vec<u8> {
+    let schema = T::schema();
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (i, field) in schema.fields().iter().enumerate() {
+        let mut field = field.as_ref().clone();
+        match retypes.get(i).unwrap_or(&Retype::Keep) {
+            Retype::Keep => {}
+            Retype::Nullable => field = field.with_nullable(true),
+            Retype::As(t) => field = field.with_data_type(t.clone()).with_nullable(true),
+            Retype::Drop => continue,
+            Retype::Rename(name) if fields.iter().all(|f: &Field| f.name() != name) => field = field.with_name(name.clone()),
+            Retype::Rename(_) => {}
+        }
+        let of_column: Vec<Cell> = (0..rows).map(|r| cells[(r * schema.fields().len() + i) % cells.len()].clone()).collect();
+        columns.push(column(field.data_type(), field.is_nullable(), &of_column));
+        fields.push(field);
+    }
+    let batch = RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
+    .expect("a batch of the generated columns");
+    let kv = labels.iter().map(|(k, v)| parquet::file::metadata::KeyValue::new(k.clone(), v.clone())).collect();
+    #[allow(clippy::disallowed_methods)] // a foreign writer's settings, on purpose
+    let props = parquet::file::properties::WriterProperties::builder().set_key_value_metadata(Some(kv)).build();
+    let mut out = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+    out
+}
+
+fn labels<T: Table>(table: Option<String>, version: Option<String>) -> Vec<(String, String)> {
+    vec![
+        ("valkit.table".into(), table.unwrap_or_else(|| T::NAME.into())),
+        ("valkit.schema_version".into(), version.unwrap_or_else(|| T::SCHEMA_VERSION.to_string())),
+        ("valkit.seed".into(), HOSTILE[2].into()),
+    ]
+}
+
+/// Damage done to a file's bytes: bytes overwritten at fractions of its length, then a cut.
+#[derive(Debug, Clone)]
+struct Damage {
+    writes: Vec<(f64, u8)>,
+    cut: Option<f64>,
+}
+
+fn damage() -> impl Strategy<Value = Damage> {
+    (vec((0.0..1.0f64, any::<u8>()), 1..6), proptest::option::of(0.0..1.0f64)).prop_map(|(writes, cut)| Damage { writes, cut })
+}
+
+fn damaged(bytes: &[u8], d: &Damage) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    for &(at, byte) in &d.writes {
+        let i = ((out.len() as f64 * at) as usize).min(out.len() - 1);
+        out[i] = byte;
+    }
+    if let Some(cut) = d.cut {
+        out.truncate((out.len() as f64 * cut) as usize);
+    }
+    out
+}
+
+fn input(dir: &TestDir, bytes: &[u8]) -> InputFile {
+    let path = dir.path("t.parquet");
+    std::fs::write(&path, bytes).unwrap();
+    InputFile { location: Location::Path(path), bytes: bytes.to_vec().into(), sha256: String::new() }
+}
+
+/// What `inspect` shows of a file in each view: an answer or an error, and nothing raw in the
+/// human views (CSV may keep CR and LF inside a quoted field; JSON escapes by its own rules).
+fn shown_safely(dir: &TestDir) {
+    let views = [
+        (inspect::Format::Table, &[][..]),
+        (inspect::Format::Describe, &[]),
+        (inspect::Format::Meta, &[]),
+        (inspect::Format::Csv, &['\r', '\n'][..]),
+        (inspect::Format::Json, &[]),
+    ];
+    for (format, kept) in views {
+        let options =
+            inspect::Options { input: Location::Path(dir.path("t.parquet")), format, columns: inspect::Columns::All, limit: None };
+        let mut out = Vec::new();
+        let Ok(_) = inspect::run(&options, &mut out) else { continue };
+        let out = String::from_utf8(out).expect("inspect writes UTF-8");
+        let raw = out.chars().find(|&c| valkit::format::printable(&c.to_string(), &['\n']) != c.to_string() && !kept.contains(&c));
+        assert!(raw.is_none(), "{format:?} showed {raw:?} raw: {out:?}");
+    }
+}
+
+fn decodes_or_refuses<T: Table>(
+    dir: &TestDir,
+    cells: &[Cell],
+    rows: usize,
+    retypes: &[Retype],
+    table: Option<String>,
+    version: Option<String>,
+    d: &Damage,
+) {
+    let file = generated_file::<T>(cells, rows, retypes, &labels::<T>(table, version));
+    let _ = tables::decode_file::<T>(&input(dir, &file));
+    shown_safely(dir);
+    let _ = tables::decode_file::<T>(&input(dir, &damaged(&file, d)));
+    shown_safely(dir);
+}
+
+fn label() -> impl Strategy<Value = Option<String>> {
+    proptest::option::weighted(0.2, prop_oneof![text(), (0..5u32).prop_map(|v| v.to_string())])
+}
+
+proptest! {
+    #![proptest_config(config(32))]
+
+    /// Every table's decoder, and inspect's views, on generated files (any value in any column,
+    /// columns retyped, renamed, dropped or made nullable, wrong labels) and on their bytes damaged.
+    #[test]
+    fn table_decoders_answer_every_generated_or_damaged_file(
+        cells in vec(cell(), 1..40),
+        rows in 0..6usize,
+        retypes in vec(retype(), 0..14),
+        table in label(),
+        version in label(),
+        d in damage(),
+    ) {
+        let dir = TestDir::new();
+        decodes_or_refuses::<metagraph::Metagraph>(&dir, &cells, rows, &retypes, table.clone(), version.clone(), &d);
+        decodes_or_refuses::<models::Models>(&dir, &cells, rows, &retypes, table.clone(), version.clone(), &d);
+        decodes_or_refuses::<batches::Batches>(&dir, &cells, rows, &retypes, table.clone(), version.clone(), &d);
+        decodes_or_refuses::<losses::Losses>(&dir, &cells, rows, &retypes, table.clone(), version.clone(), &d);
+        decodes_or_refuses::<wins::Wins>(&dir, &cells, rows, &retypes, table.clone(), version.clone(), &d);
+        decodes_or_refuses::<weights::Weights>(&dir, &cells, rows, &retypes, table.clone(), version.clone(), &d);
+        decodes_or_refuses::<tracker::Tracker>(&dir, &cells, rows, &retypes, table.clone(), version.clone(), &d);
+        decodes_or_refuses::<receipts::Receipts>(&dir, &cells, rows, &retypes, table, version, &d);
+    }
+}
+
+/// The demo's own tables, damaged byte by byte: each decoder refuses or reads them.
+#[test]
+fn damaged_demo_tables_are_refused_or_read_never_panicked_on() {
+    fn each<T: Table>(dir: &TestDir, name: &str) {
+        let bytes = std::fs::read(demo(name)).unwrap();
+        proptest!(config(48), |(d in damage())| {
+            let _ = tables::decode_file::<T>(&input(dir, &damaged(&bytes, &d)));
+            shown_safely(dir);
+        });
+    }
+    let dir = TestDir::new();
+    each::<metagraph::Metagraph>(&dir, "metagraph.parquet");
+    each::<models::Models>(&dir, "models.parquet");
+    each::<losses::Losses>(&dir, "losses.parquet");
+    each::<tracker::Tracker>(&dir, "tracker.parquet");
+}
+
+/// Every string column of every table, and the file's metadata, holding a miner's hostile text:
+/// shown escaped in inspect's table view.
+#[test]
+fn every_string_column_of_every_table_is_shown_escaped() {
+    fn each<T: Table>(dir: &TestDir) {
+        let strings = T::schema().fields().iter().filter(|f| f.data_type() == &DataType::Utf8).count();
+        let cells = [Cell::Text(HOSTILE[2].into())];
+        let file = generated_file::<T>(&cells, 1, &[], &labels::<T>(None, None));
+        std::fs::write(dir.path("t.parquet"), file).unwrap();
+        shown_safely(dir);
+        for format in [inspect::Format::Table, inspect::Format::Meta] {
+            let options =
+                inspect::Options { input: Location::Path(dir.path("t.parquet")), format, columns: inspect::Columns::All, limit: None };
+            let mut out = Vec::new();
+            inspect::run(&options, &mut out).unwrap();
+            let out = String::from_utf8(out).unwrap();
+            // The table view escapes as Rust does, the metadata's JSON as JSON does.
+            let (escape, expected) = if format == inspect::Format::Meta { ("\\u001b[2J", 1) } else { ("\\x1b[2J", strings) };
+            let escaped = out.matches(escape).count();
+            assert!(escaped >= expected, "{}: {escaped} of {expected} strings shown escaped in {format:?}: {out}", T::NAME);
+        }
+    }
+    let dir = TestDir::new();
+    each::<metagraph::Metagraph>(&dir);
+    each::<models::Models>(&dir);
+    each::<batches::Batches>(&dir);
+    each::<losses::Losses>(&dir);
+    each::<wins::Wins>(&dir);
+    each::<weights::Weights>(&dir);
+    each::<tracker::Tracker>(&dir);
+    each::<receipts::Receipts>(&dir);
+}
