@@ -370,3 +370,431 @@ fn every_string_column_of_every_table_is_shown_escaped() {
     each::<tracker::Tracker>(&dir);
     each::<receipts::Receipts>(&dir);
 }
+
+/// A change to one leaf of a TOML or JSON document: another value of any type, or the key gone.
+#[derive(Debug, Clone)]
+enum Edit {
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Flag(bool),
+    Empty,
+    Remove,
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    let ints = prop_oneof![Just(0i64), Just(-1), Just(1), Just(i64::MAX), Just(i64::MIN), Just(1 << 40), any::<i64>()];
+    let floats =
+        prop_oneof![Just(f64::NAN), Just(f64::INFINITY), Just(f64::NEG_INFINITY), Just(-0.0), Just(1e308), Just(5e-324), any::<f64>()];
+    prop_oneof![
+        3 => ints.prop_map(Edit::Int),
+        2 => floats.prop_map(Edit::Float),
+        2 => text().prop_map(Edit::Text),
+        1 => any::<bool>().prop_map(Edit::Flag),
+        1 => Just(Edit::Empty),
+        2 => Just(Edit::Remove),
+    ]
+}
+
+/// Edits as (where among the document's leaves, what).
+fn edits() -> impl Strategy<Value = Vec<(f64, Edit)>> {
+    vec((0.0..1.0f64, edit()), 1..5)
+}
+
+mod toml_doc {
+    use super::Edit;
+    use toml::Value;
+
+    fn value(e: &Edit) -> Value {
+        match e {
+            Edit::Int(i) => Value::Integer(*i),
+            Edit::Float(f) => Value::Float(*f),
+            Edit::Text(s) => Value::String(s.clone()),
+            Edit::Flag(b) => Value::Boolean(*b),
+            Edit::Empty | Edit::Remove => Value::Array(Vec::new()),
+        }
+    }
+
+    fn leaves(v: &Value) -> usize {
+        match v {
+            Value::Table(t) => t.values().map(leaves).sum(),
+            Value::Array(a) if !a.is_empty() => a.iter().map(leaves).sum(),
+            _ => 1,
+        }
+    }
+
+    /// Applies `e` to the `k`-th leaf below `v`; true once applied.
+    fn apply(v: &mut Value, k: &mut usize, e: &Edit) -> bool {
+        let leaf = |v: &Value| !matches!(v, Value::Table(_)) && !matches!(v, Value::Array(a) if !a.is_empty());
+        match v {
+            Value::Table(t) => {
+                let keys: Vec<String> = t.keys().cloned().collect();
+                for key in keys {
+                    let child = t.get_mut(&key).expect("a key just listed");
+                    if !leaf(child) {
+                        if apply(child, k, e) {
+                            return true;
+                        }
+                    } else if *k == 0 {
+                        match e {
+                            Edit::Remove => drop(t.remove(&key)),
+                            e => *child = value(e),
+                        }
+                        return true;
+                    } else {
+                        *k -= 1;
+                    }
+                }
+                false
+            }
+            Value::Array(a) => {
+                for i in 0..a.len() {
+                    if !leaf(&a[i]) {
+                        if apply(&mut a[i], k, e) {
+                            return true;
+                        }
+                    } else if *k == 0 {
+                        match e {
+                            Edit::Remove => drop(a.remove(i)),
+                            e => a[i] = value(e),
+                        }
+                        return true;
+                    } else {
+                        *k -= 1;
+                    }
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    pub fn edited(text: &str, edits: &[(f64, Edit)]) -> String {
+        let mut doc: Value = toml::from_str(text).expect("a valid document to start from");
+        for (at, e) in edits {
+            let mut k = (leaves(&doc) as f64 * at) as usize;
+            apply(&mut doc, &mut k, e);
+        }
+        toml::to_string(&doc).expect("TOML of a TOML value")
+    }
+}
+
+mod json_doc {
+    use super::Edit;
+    use serde_json::Value;
+
+    fn value(e: &Edit) -> Value {
+        match e {
+            Edit::Int(i) => Value::from(*i),
+            Edit::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+            Edit::Text(s) => Value::String(s.clone()),
+            Edit::Flag(b) => Value::Bool(*b),
+            Edit::Empty | Edit::Remove => Value::Array(Vec::new()),
+        }
+    }
+
+    fn leaves(v: &Value) -> usize {
+        match v {
+            Value::Object(o) if !o.is_empty() => o.values().map(leaves).sum(),
+            Value::Array(a) if !a.is_empty() => a.iter().map(leaves).sum(),
+            _ => 1,
+        }
+    }
+
+    fn apply(v: &mut Value, k: &mut usize, e: &Edit) -> bool {
+        let leaf = |v: &Value| !matches!(v, Value::Object(o) if !o.is_empty()) && !matches!(v, Value::Array(a) if !a.is_empty());
+        match v {
+            Value::Object(o) => {
+                let keys: Vec<String> = o.keys().cloned().collect();
+                for key in keys {
+                    let child = o.get_mut(&key).expect("a key just listed");
+                    if !leaf(child) {
+                        if apply(child, k, e) {
+                            return true;
+                        }
+                    } else if *k == 0 {
+                        match e {
+                            Edit::Remove => drop(o.remove(&key)),
+                            e => *child = value(e),
+                        }
+                        return true;
+                    } else {
+                        *k -= 1;
+                    }
+                }
+                false
+            }
+            Value::Array(a) => {
+                for i in 0..a.len() {
+                    if !leaf(&a[i]) {
+                        if apply(&mut a[i], k, e) {
+                            return true;
+                        }
+                    } else if *k == 0 {
+                        match e {
+                            Edit::Remove => drop(a.remove(i)),
+                            e => a[i] = value(e),
+                        }
+                        return true;
+                    } else {
+                        *k -= 1;
+                    }
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    pub fn edited(text: &str, edits: &[(f64, Edit)]) -> String {
+        let mut doc: Value = serde_json::from_str(text).expect("a valid document to start from");
+        for (at, e) in edits {
+            let mut k = (leaves(&doc) as f64 * at) as usize;
+            apply(&mut doc, &mut k, e);
+        }
+        doc.to_string()
+    }
+}
+
+/// The model configs of every architecture the tests evaluate.
+fn model_configs() -> Vec<String> {
+    let mut dirs: Vec<_> = std::fs::read_dir(repo_path("testdata/models")).unwrap().map(|e| e.unwrap().path()).collect();
+    dirs.sort();
+    dirs.into_iter().filter_map(|d| std::fs::read_to_string(d.join("config.json")).ok()).collect()
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    /// A profile with any field changed or removed is accepted or refused by the validator that
+    /// `profile check` and every stage share; an accepted one answers the stages' questions.
+    #[test]
+    fn profiles_with_any_field_changed_are_accepted_or_refused(which in 0..2usize, edits in edits(), block in any::<u64>()) {
+        let name = ["sn9", "sn37"][which];
+        let text = toml_doc::edited(valkit::competition::Profile::builtin_text(name).unwrap(), &edits);
+        if let Ok(profile) = valkit::competition::Profile::parse(&text, "generated.toml") {
+            let _ = (profile.sync_block(block), profile.next_sync_block(block));
+            if let Some(entry) = profile.schedule_at(block) {
+                let _ = format!("{entry:?}");
+            }
+            for id in 0..8 {
+                let _ = profile.competition_at(id, block);
+            }
+        }
+    }
+
+    /// A miner's config.json with any field changed or removed parses within the limits or is
+    /// refused; so is any text at all.
+    #[test]
+    fn model_configs_with_any_field_changed_are_parsed_or_refused(which in any::<prop::sample::Index>(), edits in edits(), noise in text()) {
+        let configs = model_configs();
+        let limits = valkit::model::Limits { max_params: 1 << 34, min_params: 0, memory_bytes: 1 << 33, max_sequence_length: 8192 };
+        let text = json_doc::edited(which.get::<String>(&configs), &edits);
+        let _ = valkit::model::Config::parse(&text, &limits);
+        let _ = valkit::model::Config::parse(&noise, &limits);
+        let _ = valkit::model::shard_names(&text);
+    }
+
+    /// A safetensors file's first bytes and header as a miner may upload them: any length, any
+    /// JSON, any size claimed.
+    #[test]
+    fn safetensors_headers_are_read_or_refused(prefix in vec(any::<u8>(), 0..16), edits in edits(), file_size in prop_oneof![any::<u64>(), 0..400u64]) {
+        let _ = valkit::model::header_length("model.safetensors", &prefix, file_size);
+        let header = r#"{"__metadata__":{"format":"pt"},"model.embed_tokens.weight":{"dtype":"F32","shape":[4,2],"data_offsets":[0,32]},"lm_head.weight":{"dtype":"BF16","shape":[2,4],"data_offsets":[32,48]}}"#;
+        let header = json_doc::edited(header, &edits);
+        let _ = valkit::model::parameters_of_header("model.safetensors", header.as_bytes(), file_size);
+        let _ = valkit::model::parameters_of_header("model.safetensors", &prefix, file_size);
+    }
+
+    /// What the chain hands over: commitments (a miner's text), raw registration and weight
+    /// bytes, block hashes and decimal seeds.
+    #[test]
+    fn chain_data_is_decoded_or_refused(commitment in text(), fields in vec(text(), 0..8), bytes in vec(any::<u8>(), 0..96), hash in text()) {
+        let _ = valkit::chain::commitment::ModelId::parse(&commitment);
+        let _ = valkit::chain::commitment::ModelId::parse(&fields.join(":"));
+        if let Ok(registration) = valkit::chain::registration::decode(&bytes) {
+            let _ = valkit::chain::registration::commitment_text(&registration);
+        }
+        let _ = valkit::chain::registration::weight_pairs(&bytes);
+        let _ = valkit::sampling::seed_from_block_hash(&hash);
+        let _ = valkit::sampling::Seed::from_decimal(&hash);
+        let _ = valkit::hub::names::repo_id(&commitment);
+        let _ = valkit::hub::names::file_path(&commitment);
+        let _ = valkit::hub::names::blob(&hash);
+    }
+
+    /// Dataset bodies as a server may send them: any bytes, any declared encoding.
+    #[test]
+    fn dataset_bodies_are_decoded_or_refused(bytes in vec(any::<u8>(), 0..256), label in text()) {
+        let _ = valkit::datasets::encoding::decode(&bytes, &label);
+        let _ = valkit::datasets::stack_v2::decode_blob(&bytes, &label);
+        let mut gz = Vec::new();
+        {
+            use std::io::Write;
+            let mut encoder = flate2::write::GzEncoder::new(&mut gz, flate2::Compression::fast());
+            encoder.write_all(&bytes).unwrap();
+        }
+        let _ = valkit::datasets::stack_v2::decode_blob(&gz, &label);
+    }
+}
+
+/// Values a user or a script may put after any flag: numbers out of range, endpoints that are not
+/// base URLs, paths to tables of another kind, nothing.
+fn argument_value() -> impl Strategy<Value = String> {
+    let odd = proptest::sample::select(vec![
+        "0",
+        "-1",
+        "1",
+        "65536",
+        "18446744073709551616",
+        "nan",
+        "inf",
+        "-inf",
+        "1e309",
+        "0.5",
+        "-0.0",
+        "",
+        "-",
+        "mailto:x",
+        "http://[::1",
+        "ws://",
+        "s3://",
+        "s3://bucket",
+        "file:///etc/passwd",
+        "http://127.0.0.1:1",
+        "ws://127.0.0.1:1",
+        "a,b,,c",
+        "all",
+        "sn9",
+        "sn37",
+        "4",
+        "2",
+    ]);
+    let paths =
+        proptest::sample::select(vec!["metagraph.parquet", "losses.parquet", "models.parquet", "tracker.parquet", "competitions.toml"]);
+    prop_oneof![
+        4 => odd.prop_map(str::to_string),
+        2 => paths.prop_map(demo),
+        1 => text(),
+    ]
+}
+
+/// A plausible value for a required argument, so that a drawn line gets past clap to the checks
+/// behind it: the demo's tables, the SN9 profile, a fresh output.
+fn plausible(name: &str) -> Option<String> {
+    Some(match name {
+        "metagraph" => demo("metagraph.parquet"),
+        "losses" | "file" | "FILE" => demo("losses.parquet"),
+        "models" => demo("models.parquet"),
+        "tracker" => demo("tracker.parquet"),
+        "profile" => "sn9".into(),
+        "competition-id" | "competition_id" => "4".into(),
+        "netuid" => "9".into(),
+        "out" | "out-dir" | "out_dir" => "out".into(),
+        _ => return None,
+    })
+}
+
+/// One argument as clap describes it: `--long` or a positional (`None`), whether it takes a
+/// value, whether it is required.
+type ArgShape = (Option<String>, String, bool, bool);
+
+/// A command line for one subcommand, from clap's description of it: its required arguments
+/// (mostly plausible values, sometimes drawn ones), then some of its flags with drawn values.
+/// Endpoints the subcommand has are pointed at a dead local port first, so nothing leaves this
+/// machine whatever the draw.
+fn command_line() -> impl Strategy<Value = Vec<String>> {
+    use clap::CommandFactory;
+    /// Where each endpoint flag points: a port nothing listens on.
+    const DEAD: [(&str, &str); 2] = [("network", "ws://127.0.0.1:1"), ("datasets-endpoint", "http://127.0.0.1:1")];
+    type Leaf = (Vec<String>, Vec<ArgShape>, Vec<String>);
+    fn leaves(command: &clap::Command, path: &[String], out: &mut Vec<Leaf>) {
+        for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+            let path: Vec<String> = path.iter().cloned().chain([sub.get_name().to_string()]).collect();
+            if sub.has_subcommands() {
+                leaves(sub, &path, out);
+            } else {
+                let endpoint = |a: &clap::Arg| DEAD.iter().any(|(flag, _)| a.get_long() == Some(flag));
+                let mut dead = Vec::new();
+                for (flag, url) in DEAD.iter().filter(|(flag, _)| sub.get_arguments().any(|a| a.get_long() == Some(flag))) {
+                    dead.extend([format!("--{flag}"), url.to_string()]);
+                }
+                let args = sub
+                    .get_arguments()
+                    .filter(|a| !endpoint(a) && !["help", "version"].contains(&a.get_id().as_str()))
+                    .map(|a| {
+                        let name = a.get_long().map_or_else(|| a.get_id().to_string(), str::to_string);
+                        (a.get_long().map(str::to_string), name, a.get_action().takes_values(), a.is_required_set())
+                    })
+                    .collect();
+                out.push((path, args, dead));
+            }
+        }
+    }
+    let mut subcommands = Vec::new();
+    leaves(&valkit::cli::Cli::command(), &[], &mut subcommands);
+    let picks = vec((any::<prop::sample::Index>(), argument_value()), 0..5);
+    let required = vec((any::<bool>(), argument_value()), 8);
+    (proptest::sample::select(subcommands), required, picks).prop_map(|((path, args, dead), required, picks)| {
+        let mut line = path.clone();
+        line.extend(dead);
+        let push = |line: &mut Vec<String>, (long, _, takes_value, _): &ArgShape, value: String| {
+            // An argument cannot hold a NUL byte (execve's strings end at one).
+            let value = value.replace('\0', "");
+            if let Some(long) = long {
+                line.push(format!("--{long}"));
+            }
+            if *takes_value || long.is_none() {
+                line.push(value);
+            }
+        };
+        for (arg, (keep, drawn)) in args.iter().filter(|a| a.3).zip(required.into_iter().cycle()) {
+            let value = plausible(&arg.1).filter(|_| keep).unwrap_or(drawn);
+            push(&mut line, arg, value);
+        }
+        for (which, value) in picks.into_iter().filter(|_| !args.is_empty()) {
+            push(&mut line, which.get(&args), value);
+        }
+        line
+    })
+}
+
+/// The flags clap knows, as clap's own debug checks want them.
+#[test]
+fn the_command_line_definition_is_consistent() {
+    use clap::CommandFactory;
+    valkit::cli::Cli::command().debug_assert();
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    /// The binary on a drawn command line: it finishes (0, 1 or 3), refuses (2) or finds a
+    /// service down (4) in one error line — never a panic (101), a signal or a hang.
+    #[test]
+    fn any_command_line_ends_in_an_exit_code_of_spec_section_6(line in command_line()) {
+        let dir = TestDir::new();
+        let mut cmd = valkit();
+        cmd.args(&line).current_dir(dir.path("")).env("HOME", dir.path("")).env("HF_HOME", dir.path("hf"));
+        cmd.env("HF_ENDPOINT", "http://127.0.0.1:1").env("AWS_ENDPOINT_URL", "http://127.0.0.1:1");
+        let (stdout, stderr) = (std::fs::File::create(dir.path(".stdout")).unwrap(), std::fs::File::create(dir.path(".stderr")).unwrap());
+        cmd.stdin(std::process::Stdio::null()).stdout(stdout).stderr(stderr);
+        let mut child = cmd.spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{line:?}: still running after 60 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        let stderr = std::fs::read_to_string(dir.path(".stderr")).unwrap_or_default();
+        prop_assert!(matches!(status.code(), Some(0..=4)), "{line:?}: {status:?}\n{stderr}");
+        prop_assert!(!stderr.contains("panicked"), "{line:?}: {stderr}");
+        prop_assert!(stderr.lines().filter(|l| l.starts_with("error")).count() <= 1, "{line:?}: {stderr}");
+    }
+}

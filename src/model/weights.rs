@@ -68,7 +68,9 @@ pub fn header_length(file: &str, prefix: &[u8], file_size: u64) -> Result<u64, E
 pub fn parameters_of_header(file: &str, header: &[u8], file_size: u64) -> Result<Vec<(String, u64)>, Error> {
     let bad = |problem: String| Error::NotSafetensors { file: file.to_string(), problem };
     let metadata: safetensors::tensor::Metadata = serde_json::from_slice(header).map_err(|e| bad(format!("header does not parse: {e}")))?;
-    let data_len = file_size - 8 - header.len() as u64;
+    let data_len = file_size
+        .checked_sub(8 + header.len() as u64)
+        .ok_or_else(|| bad(format!("a {}-byte header does not fit a {file_size}-byte file", header.len())))?;
     if metadata.data_len() as u64 != data_len {
         return Err(bad(format!("the header describes {} data bytes, the file holds {data_len} (truncated?)", metadata.data_len())));
     }

@@ -119,7 +119,8 @@ fn falcon_fields(v: &mut serde_json::Value) -> std::result::Result<Falcon, Error
     rename(v, &[("layer_norm_eps", "layer_norm_epsilon")]);
     let map = v.as_object_mut().expect("config.json was checked to be an object");
     map.insert("num_key_value_heads".into(), kv.into());
-    let ffn = map.get("ffn_hidden_size").and_then(|f| f.as_u64()).unwrap_or(4 * hidden);
+    // Saturating: the dimensions are bounded only after this mapping (Dims::read).
+    let ffn = map.get("ffn_hidden_size").and_then(|f| f.as_u64()).unwrap_or(hidden.saturating_mul(4));
     map.insert("intermediate_size".into(), ffn.into());
     map.entry("tie_word_embeddings").or_insert(true.into());
     map.insert("hidden_act".into(), "gelu".into());
