@@ -12,7 +12,7 @@ use crate::util::*;
 
 /// One line per fault class for `scripts/faults.sh`: reached only when every fault of the class
 /// was handled (a crash, hang, lost or mixed output fails the test before it).
-fn report(class: &str, faults: usize) {
+pub(crate) fn report(class: &str, faults: usize) {
     #[allow(clippy::print_stdout)]
     {
         println!("fault-suite: {class}: {faults} faults, all handled");

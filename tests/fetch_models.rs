@@ -782,4 +782,5 @@ fn a_stop_while_downloading_publishes_nothing_half_done() {
         assert!(std::fs::read(s.dir.path("models.parquet")).unwrap() == reference, "after stop {i}: the same table");
     }
     assert!(stopped >= 2, "the stops landed while downloading: {stopped} of 6");
+    crate::faults::report("fetch-models SIGTERM/SIGINT to the job while downloading, then a rerun (the same table)", 6);
 }
