@@ -60,6 +60,7 @@ fn main() {
                     n_tokens: 4095,
                     status: losses::Status::Ok,
                     reason: None,
+                    evaluated_as: None,
                 });
             }
         }

@@ -171,6 +171,7 @@ fn simulate_through_cli(case: &serde_json::Value, sn37: bool, seed: Option<Vec<f
                     n_tokens: 1,
                     status,
                     reason: None,
+                    evaluated_as: None,
                 }
             })
             .collect();

@@ -26,6 +26,7 @@ pub fn model_row(uid: u16, path: Option<&Path>) -> models::Row {
         reason: None,
         in_step: true,
         step_reason: None,
+        model_hash: None,
     }
 }
 
@@ -226,4 +227,75 @@ fn competition_rules_apply_with_a_profile() {
         let failed = got[&uid].iter().all(|r| r.reason.as_deref().is_some_and(|x| x.starts_with("parameter-count")));
         assert_eq!(failed, n_params < 150_000, "{name} with {n_params} parameters");
     }
+}
+
+/// Copies (the same model hash in the same competition) are evaluated once, under the lowest
+/// uid; each uid keeps its own rows (hotkey, uid) with `evaluated_as` naming that uid, and the
+/// table is byte for byte the one of evaluating every copy again — a model that fails to load
+/// fails for each of its copies. Shards split distinct models; --resume reuses them per model.
+#[test]
+fn copies_of_a_model_are_evaluated_once_and_give_the_table_of_evaluating_each() {
+    let dir = TestDir::new();
+    write_batches(&dir);
+    let models = good_models();
+    let llama = models.iter().find(|(_, name, _)| name == "llama").map(|(_, _, p)| p.clone()).unwrap();
+    let gemma = models.iter().find(|(_, name, _)| name == "gemma").map(|(_, _, p)| p.clone()).unwrap();
+    // uid 3 re-uploads uid 1's model under its own repository (another snapshot directory).
+    let copy = broken(&dir, "copy-of-llama", |_| {});
+    let torn = |p: &Path| std::fs::write(p.join("model.safetensors"), b"\x08\x00\x00\x00\x00\x00\x00\x00{}").unwrap();
+    let (bad, bad_copy) = (broken(&dir, "bad", torn), broken(&dir, "bad-copy", torn));
+    let with_hash = |uid: u16, path: &Path, hash: &str| models::Row { model_hash: Some(hash.into()), ..model_row(uid, Some(path)) };
+    let rows = vec![
+        with_hash(1, &llama, "llama-hash"),
+        with_hash(2, &gemma, "gemma-hash"),
+        with_hash(3, &copy, "llama-hash"),
+        with_hash(4, &bad, "bad-hash"),
+        with_hash(5, &llama, "llama-hash"),
+        with_hash(6, &bad_copy, "bad-hash"),
+    ];
+    write_table::<models::Models>(&dir.path("models.parquet"), rows, &[]);
+
+    let once = eval(&dir, "once.parquet", &["--json"]);
+    assert_exit!(once, 1, "uids 4 and 6 fail");
+    let summary: Value = serde_json::from_str(once.stdout_text().trim()).unwrap();
+    assert_eq!((summary["models"].as_u64(), summary["distinct_models"].as_u64()), (Some(6), Some(3)));
+    let each = eval(&dir, "each.parquet", &["--evaluate-copies", "--json"]);
+    assert_exit!(each, 1);
+    let each_summary: Value = serde_json::from_str(each.stdout_text().trim()).unwrap();
+    assert!(summary["tokens"].as_u64() < each_summary["tokens"].as_u64(), "fewer tokens evaluated: {summary} / {each_summary}");
+    assert!(std::fs::read(dir.path("once.parquet")).unwrap() == std::fs::read(dir.path("each.parquet")).unwrap(), "the same table");
+
+    let by_uid = losses_by_uid(&dir.path("once.parquet"));
+    for (uid, of) in [(3, 1), (5, 1), (6, 4)] {
+        let (copy, model) = (&by_uid[&uid], &by_uid[&of]);
+        assert!(copy.iter().all(|r| r.evaluated_as == Some(of) && r.hotkey == format!("hotkey-{uid}")), "uid {uid}: {copy:?}");
+        let values = |rows: &[valkit::tables::losses::Row]| rows.iter().map(|r| (r.loss.to_bits(), r.reason.clone())).collect::<Vec<_>>();
+        assert_eq!(values(copy), values(model), "uid {uid} has uid {of}'s losses");
+    }
+    assert!(by_uid[&1].iter().chain(&by_uid[&2]).chain(&by_uid[&4]).all(|r| r.evaluated_as.is_none()));
+    assert!(by_uid[&6].iter().all(|r| r.status == valkit::tables::losses::Status::Failed), "a failed model fails for its copies");
+
+    // Shards split the three distinct models, not the six uids: 0/2 gets llama (uids 1, 3, 5)
+    // and the bad model (4, 6), 1/2 gemma; together they are the whole table.
+    let shard = |k: &str, out: &str| {
+        let r = eval(&dir, out, &["--shard", k, "--json"]);
+        serde_json::from_str::<Value>(r.stdout_text().trim()).unwrap()["distinct_models"].as_u64()
+    };
+    assert_eq!((shard("0/2", "s0.parquet"), shard("1/2", "s1.parquet")), (Some(2), Some(1)));
+    let mut shards = losses_by_uid(&dir.path("s0.parquet"));
+    shards.extend(losses_by_uid(&dir.path("s1.parquet")));
+    assert_eq!(shards, by_uid);
+
+    // A resumed run reuses the rows, and a new copy takes its rows from its model's.
+    let mut rows = read_table::<models::Models>(&dir.path("models.parquet")).rows;
+    rows.push(with_hash(7, &copy, "llama-hash"));
+    write_table::<models::Models>(&dir.path("models.parquet"), rows, &[]);
+    let r = eval(&dir, "once.parquet", &["--resume", "--json"]);
+    let summary: Value = serde_json::from_str(r.stdout_text().trim()).unwrap();
+    assert_eq!(summary["tokens"], 0, "nothing evaluated again: {summary}");
+    let by_uid = losses_by_uid(&dir.path("once.parquet"));
+    assert_eq!(
+        by_uid[&7].iter().map(|r| (r.loss.to_bits(), r.evaluated_as)).collect::<Vec<_>>(),
+        by_uid[&1].iter().map(|r| (r.loss.to_bits(), Some(1))).collect::<Vec<_>>()
+    );
 }

@@ -784,3 +784,43 @@ fn a_stop_while_downloading_publishes_nothing_half_done() {
     assert!(stopped >= 2, "the stops landed while downloading: {stopped} of 6");
     crate::faults::report("fetch-models SIGTERM/SIGINT to the job while downloading, then a rerun (the same table)", 6);
 }
+
+/// A miner re-uploading another's model under its own repository: fetch-models records the same
+/// model hash for both, so eval-losses evaluates it once and gives both uids the same losses
+/// (each its own rows), as evaluating each copy again would.
+#[test]
+fn a_copy_cat_repository_has_the_model_hash_of_the_original_and_is_evaluated_once() {
+    let mut s = Subnet::new();
+    let llama = llama_files();
+    let mut other = llama.clone();
+    other.insert("generation_config.json".into(), br#"{"max_new_tokens": 7}"#.to_vec());
+    let old = BLOCK - 500;
+    s.commit(0, "leader/model", &llama, 1, old, None);
+    s.commit(1, "copycat/model", &llama, 1, old + 10, None);
+    s.commit(2, "honest/model", &other, 1, old + 20, None);
+    assert_exit!(s.fetch(&[]), 0);
+    let models = s.models();
+    let hash = |uid: u16| models[&uid].model_hash.clone().expect("an ok row has its model hash");
+    assert_eq!(hash(0), model_hash(&s.dir, &llama));
+    assert_eq!((hash(1) == hash(0), hash(2) == hash(0)), (true, false));
+    assert_ne!(models[&0].local_path, models[&1].local_path, "two snapshots");
+
+    crate::eval_losses::write_batches(&s.dir);
+    let eval = |out: &str, extra: &[&str]| {
+        let (models, batches, out) = (s.dir.arg("models.parquet"), s.dir.arg("batches.parquet"), s.dir.arg(out));
+        let mut a = vec!["eval-losses", "--models", &models, "--batches", &batches, "--out", &out];
+        a.extend(extra);
+        run(&a)
+    };
+    let once = eval("once.parquet", &["--json"]);
+    assert_exit!(once, 0);
+    let summary: serde_json::Value = serde_json::from_str(once.stdout_text().trim()).unwrap();
+    assert_eq!((summary["models"].as_u64(), summary["distinct_models"].as_u64()), (Some(3), Some(2)));
+    assert_exit!(eval("each.parquet", &["--evaluate-copies"]), 0);
+    assert!(std::fs::read(s.dir.path("once.parquet")).unwrap() == std::fs::read(s.dir.path("each.parquet")).unwrap());
+    let by_uid = crate::eval_losses::losses_by_uid(&s.dir.path("once.parquet"));
+    assert!(by_uid[&1].iter().all(|r| r.evaluated_as == Some(0) && r.hotkey == hotkey(1)));
+    assert!(by_uid[&0].iter().chain(&by_uid[&2]).all(|r| r.evaluated_as.is_none()));
+    let losses = |uid: u16| by_uid[&uid].iter().map(|r| r.loss.to_bits()).collect::<Vec<_>>();
+    assert_eq!(losses(1), losses(0));
+}

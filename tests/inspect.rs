@@ -83,6 +83,7 @@ fn a_reader_closing_the_pipe_is_not_an_error() {
             n_tokens: 4095,
             status: losses::Status::Ok,
             reason: None,
+            evaluated_as: None,
         })
         .collect();
     write_table::<losses::Losses>(&dir.path("big.parquet"), rows, &[]);
@@ -142,6 +143,7 @@ fn hostile_strings_are_shown_escaped_in_every_view() {
         n_tokens: 0,
         status: losses::Status::Failed,
         reason: Some(format!("load-failed: {hostile}\nsecond line")),
+        evaluated_as: None,
     };
     write_table::<losses::Losses>(&dir.path("l.parquet"), vec![row], &[("note", hostile)]);
     let raw = |s: &str| s.contains(['\u{1b}', '\u{7}', '\r', '\u{202e}']);

@@ -50,6 +50,7 @@ fn models_and_tracker_round_trip() {
         reason: Some("pickle-file: model.bin".into()),
         in_step: true,
         step_reason: Some("new".into()),
+        model_hash: Some("x".repeat(44)),
     };
     assert_eq!(round_trip::<models::Models>(vec![model.clone()]), vec![model]);
     let history = vec![EvalResult { block: 5, score: f64::INFINITY, winning_model_block: f64::INFINITY, winning_model_score: 1.5 }];

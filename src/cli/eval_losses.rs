@@ -13,7 +13,10 @@ use crate::stages::eval_losses::{self, Shard};
 /// Compute every model's loss on every batch of its competition.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  valkit eval-losses --models models.parquet --batches batches.parquet \\\n      -o losses.parquet\n  valkit eval-losses --models models.parquet --batches batches.parquet \\\n      -o losses-1.parquet --shard 1/4 --resume\n\nWithout --profile/--competitions any supported model is evaluated (fetch-models has already\nenforced the competition's limits); with one, its architectures, parameter bounds and sanity\ncheck apply. Shards (K/N, K from 0) split the models by uid order; their tables concatenate."
+    after_help = "Examples:\n  valkit eval-losses --models models.parquet --batches batches.parquet \\\n      -o losses.parquet\n  valkit eval-losses --models models.parquet --batches batches.parquet \\\n      -o losses-1.parquet --shard 1/4 --resume\n\nWithout --profile/--competitions any supported model is evaluated (fetch-models has already\nenforced the competition's limits); with one, its architectures, parameter bounds and sanity\ncheck apply. Models with the same model hash in the same competition (a miner's copy of
+another's upload) are evaluated once, under the lowest uid; each uid still gets its own rows,
+whose evaluated_as column names that uid. Shards (K/N, K from 0) split the distinct models in
+uid order; their tables concatenate."
 )]
 pub struct Args {
     /// The models table written by fetch-models.
@@ -60,6 +63,10 @@ pub struct Args {
     /// then ends the run; for debugging and profiling).
     #[arg(long)]
     no_isolation: bool,
+    /// Evaluate every copy of a model again, as upstream does, instead of once per model hash
+    /// (the table is the same; for checking that, and for benchmarks).
+    #[arg(long)]
+    evaluate_copies: bool,
     #[command(flatten)]
     pub(super) json: super::args::JsonArg,
 }
@@ -107,12 +114,20 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         resume: args.resume,
         model_timeout,
         isolate: !args.no_isolation,
+        evaluate_copies: args.evaluate_copies,
     };
     // CPU-bound: run it off the async executor's worker threads.
     let reporter = printer.reporter();
     let (outcome, summary) = tokio::task::block_in_place(|| eval_losses::run(&options, &reporter))?;
+    let copies = summary.models - summary.distinct_models;
+    let copies = match copies {
+        0 => String::new(),
+        n if options.evaluate_copies => format!(", {n} of them copies (evaluated again: --evaluate-copies)"),
+        1 => ", 1 of them a copy (its rows are the evaluation of the model it copies)".to_string(),
+        n => format!(", {n} of them copies (their rows are the evaluations of the models they copy)"),
+    };
     let human = format!(
-        "{} models evaluated ({} with failures), {} rows ({} resumed), {:.0} tokens/s over {:.1} s\nwrote {}",
+        "{} models evaluated ({} with failures){copies}, {} rows ({} resumed), {:.0} tokens/s over {:.1} s\nwrote {}",
         summary.models,
         summary.failed_models,
         summary.rows,

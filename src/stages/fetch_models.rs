@@ -252,16 +252,18 @@ pub async fn run(opts: &Options, reporter: &dyn DownloadReporter) -> anyhow::Res
             let verdict = result.as_ref().map_err(Clone::clone).and_then(|fetched| {
                 admission::judge(&fetched.facts.snapshot(), c.competition)?;
                 check_secure_hash(&fetched.model_hash, c)?;
-                Ok(&fetched.facts)
+                Ok(fetched)
             });
             let mut row = match verdict {
-                Ok(facts) => {
+                Ok(fetched) => {
+                    let facts = &fetched.facts;
                     in_use.insert((key.0.clone(), key.1.clone()));
                     let mut r = row_for(c.row, models::Status::Ok, None, Some(c));
                     r.local_path = Some(cache.snapshot_dir(&key.0, &key.1).display().to_string());
                     r.size_bytes = Some(facts.repo_bytes);
                     r.n_params = Some(facts.n_params);
                     r.architecture = Some(facts.architecture.clone());
+                    r.model_hash = Some(fetched.model_hash.clone());
                     r
                 }
                 Err(p) => row_for(c.row, p.status, Some(p.reason), Some(c)),
@@ -407,6 +409,7 @@ fn row_for(m: &metagraph::Row, status: models::Status, reason: Option<String>, c
         reason,
         in_step: false,
         step_reason: None,
+        model_hash: None,
     }
 }
 

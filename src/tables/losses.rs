@@ -23,6 +23,9 @@ pub struct Row {
     pub n_tokens: u32,
     pub status: Status,
     pub reason: Option<String>,
+    /// The uid whose evaluation these values are: a copy (same model hash, competition and
+    /// batches) is evaluated once, under the lowest uid holding it. `None`: its own evaluation.
+    pub evaluated_as: Option<u16>,
 }
 
 impl Row {
@@ -53,6 +56,10 @@ pub fn rows_digest<'a>(rows: impl IntoIterator<Item = &'a Row>) -> String {
             r.status.as_str()
         );
         hash.update(line.as_bytes());
+        // Written only when set, so that rows without copies keep the digest they always had.
+        if let Some(uid) = r.evaluated_as {
+            hash.update(format!("evaluated_as={uid}\u{1e}").as_bytes());
+        }
     }
     hex::encode(hash.finalize())
 }
@@ -61,7 +68,9 @@ pub struct Losses;
 
 impl Table for Losses {
     const NAME: &'static str = "losses";
-    const SCHEMA_VERSION: u32 = 1;
+    /// 2 added `evaluated_as`.
+    const SCHEMA_VERSION: u32 = 2;
+    const OLDEST_READABLE: u32 = 1;
     const LEGEND: &'static [Column] = &[
         Column { name: "uid", shown: true, about: "the neuron's slot on the subnet" },
         Column { name: "hotkey", shown: false, about: "the neuron's hotkey" },
@@ -72,6 +81,7 @@ impl Table for Losses {
         Column { name: "n_tokens", shown: true, about: "tokens scored" },
         Column { name: "status", shown: true, about: "ok or failed" },
         Column { name: "reason", shown: true, about: "reason code and message when failed" },
+        Column { name: "evaluated_as", shown: false, about: "the uid of the same model whose evaluation this row shares (empty: its own)" },
     ];
     type Row = Row;
 
@@ -86,6 +96,7 @@ impl Table for Losses {
             field("n_tokens", DataType::UInt32, false),
             field("status", DataType::Utf8, false),
             field("reason", DataType::Utf8, true),
+            field("evaluated_as", DataType::UInt16, true),
         ])
     }
 
@@ -100,6 +111,7 @@ impl Table for Losses {
             Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.n_tokens))),
             Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.status.as_str()))),
             Arc::new(StringArray::from_iter(rows.iter().map(|r| r.reason.as_deref()))),
+            Arc::new(UInt16Array::from_iter(rows.iter().map(|r| r.evaluated_as))),
         ]
     }
 
@@ -107,6 +119,7 @@ impl Table for Losses {
         let (uid, hotkey, competition_id) = (c.u16("uid")?, c.string("hotkey")?, c.u16("competition_id")?);
         let (task, batch_index, loss) = (c.string("task")?, c.u32("batch_index")?, c.f64("loss")?);
         let (n_tokens, status, reason) = (c.u32("n_tokens")?, c.string("status")?, c.opt_string("reason")?);
+        let evaluated_as = c.opt_u16("evaluated_as")?;
         (0..c.num_rows())
             .map(|i| {
                 // NaN cannot be ranked and a negative cross entropy cannot happen: both mean the
@@ -124,6 +137,7 @@ impl Table for Losses {
                     n_tokens: n_tokens[i],
                     status: status[i].parse().map_err(|e: String| c.value_error("status", i, e))?,
                     reason: reason[i].clone(),
+                    evaluated_as: evaluated_as[i],
                 })
             })
             .collect()

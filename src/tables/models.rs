@@ -33,13 +33,19 @@ pub struct Row {
     pub reason: Option<String>,
     pub in_step: bool,
     pub step_reason: Option<String>,
+    /// The snapshot's model hash (upstream's hash of the files it covers, config and weights
+    /// included): two rows with the same hash are the same model, evaluated once. Absent in
+    /// schema version 1.
+    pub model_hash: Option<String>,
 }
 
 pub struct Models;
 
 impl Table for Models {
     const NAME: &'static str = "models";
-    const SCHEMA_VERSION: u32 = 1;
+    /// 2 added `model_hash`.
+    const SCHEMA_VERSION: u32 = 2;
+    const OLDEST_READABLE: u32 = 1;
     const LEGEND: &'static [Column] = &[
         Column { name: "uid", shown: true, about: "the neuron's slot on the subnet" },
         Column { name: "hotkey", shown: false, about: "the neuron's hotkey" },
@@ -55,6 +61,7 @@ impl Table for Models {
         Column { name: "reason", shown: true, about: "reason code and message when not ok" },
         Column { name: "in_step", shown: true, about: "whether the model is evaluated this step" },
         Column { name: "step_reason", shown: true, about: "why it is (or is not) in the step: keep, new, retry, top-miner, …" },
+        Column { name: "model_hash", shown: false, about: "the snapshot's model hash: the same hash is the same model" },
     ];
     type Row = Row;
 
@@ -74,6 +81,7 @@ impl Table for Models {
             field("reason", DataType::Utf8, true),
             field("in_step", DataType::Boolean, false),
             field("step_reason", DataType::Utf8, true),
+            field("model_hash", DataType::Utf8, true),
         ])
     }
 
@@ -94,6 +102,7 @@ impl Table for Models {
             opt_str(|r| r.reason.as_deref()),
             Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.in_step)))),
             opt_str(|r| r.step_reason.as_deref()),
+            opt_str(|r| r.model_hash.as_deref()),
         ]
     }
 
@@ -102,7 +111,7 @@ impl Table for Models {
         let (repo_id, revision, commit_block) = (c.opt_string("repo_id")?, c.opt_string("revision")?, c.opt_u64("commit_block")?);
         let (local_path, size_bytes, n_params) = (c.opt_string("local_path")?, c.opt_u64("size_bytes")?, c.opt_u64("n_params")?);
         let (architecture, status, reason) = (c.opt_string("architecture")?, c.string("status")?, c.opt_string("reason")?);
-        let (in_step, step_reason) = (c.opt_bool("in_step")?, c.opt_string("step_reason")?);
+        let (in_step, step_reason, model_hash) = (c.opt_bool("in_step")?, c.opt_string("step_reason")?, c.opt_string("model_hash")?);
         (0..c.num_rows())
             .map(|i| {
                 let status: Status = status[i].parse().map_err(|e: String| c.value_error("status", i, e))?;
@@ -121,6 +130,7 @@ impl Table for Models {
                     reason: reason[i].clone(),
                     in_step: in_step[i].unwrap_or(status == Status::Ok),
                     step_reason: step_reason[i].clone(),
+                    model_hash: model_hash[i].clone(),
                 })
             })
             .collect::<Result<Vec<Row>, Error>>()

@@ -44,6 +44,8 @@ pub struct JournalRow {
     n_tokens: u32,
     status: String,
     reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    evaluated_as: Option<u16>,
 }
 
 impl JournalRow {
@@ -56,6 +58,7 @@ impl JournalRow {
             n_tokens: r.n_tokens,
             status: r.status.as_str().to_string(),
             reason: r.reason.clone(),
+            evaluated_as: r.evaluated_as,
         }
     }
 
@@ -70,6 +73,7 @@ impl JournalRow {
             n_tokens: self.n_tokens,
             status: self.status.parse().map_err(|e: String| anyhow::anyhow!(e))?,
             reason: self.reason.clone(),
+            evaluated_as: self.evaluated_as,
         })
     }
 }
@@ -177,6 +181,7 @@ mod tests {
             n_tokens: 7,
             status: losses::Status::Ok,
             reason: None,
+            evaluated_as: None,
         };
         Entry { uid, hotkey: row.hotkey.clone(), local_path: Some("/m".into()), rows: vec![JournalRow::from_row(&row)] }
     }

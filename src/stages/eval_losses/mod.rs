@@ -61,11 +61,16 @@ pub struct Options {
     /// Evaluate each model in a worker process (the default), so that a crash or hang costs
     /// only that model.
     pub isolate: bool,
+    /// Evaluate every copy of a model again (upstream's way) instead of once per model hash; the
+    /// table is the same either way, so this is for checking that and for benchmarks.
+    pub evaluate_copies: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Summary {
     pub models: usize,
+    /// Distinct models among them (by model hash and competition); each is evaluated once.
+    pub distinct_models: usize,
     pub failed_models: usize,
     pub rows: usize,
     pub resumed_rows: usize,
@@ -93,7 +98,8 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
     let anchor = opts.out.local_anchor();
     let _lock = anchor.as_deref().map(files::OutputLock::acquire).transpose()?;
     let header = journal::Header {
-        valkit_journal: 1,
+        // 2: shards split distinct models, no longer uids.
+        valkit_journal: 2,
         batches_sha256: batch_file.sha256.clone(),
         device: opts.device_name.clone(),
         dtype: opts.numerics_label(),
@@ -143,15 +149,20 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
     // rows (score inf, its commit block kept), as upstream scores a model that fails to load.
     let mut candidates: Vec<&models::Row> = model_file.rows.iter().filter(|m| m.in_step).collect();
     candidates.sort_by_key(|m| m.uid);
-    let mine: Vec<&models::Row> =
-        candidates.into_iter().enumerate().filter(|(i, _)| i % opts.shard.count == opts.shard.index).map(|(_, m)| m).collect();
+    // Shards split distinct models, so that a shard of copies is not a shard of one evaluation.
+    let mine: Vec<Vec<&models::Row>> = same_models(&candidates)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % opts.shard.count == opts.shard.index)
+        .map(|(_, g)| g)
+        .collect();
     let done: BTreeSet<(u16, String, u32)> = previous.iter().map(|r| (r.uid, r.task.clone(), r.batch_index)).collect();
     let mut rows = previous.clone();
     let (mut tokens, mut compute_seconds) = (0u64, 0.0f64);
     // Recorded for every competition of this shard's models, evaluated now or resumed, so that a
     // resumed run writes the bytes an uninterrupted one does.
     let competition_ids: BTreeSet<u16> =
-        mine.iter().filter_map(|m| m.competition_id).filter(|id| by_competition.contains_key(id)).collect();
+        mine.iter().flatten().filter_map(|m| m.competition_id).filter(|id| by_competition.contains_key(id)).collect();
     let precisions: BTreeMap<u16, Precision> = competition_ids
         .into_iter()
         .filter_map(|id| {
@@ -159,28 +170,34 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
             Some((id, opts.precision_for(competition)))
         })
         .collect();
-    for m in &mine {
-        let Some(competition_id) = m.competition_id else {
-            tracing::warn!(uid = m.uid, "model row has no competition id; skipped");
+    for group in &mine {
+        let first = group[0];
+        let Some(competition_id) = first.competition_id else {
+            tracing::warn!(uid = first.uid, "model row has no competition id; skipped");
             continue;
         };
         let Some(tasks) = by_competition.get(&competition_id) else {
-            tracing::warn!(uid = m.uid, competition_id, "no batches for this competition; skipped");
+            tracing::warn!(uid = first.uid, competition_id, "no batches for this competition; skipped");
             continue;
         };
-        let todo: TaskBatches = tasks
-            .iter()
-            .map(|(task, bs)| {
-                (*task, bs.iter().copied().filter(|b| !done.contains(&(m.uid, b.task.clone(), b.batch_index))).collect::<Vec<_>>())
-            })
-            .filter(|(_, bs)| !bs.is_empty())
-            .collect();
-        if todo.is_empty() {
+        // What each uid of the group still lacks.
+        let lacking = |m: &models::Row| -> TaskBatches {
+            tasks
+                .iter()
+                .map(|(task, bs)| {
+                    (*task, bs.iter().copied().filter(|b| !done.contains(&(m.uid, b.task.clone(), b.batch_index))).collect::<Vec<_>>())
+                })
+                .filter(|(_, bs)| !bs.is_empty())
+                .collect()
+        };
+        let todos: Vec<(&models::Row, TaskBatches)> = group.iter().map(|m| (*m, lacking(m))).filter(|(_, todo)| !todo.is_empty()).collect();
+        if todos.is_empty() {
             continue;
         }
-        if m.status != models::Status::Ok {
-            let reason = format!("{}: {}", m.status.as_str(), m.reason.as_deref().unwrap_or("not usable"));
-            let model_rows = failed_rows(m, competition_id, &todo, &reason);
+        if first.status != models::Status::Ok {
+            let reason = format!("{}: {}", first.status.as_str(), first.reason.as_deref().unwrap_or("not usable"));
+            let (m, todo) = &todos[0];
+            let model_rows = failed_rows(m, competition_id, todo, &reason);
             record(journal.as_mut(), m, &model_rows)?;
             rows.extend(model_rows);
             continue;
@@ -188,17 +205,64 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
         let competition = competition_rules(opts.profile.as_ref(), competition_id, &model_file.meta.provenance)?;
         let precision = precisions.get(&competition_id).expect("computed above for every competition with batches").clone();
         let rules = Rules::of(competition_id, competition, precision);
-        let todo_tokens: u64 = todo.values().flatten().map(|b| b.token_ids.len() as u64).sum();
-        reporter.start(&format!("uid {}", m.uid), todo.values().map(|b| b.len() as u64).sum(), todo_tokens);
-        let (mut model_rows, model_compute) = evaluate_model(opts, m, &rules, &todo, reporter)?;
-        if retried.contains(&m.uid) {
-            worker::mark_second_death(&mut model_rows);
+        let evaluated_as = |m: &models::Row| (m.uid != first.uid).then_some(first.uid);
+        let mut evaluate_as = |m: &models::Row, todo: &TaskBatches| -> anyhow::Result<Vec<losses::Row>> {
+            let todo_tokens: u64 = todo.values().flatten().map(|b| b.token_ids.len() as u64).sum();
+            let copies: Vec<String> = group.iter().filter(|c| c.uid != m.uid).map(|c| c.uid.to_string()).collect();
+            let label = if copies.is_empty() || opts.evaluate_copies {
+                format!("uid {}", m.uid)
+            } else {
+                format!("uid {} (also {})", m.uid, copies.join(", "))
+            };
+            reporter.start(&label, todo.values().map(|b| b.len() as u64).sum(), todo_tokens);
+            let (mut model_rows, model_compute) = evaluate_model(opts, m, &rules, todo, reporter)?;
+            if group.iter().any(|c| retried.contains(&c.uid)) {
+                worker::mark_second_death(&mut model_rows);
+            }
+            compute_seconds += model_compute;
+            reporter.finish();
+            tokens += model_rows.iter().map(|r| u64::from(r.n_tokens)).sum::<u64>();
+            Ok(model_rows)
+        };
+        if opts.evaluate_copies {
+            for (m, todo) in &todos {
+                let mut model_rows = evaluate_as(m, todo)?;
+                model_rows.iter_mut().for_each(|r| r.evaluated_as = evaluated_as(m));
+                record(journal.as_mut(), m, &model_rows)?;
+                rows.extend(model_rows);
+            }
+            continue;
         }
-        compute_seconds += model_compute;
-        reporter.finish();
-        tokens += model_rows.iter().map(|r| u64::from(r.n_tokens)).sum::<u64>();
-        record(journal.as_mut(), m, &model_rows)?;
-        rows.extend(model_rows);
+        // One evaluation for the group: the batches some uid lacks and no uid of the group has
+        // from an earlier run, under the lowest uid; every uid gets its own rows of it.
+        let known: BTreeMap<(&str, u32), &losses::Row> = previous
+            .iter()
+            .filter(|r| group.iter().any(|m| m.uid == r.uid) && r.competition_id == competition_id)
+            .map(|r| ((r.task.as_str(), r.batch_index), r))
+            .collect();
+        let mut needed = TaskBatches::new();
+        for b in tasks.values().flatten() {
+            let lacked =
+                todos.iter().any(|(_, todo)| todo.get(b.task.as_str()).is_some_and(|bs| bs.iter().any(|x| x.batch_index == b.batch_index)));
+            if lacked && !known.contains_key(&(b.task.as_str(), b.batch_index)) {
+                needed.entry(b.task.as_str()).or_default().push(b);
+            }
+        }
+        let fresh = if needed.is_empty() { Vec::new() } else { evaluate_as(first, &needed)? };
+        let values: BTreeMap<(&str, u32), &losses::Row> =
+            known.into_iter().chain(fresh.iter().map(|r| ((r.task.as_str(), r.batch_index), r))).collect();
+        for (m, todo) in &todos {
+            let model_rows: Vec<losses::Row> = todo
+                .values()
+                .flatten()
+                .map(|b| {
+                    let value = values[&(b.task.as_str(), b.batch_index)];
+                    losses::Row { uid: m.uid, hotkey: m.hotkey.clone(), evaluated_as: evaluated_as(m), ..value.clone() }
+                })
+                .collect();
+            record(journal.as_mut(), m, &model_rows)?;
+            rows.extend(model_rows);
+        }
     }
     // Counted over the whole table, resumed rows included: the exit code says what it holds.
     let failed_models = rows.iter().filter(|r| r.status == losses::Status::Failed).map(|r| r.uid).collect::<BTreeSet<_>>().len();
@@ -222,7 +286,8 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
     provenance.insert("models_sha256".to_string(), model_file.sha256.clone());
     provenance.insert("shard".to_string(), format!("{}/{}", opts.shard.index, opts.shard.count));
     let summary = Summary {
-        models: mine.len(),
+        models: mine.iter().map(Vec::len).sum(),
+        distinct_models: mine.len(),
         failed_models,
         rows: rows.len(),
         resumed_rows: previous.len(),
@@ -237,6 +302,31 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
     }
     let outcome = if failed_models > 0 { Outcome::Partial { failed: failed_models } } else { Outcome::Done };
     Ok((outcome, summary))
+}
+
+/// The step's models grouped by what they are: uids whose snapshots have the same model hash in
+/// the same competition (so the same rules, precision and batches) form one group, evaluated
+/// once; any other uid (no hash, not usable) is a group of its own. In order of the lowest uid,
+/// each group's uids in order.
+fn same_models<'m>(candidates: &[&'m models::Row]) -> Vec<Vec<&'m models::Row>> {
+    let mut groups: Vec<Vec<&models::Row>> = Vec::new();
+    let mut by_hash: BTreeMap<(&str, u16), usize> = BTreeMap::new();
+    for m in candidates {
+        let key = match (m.status, m.model_hash.as_deref(), m.competition_id) {
+            (models::Status::Ok, Some(hash), Some(competition_id)) => Some((hash, competition_id)),
+            _ => None,
+        };
+        match key.and_then(|k| by_hash.get(&k).copied()) {
+            Some(i) => groups[i].push(m),
+            None => {
+                if let Some(k) = key {
+                    by_hash.insert(k, groups.len());
+                }
+                groups.push(vec![m]);
+            }
+        }
+    }
+    groups
 }
 
 /// Makes one model's rows durable before the next model starts.
@@ -289,6 +379,7 @@ fn row(uid: u16, hotkey: &str, competition_id: u16, b: &batches::Row, loss: f64,
         n_tokens,
         status,
         reason,
+        evaluated_as: None,
     }
 }
 
