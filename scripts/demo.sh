@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `make demo`. Part 1: two validator cycles of the demo subnet, run by scripts/run-loop.sh as cron
 # would (no terminal, no stdin), against local stand-ins only: the demo hub (examples/demo_hub.rs)
-# serving six tiny models, local corpora for the evaluation data, and — when node is installed —
-# a real subtensor runtime (../shared/chain/) where the subnet is registered, the miners commit
-# their models and the validator's weights are really set. Without node the cycle reads a stored
+# serving six tiny models (and a miner's copy of one), local corpora for the evaluation data,
+# and — when node is installed — a real subtensor runtime (../shared/chain/) where the subnet is
+# registered, the miners commit their models and the validator's weights are really set. Without node the cycle reads a stored
 # metagraph and only previews the weights, and says so. Part 2: an SN9 step re-scored offline
 # from stored losses. Both end in an HTML report.
 #
@@ -40,7 +40,8 @@ show() { printf '$ valkit %s\n' "${*:2}" | sed "s#$root/##g"; "$@"; }
 
 say "" "valkit demo: a Bittensor model-training subnet's validator, end to end, on this machine." \
     "Simulated: the chain (a local subtensor runtime), the Hugging Face hub (six tiny models of" \
-    "six architectures) and the evaluation data (local text corpora). Nothing is downloaded." ""
+    "six architectures, one re-uploaded by a copy-cat) and the evaluation data (local text corpora)." \
+    "Nothing is downloaded." ""
 say "== part 1: two validator cycles of a demo subnet (netuid 2), as cron runs them"
 chain_url=
 if [ "${VALKIT_DEMO_CHAIN:-1}" = 0 ]; then
@@ -114,6 +115,14 @@ say "" "-- what the validator concluded in its last step" \
 show "$VALKIT" inspect "$latest/wins.parquet" --columns uid,commit_block,score,epsilon_adv,wins,win_rate,tracker_weight,top
 say "" "The subnet weights; weight_u16 is what set-weights sends (max-scaled to 65535, as the SDK does):"
 show "$VALKIT" inspect "$latest/weights.parquet" --columns uid,hotkey,weight,weight_u16
+first=$(ls -d "$WORKDIR"/steps/2* | head -n 1)
+say "" "-- a copy-cat: the last miner re-uploaded the first miner's model as copycat/llama. Its secure" \
+    "hash differs (its own hotkey), its model hash does not, so in the first step (every model in it)" \
+    "eval-losses evaluated that model once and gave the copy its own rows of the one evaluation" \
+    "(evaluated_as); the copy then lost to the earlier commit by the epsilon rule, as any copy does:"
+show "$VALKIT" inspect "$first/models.parquet" --columns uid,repo_id,model_hash,status,in_step
+say "\$ valkit inspect ${first#"$root/"}/losses.parquet --csv --columns uid,evaluated_as,task,batch_index,loss  # the copy's first rows"
+"$VALKIT" inspect "$first/losses.parquet" --csv --columns uid,evaluated_as,task,batch_index,loss | awk -F, '(NR == 1 || $2 != "") && n++ < 4'
 if [ -n "$chain_url" ]; then
     say "" "-- what reached the chain: set-weights appends a receipt per extrinsic. The demo subnet has" \
         "commit-reveal on, as every subnet has had since 2025: the weights go out drand-timelocked" \
