@@ -401,159 +401,144 @@ fn edits() -> impl Strategy<Value = Vec<(f64, Edit)>> {
     vec((0.0..1.0f64, edit()), 1..5)
 }
 
-mod toml_doc {
-    use super::Edit;
-    use toml::Value;
+/// A TOML or JSON document as a tree whose leaves `edited` can change: a table or array that is
+/// not empty has children, anything else is a leaf.
+trait Document: Sized {
+    fn children(&self) -> Vec<&Self>;
+    fn children_mut(&mut self) -> Vec<&mut Self>;
+    /// Removes child `i` (a key of a table, an element of an array).
+    fn remove(&mut self, i: usize);
+    fn of(edit: &Edit) -> Self;
 
-    fn value(e: &Edit) -> Value {
-        match e {
-            Edit::Int(i) => Value::Integer(*i),
-            Edit::Float(f) => Value::Float(*f),
-            Edit::Text(s) => Value::String(s.clone()),
-            Edit::Flag(b) => Value::Boolean(*b),
-            Edit::Empty | Edit::Remove => Value::Array(Vec::new()),
+    fn leaves(&self) -> usize {
+        let children = self.children();
+        if children.is_empty() {
+            1
+        } else {
+            children.into_iter().map(Document::leaves).sum()
         }
     }
 
-    fn leaves(v: &Value) -> usize {
-        match v {
-            Value::Table(t) => t.values().map(leaves).sum(),
-            Value::Array(a) if !a.is_empty() => a.iter().map(leaves).sum(),
-            _ => 1,
-        }
-    }
-
-    /// Applies `e` to the `k`-th leaf below `v`; true once applied.
-    fn apply(v: &mut Value, k: &mut usize, e: &Edit) -> bool {
-        let leaf = |v: &Value| !matches!(v, Value::Table(_)) && !matches!(v, Value::Array(a) if !a.is_empty());
-        match v {
-            Value::Table(t) => {
-                let keys: Vec<String> = t.keys().cloned().collect();
-                for key in keys {
-                    let child = t.get_mut(&key).expect("a key just listed");
-                    if !leaf(child) {
-                        if apply(child, k, e) {
-                            return true;
-                        }
-                    } else if *k == 0 {
-                        match e {
-                            Edit::Remove => drop(t.remove(&key)),
-                            e => *child = value(e),
-                        }
-                        return true;
-                    } else {
-                        *k -= 1;
-                    }
+    /// Applies `edit` to the `k`-th leaf below `self`; true once applied.
+    fn apply(&mut self, k: &mut usize, edit: &Edit) -> bool {
+        let leaves: Vec<bool> = self.children().iter().map(|c| c.children().is_empty()).collect();
+        for (i, leaf) in leaves.into_iter().enumerate() {
+            if !leaf {
+                if self.children_mut().swap_remove(i).apply(k, edit) {
+                    return true;
                 }
-                false
-            }
-            Value::Array(a) => {
-                for i in 0..a.len() {
-                    if !leaf(&a[i]) {
-                        if apply(&mut a[i], k, e) {
-                            return true;
-                        }
-                    } else if *k == 0 {
-                        match e {
-                            Edit::Remove => drop(a.remove(i)),
-                            e => a[i] = value(e),
-                        }
-                        return true;
-                    } else {
-                        *k -= 1;
-                    }
+            } else if *k == 0 {
+                match edit {
+                    Edit::Remove => self.remove(i),
+                    e => *self.children_mut().swap_remove(i) = Self::of(e),
                 }
-                false
+                return true;
+            } else {
+                *k -= 1;
             }
-            _ => false,
         }
-    }
-
-    pub fn edited(text: &str, edits: &[(f64, Edit)]) -> String {
-        let mut doc: Value = toml::from_str(text).expect("a valid document to start from");
-        for (at, e) in edits {
-            let mut k = (leaves(&doc) as f64 * at) as usize;
-            apply(&mut doc, &mut k, e);
-        }
-        toml::to_string(&doc).expect("TOML of a TOML value")
+        false
     }
 }
 
-mod json_doc {
-    use super::Edit;
-    use serde_json::Value;
-
-    fn value(e: &Edit) -> Value {
-        match e {
-            Edit::Int(i) => Value::from(*i),
-            Edit::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
-            Edit::Text(s) => Value::String(s.clone()),
-            Edit::Flag(b) => Value::Bool(*b),
-            Edit::Empty | Edit::Remove => Value::Array(Vec::new()),
+impl Document for toml::Value {
+    fn children(&self) -> Vec<&Self> {
+        match self {
+            toml::Value::Table(t) => t.values().collect(),
+            toml::Value::Array(a) => a.iter().collect(),
+            _ => Vec::new(),
         }
     }
-
-    fn leaves(v: &Value) -> usize {
-        match v {
-            Value::Object(o) if !o.is_empty() => o.values().map(leaves).sum(),
-            Value::Array(a) if !a.is_empty() => a.iter().map(leaves).sum(),
-            _ => 1,
+    fn children_mut(&mut self) -> Vec<&mut Self> {
+        match self {
+            toml::Value::Table(t) => t.iter_mut().map(|(_, v)| v).collect(),
+            toml::Value::Array(a) => a.iter_mut().collect(),
+            _ => Vec::new(),
         }
     }
-
-    fn apply(v: &mut Value, k: &mut usize, e: &Edit) -> bool {
-        let leaf = |v: &Value| !matches!(v, Value::Object(o) if !o.is_empty()) && !matches!(v, Value::Array(a) if !a.is_empty());
-        match v {
-            Value::Object(o) => {
-                let keys: Vec<String> = o.keys().cloned().collect();
-                for key in keys {
-                    let child = o.get_mut(&key).expect("a key just listed");
-                    if !leaf(child) {
-                        if apply(child, k, e) {
-                            return true;
-                        }
-                    } else if *k == 0 {
-                        match e {
-                            Edit::Remove => drop(o.remove(&key)),
-                            e => *child = value(e),
-                        }
-                        return true;
-                    } else {
-                        *k -= 1;
-                    }
-                }
-                false
+    fn remove(&mut self, i: usize) {
+        match self {
+            toml::Value::Table(t) => {
+                let key = t.keys().nth(i).cloned().expect("a child's key");
+                t.remove(&key);
             }
-            Value::Array(a) => {
-                for i in 0..a.len() {
-                    if !leaf(&a[i]) {
-                        if apply(&mut a[i], k, e) {
-                            return true;
-                        }
-                    } else if *k == 0 {
-                        match e {
-                            Edit::Remove => drop(a.remove(i)),
-                            e => a[i] = value(e),
-                        }
-                        return true;
-                    } else {
-                        *k -= 1;
-                    }
-                }
-                false
-            }
-            _ => false,
+            toml::Value::Array(a) => drop(a.remove(i)),
+            _ => {}
         }
     }
+    fn of(edit: &Edit) -> Self {
+        match edit {
+            Edit::Int(i) => toml::Value::Integer(*i),
+            Edit::Float(f) => toml::Value::Float(*f),
+            Edit::Text(s) => toml::Value::String(s.clone()),
+            Edit::Flag(b) => toml::Value::Boolean(*b),
+            Edit::Empty | Edit::Remove => toml::Value::Array(Vec::new()),
+        }
+    }
+}
 
-    pub fn edited(text: &str, edits: &[(f64, Edit)]) -> String {
-        let mut doc: Value = serde_json::from_str(text).expect("a valid document to start from");
-        for (at, e) in edits {
-            let mut k = (leaves(&doc) as f64 * at) as usize;
-            apply(&mut doc, &mut k, e);
+impl Document for serde_json::Value {
+    fn children(&self) -> Vec<&Self> {
+        match self {
+            serde_json::Value::Object(o) => o.values().collect(),
+            serde_json::Value::Array(a) => a.iter().collect(),
+            _ => Vec::new(),
         }
-        doc.to_string()
     }
+    fn children_mut(&mut self) -> Vec<&mut Self> {
+        match self {
+            serde_json::Value::Object(o) => o.values_mut().collect(),
+            serde_json::Value::Array(a) => a.iter_mut().collect(),
+            _ => Vec::new(),
+        }
+    }
+    fn remove(&mut self, i: usize) {
+        match self {
+            serde_json::Value::Object(o) => {
+                let key = o.keys().nth(i).cloned().expect("a child's key");
+                o.remove(&key);
+            }
+            serde_json::Value::Array(a) => drop(a.remove(i)),
+            _ => {}
+        }
+    }
+    fn of(edit: &Edit) -> Self {
+        match edit {
+            Edit::Int(i) => serde_json::Value::from(*i),
+            Edit::Float(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number),
+            Edit::Text(s) => serde_json::Value::String(s.clone()),
+            Edit::Flag(b) => serde_json::Value::Bool(*b),
+            Edit::Empty | Edit::Remove => serde_json::Value::Array(Vec::new()),
+        }
+    }
+}
+
+/// `doc` with each edit applied to the leaf at its fraction of the leaves.
+fn edited<D: Document>(mut doc: D, edits: &[(f64, Edit)]) -> D {
+    for (at, e) in edits {
+        let mut k = (doc.leaves() as f64 * at) as usize;
+        doc.apply(&mut k, e);
+    }
+    doc
+}
+
+fn edited_toml(text: &str, edits: &[(f64, Edit)]) -> String {
+    let doc: toml::Value = toml::from_str(text).expect("a valid document to start from");
+    toml::to_string(&edited(doc, edits)).expect("TOML of a TOML value")
+}
+
+fn edited_json(text: &str, edits: &[(f64, Edit)]) -> String {
+    let doc: serde_json::Value = serde_json::from_str(text).expect("a valid document to start from");
+    edited(doc, edits).to_string()
+}
+
+/// The generator changes what it says it changes: the k-th leaf, depth first.
+#[test]
+fn edits_land_on_the_leaf_they_name() {
+    let doc = r#"{"a":1,"b":[2,{"c":3}]}"#;
+    assert_eq!(edited_json(doc, &[(0.0, Edit::Remove)]), r#"{"b":[2,{"c":3}]}"#);
+    assert_eq!(edited_json(doc, &[(0.9, Edit::Flag(true))]), r#"{"a":1,"b":[2,{"c":true}]}"#);
+    assert_eq!(edited_toml("a = 1\n[t]\nb = 2\n", &[(0.6, Edit::Text("x".into()))]), "a = 1\n\n[t]\nb = \"x\"\n");
 }
 
 /// The model configs of every architecture the tests evaluate.
@@ -571,7 +556,7 @@ proptest! {
     #[test]
     fn profiles_with_any_field_changed_are_accepted_or_refused(which in 0..2usize, edits in edits(), block in any::<u64>()) {
         let name = ["sn9", "sn37"][which];
-        let text = toml_doc::edited(valkit::competition::Profile::builtin_text(name).unwrap(), &edits);
+        let text = edited_toml(valkit::competition::Profile::builtin_text(name).unwrap(), &edits);
         if let Ok(profile) = valkit::competition::Profile::parse(&text, "generated.toml") {
             let _ = (profile.sync_block(block), profile.next_sync_block(block));
             if let Some(entry) = profile.schedule_at(block) {
@@ -589,7 +574,7 @@ proptest! {
     fn model_configs_with_any_field_changed_are_parsed_or_refused(which in any::<prop::sample::Index>(), edits in edits(), noise in text()) {
         let configs = model_configs();
         let limits = valkit::model::Limits { max_params: 1 << 34, min_params: 0, memory_bytes: 1 << 33, max_sequence_length: 8192 };
-        let text = json_doc::edited(which.get::<String>(&configs), &edits);
+        let text = edited_json(which.get::<String>(&configs), &edits);
         let _ = valkit::model::Config::parse(&text, &limits);
         let _ = valkit::model::Config::parse(&noise, &limits);
         let _ = valkit::model::shard_names(&text);
@@ -601,7 +586,7 @@ proptest! {
     fn safetensors_headers_are_read_or_refused(prefix in vec(any::<u8>(), 0..16), edits in edits(), file_size in prop_oneof![any::<u64>(), 0..400u64]) {
         let _ = valkit::model::header_length("model.safetensors", &prefix, file_size);
         let header = r#"{"__metadata__":{"format":"pt"},"model.embed_tokens.weight":{"dtype":"F32","shape":[4,2],"data_offsets":[0,32]},"lm_head.weight":{"dtype":"BF16","shape":[2,4],"data_offsets":[32,48]}}"#;
-        let header = json_doc::edited(header, &edits);
+        let header = edited_json(header, &edits);
         let _ = valkit::model::parameters_of_header("model.safetensors", header.as_bytes(), file_size);
         let _ = valkit::model::parameters_of_header("model.safetensors", &prefix, file_size);
     }

@@ -27,6 +27,6 @@ for i in $(seq "$RUNS"); do
     echo "run $i: isolated $a s, in-process $b s"
     cmp -s "$work/isolated.parquet" "$work/inprocess.parquet" || { echo "tables differ" >&2; exit 1; }
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+source scripts/bench/lib.sh
 mi=$(median "${isolated[@]}") mp=$(median "${inprocess[@]}")
 awk -v i="$mi" -v p="$mp" -v n="$models" 'BEGIN { printf "median over the %d models: isolated %.3f s, in-process %.3f s: %.1f ms per model\n", n, i, p, (i - p) * 1000 / n }'

@@ -19,3 +19,13 @@ alternate() {
         if [ $((i % 2)) = 1 ]; then "$first"; "$second"; else "$second"; "$first"; fi
     done
 }
+
+# median X...: the median of the numbers given.
+median() {
+    printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# seconds_since START: wall seconds since START (an $EPOCHREALTIME), two decimals.
+seconds_since() {
+    awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'
+}
