@@ -4,9 +4,10 @@
 //! `scripts/demo.sh` runs it in the background while the cycles download from it; it serves
 //! until killed.
 //!
-//!     demo_hub OUT_DIR [CHAIN_URL]
+//!     demo_hub CHECKOUT OUT_DIR [CHAIN_URL]
 //!
-//! writes OUT_DIR/metagraph.parquet, OUT_DIR/wallets/ (with a chain) and, last, OUT_DIR/hub.url;
+//! reads the demo's data from the checkout given (not the one this binary was built from: a
+//! `CARGO_TARGET_DIR` shared by two checkouts runs one checkout's build for the other), writes OUT_DIR/metagraph.parquet, OUT_DIR/wallets/ (with a chain) and, last, OUT_DIR/hub.url;
 //! then keeps OUT_DIR/hub-requests.log current (the hub's and the CDN's requests).
 
 #[path = "../tests/fixtures/chain.rs"]
@@ -25,12 +26,12 @@ const DEMO_NETUID: u16 = 2;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let (out, chain_url) = match args.as_slice() {
-        [_, out] => (Path::new(out), None),
-        [_, out, url] => (Path::new(out), Some(url.as_str())),
-        _ => anyhow::bail!("usage: demo_hub OUT_DIR [CHAIN_URL]"),
+    let (checkout, out, chain_url) = match args.as_slice() {
+        [_, checkout, out] => (Path::new(checkout), Path::new(out), None),
+        [_, checkout, out, url] => (Path::new(checkout), Path::new(out), Some(url.as_str())),
+        _ => anyhow::bail!("usage: demo_hub CHECKOUT OUT_DIR [CHAIN_URL]"),
     };
-    let demo = demo::serve(Path::new(env!("CARGO_MANIFEST_DIR")), out, DEMO_NETUID, chain_url)?;
+    let demo = demo::serve(checkout, out, DEMO_NETUID, chain_url)?;
     if let Some(netuid) = demo.netuid.filter(|n| *n != DEMO_NETUID) {
         anyhow::bail!("the demo subnet got netuid {netuid}, not {DEMO_NETUID}: the chain was not fresh");
     }

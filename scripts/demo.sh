@@ -60,7 +60,7 @@ else
 fi
 
 echo "starting the demo hub${chain_url:+ and building the demo subnet on the chain (about 30 s)}..."
-"$DEMO_HUB" "$out/cycle" ${chain_url:+"$chain_url"} &
+"$DEMO_HUB" "$root" "$out/cycle" ${chain_url:+"$chain_url"} &
 pids+=($!)
 for _ in $(seq 1200); do
     [ -s "$out/cycle/hub.url" ] && break

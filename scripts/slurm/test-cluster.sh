@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Slurm path for real: starts a single-node Slurm cluster on this machine (munged, slurmctld
-# and slurmd, all state in a temporary directory), prepares a demo step (the demo hub's six tiny
-# models, fetched with --all, and the demo competition's batches), then evaluates it
+# and slurmd, all state in a temporary directory), prepares a demo step (the demo hub's seven
+# tiny models, a copy-cat's among them, fetched with --all, and the demo competition's batches),
+# then evaluates it
 #   1. on one host: eval-losses (shard 0/1) + compute-wins                      (timed)
 #   2. on one host, shard by shard: eval-losses K/N for each K + compute-wins   (the byte reference)
 #   3. on Slurm: scripts/slurm/submit-step.sh N (an array of N + a dependent compute-wins) (timed)
@@ -163,10 +164,10 @@ if [ "$state" != idle ]; then
 fi
 say "cluster up in $(secs "$started" "$(now)") s: node $host, $(sinfo -h -o '%c CPUs') on ports $ctld_port/$slurmd_port"
 
-# -- (c) the step, as scripts/run-loop.sh prepares one (all six models: fetch-models --all).
+# -- (c) the step, as scripts/run-loop.sh prepares one (every model: fetch-models --all).
 say "preparing the demo step: fetch-models from the demo hub, sample-batches"
 mkdir -p "$tmp/hub" "$tmp/step"
-"$DEMO_HUB" "$tmp/hub" >"$tmp/hub/hub.log" 2>&1 &
+"$DEMO_HUB" "$root" "$tmp/hub" >"$tmp/hub/hub.log" 2>&1 &
 hub_pid=$!
 for _ in $(seq 600); do
     [ -s "$tmp/hub/hub.url" ] && break
