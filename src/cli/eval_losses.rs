@@ -1,8 +1,5 @@
-use std::time::Duration;
-
 use anyhow::Context;
 
-use crate::competition::Profile;
 use crate::exit::Outcome;
 use crate::files::Location;
 use crate::model::device;
@@ -12,6 +9,8 @@ use crate::stages::eval_losses::{self, Shard};
 
 /// Compute every model's loss on every batch of its competition.
 #[derive(Debug, clap::Args)]
+// The rules are optional here (fetch-models has applied them already): the shared group is.
+#[command(mut_group("CompetitionArgs", |g| g.required(false)))]
 #[command(
     after_help = "Examples:\n  valkit eval-losses --models models.parquet --batches batches.parquet \\\n      -o losses.parquet\n  valkit eval-losses --models models.parquet --batches batches.parquet \\\n      -o losses-1.parquet --shard 1/4 --resume\n\nWithout --profile/--competitions any supported model is evaluated (fetch-models has already\nenforced the competition's limits); with one, its architectures, parameter bounds and sanity\ncheck apply. Models with the same model hash in the same competition (a miner's copy of
 another's upload) are evaluated once, under the lowest uid; each uid still gets its own rows,
@@ -28,12 +27,9 @@ pub struct Args {
     /// Where to write the losses table (`-` for stdout, `s3://bucket/key` for an object store).
     #[arg(long, short, value_name = "FILE")]
     out: String,
-    /// Built-in competition profile whose rules apply (sn9, sn37).
-    #[arg(long, value_name = "NAME", conflicts_with = "competitions")]
-    profile: Option<String>,
-    /// Competition profile TOML whose rules apply.
-    #[arg(long, value_name = "FILE")]
-    competitions: Option<std::path::PathBuf>,
+    // Without a profile any supported model is evaluated.
+    #[command(flatten)]
+    competition: super::args::CompetitionArgs,
     /// cpu, or cuda:N with a CUDA build.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -81,11 +77,8 @@ pub fn exec_worker(_: WorkerArgs) -> anyhow::Result<Outcome> {
 }
 
 pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
-    let profile = match (&args.profile, &args.competitions) {
-        (_, Some(path)) => Some(Profile::from_file(path)?),
-        (Some(name), None) => Some(Profile::builtin(name)?),
-        (None, None) => None,
-    };
+    let given = args.competition.profile.is_some() || args.competition.competitions.is_some();
+    let profile = given.then(|| args.competition.resolve()).transpose()?;
     let device = device::select(&args.device)?;
     let dtype = match args.dtype.as_str() {
         "auto" => None,
@@ -94,12 +87,7 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
     // clap has already checked both against their possible values.
     let upcast = Upcast::from_name(&args.upcast_logits).with_context(|| format!("--upcast-logits {:?}", args.upcast_logits))?;
     let attention = AttentionRounding::from_name(&args.attention).with_context(|| format!("--attention {:?}", args.attention))?;
-    let model_timeout = args
-        .model_timeout
-        .map(|s| {
-            Duration::try_from_secs_f64(s).map_err(|_| anyhow::anyhow!("--model-timeout must be a non-negative number of seconds, got {s}"))
-        })
-        .transpose()?;
+    let model_timeout = args.model_timeout.map(|s| super::args::seconds(s, "--model-timeout")).transpose()?;
     let options = eval_losses::Options {
         models: Location::parse(&args.models)?,
         batches: Location::parse(&args.batches)?,
