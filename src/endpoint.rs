@@ -1,6 +1,7 @@
 //! Endpoint URLs from flags and the environment (`HF_ENDPOINT`, `--datasets-endpoint`), parsed
 //! once as base URLs: a value that cannot be one (`mailto:x`, `file:///x`, `localhost:8080`)
-//! is a one-line error when the client is made, never a panic when a path is joined onto it.
+//! is a one-line error when the client is made, never a panic when a path is joined onto it;
+//! and what a client reports when an endpoint does not answer ([`Unreachable`], exit 4).
 
 use url::Url;
 
@@ -27,4 +28,14 @@ mod tests {
             assert!(err.starts_with(&format!("{bad:?} is not")), "{bad}: {err}");
         }
     }
+}
+
+/// Marker error wrapped by protocol clients when a service cannot be reached; yields exit 4.
+#[derive(Debug, thiserror::Error)]
+#[error("{service} unreachable at {endpoint}: {detail}")]
+pub struct Unreachable {
+    pub service: &'static str,
+    pub endpoint: String,
+    /// What happened: "connection refused", "timed out after 15 s", ...
+    pub detail: String,
 }

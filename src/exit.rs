@@ -11,57 +11,15 @@
 
 use std::process::ExitCode;
 
+pub use crate::endpoint::Unreachable;
+pub use crate::interrupt::Interrupted;
+
 /// What a stage reports when it did not fail outright.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Done,
     Partial { failed: usize },
     NothingToDo { why: String },
-}
-
-/// Marker error wrapped by protocol clients when a service cannot be reached; yields exit 4.
-#[derive(Debug, thiserror::Error)]
-#[error("{service} unreachable at {endpoint}: {detail}")]
-pub struct Unreachable {
-    pub service: &'static str,
-    pub endpoint: String,
-    /// What happened: "connection refused", "timed out after 15 s", ...
-    pub detail: String,
-}
-
-/// A stop: by a stop signal this process received, or one that killed a worker (`interrupt`).
-#[derive(Debug, thiserror::Error)]
-#[error("stopped by {} ({what}): nothing was published; finished work is kept for --resume", signal_name(*.signal))]
-pub struct Interrupted {
-    pub signal: i32,
-    pub what: String,
-}
-
-impl Interrupted {
-    /// 128 + the signal's number, as a shell reports a process the signal ended.
-    pub fn exit_code(&self) -> u8 {
-        u8::try_from(128 + self.signal).unwrap_or(255)
-    }
-}
-
-fn signal_name(signal: i32) -> &'static str {
-    match signal {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGTERM => "SIGTERM",
-        _ => "a signal",
-    }
-}
-
-/// Ends the process at once for a stop that came outside any `Result` (the signal thread): its
-/// one line, then its exit code.
-pub fn stopped_now(stop: Interrupted) -> ! {
-    #[allow(clippy::print_stderr)] // the process ends here; the printer belongs to the main thread
-    {
-        eprintln!("error: {stop}");
-    }
-    #[allow(clippy::disallowed_methods)] // the one exit outside main's return, with the table's code
-    std::process::exit(i32::from(stop.exit_code()))
 }
 
 pub fn code(result: &anyhow::Result<Outcome>) -> ExitCode {

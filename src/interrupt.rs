@@ -7,14 +7,47 @@
 //!
 //! valkit never sends these three signals to its own workers, so a worker that dies of one was
 //! stopped from outside: the run is being stopped ([`Interrupted`]), not the model failing.
-//! Exit codes stay in `exit`, which this module calls, never the other way round.
+//! `exit` maps an `Interrupted` to its code; this module imports nothing above it.
 
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-pub use crate::exit::Interrupted;
+/// A stop: by a stop signal this process received, or one that killed a worker (`interrupt`).
+#[derive(Debug, thiserror::Error)]
+#[error("stopped by {} ({what}): nothing was published; finished work is kept for --resume", signal_name(*.signal))]
+pub struct Interrupted {
+    pub signal: i32,
+    pub what: String,
+}
+
+impl Interrupted {
+    /// 128 + the signal's number, as a shell reports a process the signal ended.
+    pub fn exit_code(&self) -> u8 {
+        u8::try_from(128 + self.signal).unwrap_or(255)
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
+}
+
+/// Ends the process at once for a stop that came outside any `Result` (the signal thread): its
+/// one line, then its exit code.
+pub fn stopped_now(stop: Interrupted) -> ! {
+    #[allow(clippy::print_stderr)] // the process ends here; the printer belongs to the main thread
+    {
+        eprintln!("error: {stop}");
+    }
+    #[allow(clippy::disallowed_methods)] // the one exit outside main's return, with the table's code
+    std::process::exit(i32::from(stop.exit_code()))
+}
 
 /// The signals that mean "stop".
 pub const STOP_SIGNALS: [i32; 3] = [SIGHUP, SIGINT, SIGTERM];
@@ -52,7 +85,7 @@ pub fn requested() -> Option<i32> {
 }
 
 fn stop(signal: i32) -> ! {
-    crate::exit::stopped_now(Interrupted { signal, what: "sent to valkit".into() })
+    stopped_now(Interrupted { signal, what: "sent to valkit".into() })
 }
 
 fn kill_children() {

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use object_store::path::Path as ObjectPath;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart};
 
-use crate::exit::Unreachable;
+use crate::endpoint::Unreachable;
 
 /// Uploads go in parts of this size (S3 needs at least 5 MiB for all parts but the last).
 const PART_SIZE: usize = 16 << 20;

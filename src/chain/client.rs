@@ -3,7 +3,7 @@
 //! by hand (`registration.rs`), never through generated code, so a runtime upgrade that leaves
 //! these few items alone cannot break valkit (chain.md §5.1, §8).
 //!
-//! A dead, refusing or silent endpoint is an `exit::Unreachable` (exit 4); a call the chain
+//! A dead, refusing or silent endpoint is an `endpoint::Unreachable` (exit 4); a call the chain
 //! rejects is a `PalletError` carrying the pallet's own error name.
 
 use std::collections::BTreeMap;
@@ -20,7 +20,7 @@ use subxt::utils::AccountId32;
 use subxt::{OnlineClient, PolkadotConfig};
 use subxt_signer::sr25519::Keypair;
 
-use crate::exit::Unreachable;
+use crate::endpoint::Unreachable;
 
 type Config = PolkadotConfig;
 type AtBlock = ClientAtBlock<Config, OnlineClientAtBlockImpl<Config>>;

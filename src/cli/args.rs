@@ -72,7 +72,7 @@ pub async fn within<T>(
 ) -> anyhow::Result<T> {
     match tokio::time::timeout(deadline, work).await {
         Ok(result) => result,
-        Err(_) => Err(crate::exit::Unreachable {
+        Err(_) => Err(crate::endpoint::Unreachable {
             service,
             endpoint: endpoint.to_string(),
             detail: format!("the command did not finish within --deadline {} s", deadline.as_secs_f64()),

@@ -17,10 +17,10 @@ use crate::sampling::ConfigRows;
 pub enum Error {
     /// Kept as a source (not transparent) so that the exit-code walk finds the marker.
     #[error("request failed")]
-    Unreachable(#[source] crate::exit::Unreachable),
+    Unreachable(#[source] crate::endpoint::Unreachable),
     /// So many requests in a row failed that the client stopped asking: not retried.
     #[error("giving up on the server")]
-    GaveUp(#[source] crate::exit::Unreachable),
+    GaveUp(#[source] crate::endpoint::Unreachable),
     #[error("{url}: HTTP {status}")]
     Status { url: String, status: u16 },
     #[error("{url}: response is not JSON")]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::{StatusCode, Url};
 
 use super::Error;
-use crate::exit::Unreachable;
+use crate::endpoint::Unreachable;
 use crate::hub::Secret;
 use crate::sampling::ConfigRows;
 

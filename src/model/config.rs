@@ -1,26 +1,15 @@
-//! `config.json`: which architecture family builds the model, and the dimensions every family
-//! shares, each bounded before anything is allocated; the bounds themselves (`Limits`). Each
-//! family reads its own fields (`super::families`) with the helpers here. transformers 5 writes
+//! `config.json`: the dimensions every family shares, each bounded before anything is
+//! allocated; the bounds themselves (`Limits`). Each family reads its own fields
+//! (`super::families`, which also holds `Config`: which family builds the model) with the
+//! helpers here. transformers 5 writes
 //! `rope_theta` inside `rope_parameters`; older versions at the top level. Either is read
 //! (`Rotary::read`) — candle's own config silently falls back to 10000 (stack-notes §2).
-
-use std::path::Path;
 
 use candle_core::DType;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use super::families::{self, Architecture};
 use super::Error;
-
-/// A parsed `config.json`: the class transformers would build, the shared dimensions, and what
-/// the class's family read of its own fields.
-#[derive(Debug)]
-pub struct Config {
-    pub architecture: String,
-    pub dims: Dims,
-    pub family: Box<dyn Architecture>,
-}
 
 /// The dimensions every family has (some under their own names, mapped by the family first).
 #[derive(Debug, Clone)]
@@ -187,35 +176,6 @@ fn bounded(name: &str, v: u64, max: u64) -> Result<usize, Error> {
 /// A family's own fields of `config.json`, as its serde struct.
 pub fn fields<T: DeserializeOwned>(json: &serde_json::Value) -> Result<T, Error> {
     T::deserialize(json).map_err(|e| Error::Config(format!("config.json: {e}")))
-}
-
-impl Config {
-    pub fn read(dir: &Path, limits: &Limits) -> Result<Self, Error> {
-        let path = dir.join("config.json");
-        let io = |source| Error::Io { path: path.display().to_string(), source };
-        let len = super::regular_file(&path)?;
-        if len > MAX_CONFIG_BYTES {
-            return Err(Error::Config(format!("config.json is {len} bytes")));
-        }
-        let text = std::fs::read_to_string(&path).map_err(io)?;
-        Self::parse(&text, limits)
-    }
-
-    /// A `config.json`'s text, every dimension bounded. An architecture no family implements is
-    /// `Error::Architecture`: it may still be a valid model, only not one valkit evaluates.
-    pub fn parse(text: &str, limits: &Limits) -> Result<Self, Error> {
-        let mut json: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::Config(format!("config.json: {e}")))?;
-        if !json.is_object() {
-            return Err(Error::Config("config.json is not an object".into()));
-        }
-        let architecture = causal_lm_class(&json)
-            .or_else(|| json["architectures"][0].as_str().map(str::to_string))
-            .ok_or_else(|| Error::Config("config.json names no architecture".into()))?;
-        let family = families::find(&architecture).ok_or_else(|| Error::Architecture(architecture.clone()))?;
-        let (dims, family) = (family.parse)(&architecture, &mut json)?;
-        limits.check_estimate(dims.implied_params())?;
-        Ok(Self { architecture, dims, family })
-    }
 }
 
 impl Dims {

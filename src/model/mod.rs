@@ -20,7 +20,8 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
-pub use config::{causal_lm_class, Config, Dims, Limits, MAX_CONFIG_BYTES};
+pub use config::{causal_lm_class, Dims, Limits, MAX_CONFIG_BYTES};
+pub use families::Config;
 pub use weights::{count_parameters, header_length, inspect_weights, is_pickle_name, parameters_of_header, shard_names, WeightFiles};
 
 /// The size of `path`, after making sure it is a regular file (following the hub cache's

@@ -10,9 +10,47 @@ mod parallel;
 use candle_core::{Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use super::config::Dims;
+use super::config::{causal_lm_class, Dims, Limits, MAX_CONFIG_BYTES};
 use super::numerics::Numerics;
 use super::Error;
+
+/// A parsed `config.json`: the class transformers would build, the shared dimensions, and what
+/// the class's family read of its own fields.
+#[derive(Debug)]
+pub struct Config {
+    pub architecture: String,
+    pub dims: Dims,
+    pub family: Box<dyn Architecture>,
+}
+
+impl Config {
+    pub fn read(dir: &std::path::Path, limits: &Limits) -> std::result::Result<Self, Error> {
+        let path = dir.join("config.json");
+        let io = |source| Error::Io { path: path.display().to_string(), source };
+        let len = super::regular_file(&path)?;
+        if len > MAX_CONFIG_BYTES {
+            return Err(Error::Config(format!("config.json is {len} bytes")));
+        }
+        let text = std::fs::read_to_string(&path).map_err(io)?;
+        Self::parse(&text, limits)
+    }
+
+    /// A `config.json`'s text, every dimension bounded. An architecture no family implements is
+    /// `Error::Architecture`: it may still be a valid model, only not one valkit evaluates.
+    pub fn parse(text: &str, limits: &Limits) -> std::result::Result<Self, Error> {
+        let mut json: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::Config(format!("config.json: {e}")))?;
+        if !json.is_object() {
+            return Err(Error::Config("config.json is not an object".into()));
+        }
+        let architecture = causal_lm_class(&json)
+            .or_else(|| json["architectures"][0].as_str().map(str::to_string))
+            .ok_or_else(|| Error::Config("config.json names no architecture".into()))?;
+        let family = find(&architecture).ok_or_else(|| Error::Architecture(architecture.clone()))?;
+        let (dims, family) = (family.parse)(&architecture, &mut json)?;
+        limits.check_estimate(dims.implied_params())?;
+        Ok(Self { architecture, dims, family })
+    }
+}
 
 /// A family's settings for one model, read from its config.
 pub trait Architecture: std::fmt::Debug + Send + Sync {
