@@ -28,9 +28,13 @@ impl Printer {
         ProgressReporter { bar: self.bars.then(indicatif::ProgressBar::hidden) }
     }
 
-    /// The same printer with its summary kept off stdout, for a stage whose output is stdout.
-    pub fn stdout_taken(self) -> Self {
-        Self { json: false, ..self }
+    /// The printer for a stage writing `out`: when that is stdout (`-o -`), the table's bytes
+    /// take it and the summary stays prose on stderr.
+    pub fn writing_to(self, out: &crate::files::Location) -> Self {
+        match out {
+            crate::files::Location::Std => Self { json: false, ..self },
+            _ => self,
+        }
     }
 
     /// Whether a stage was asked for a one-line JSON summary on stdout.

@@ -124,7 +124,6 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         summary.seconds,
         crate::format::printable(&options.out.to_string(), &[])
     );
-    let printer = if matches!(options.out, Location::Std) { printer.stdout_taken() } else { printer };
-    printer.summary(&human, &serde_json::to_value(&summary)?)?;
+    printer.writing_to(&options.out).summary(&human, &serde_json::to_value(&summary)?)?;
     Ok(outcome)
 }

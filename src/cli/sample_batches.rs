@@ -129,8 +129,6 @@ pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         lines.join("\n"),
         crate::format::printable(&summary.out, &[])
     );
-    // With `-o -` stdout carries the Parquet bytes: the summary stays on stderr.
-    let printer = if matches!(options.out, Location::Std) { printer.stdout_taken() } else { printer };
-    printer.summary(&human, &serde_json::to_value(&summary)?)?;
+    printer.writing_to(&options.out).summary(&human, &serde_json::to_value(&summary)?)?;
     Ok(outcome)
 }

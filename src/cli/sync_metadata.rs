@@ -53,7 +53,6 @@ pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         summary.sync_block_hash,
         crate::format::printable(&summary.out, &[])
     );
-    let printer = if matches!(options.out, Location::Std) { printer.stdout_taken() } else { printer };
-    printer.summary(&human, &serde_json::to_value(&summary)?)?;
+    printer.writing_to(&options.out).summary(&human, &serde_json::to_value(&summary)?)?;
     Ok(outcome)
 }
