@@ -98,15 +98,7 @@ pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
             if printer.json() {
                 writeln!(out, "{}", crate::format::json_line(&plan)?)?;
             } else {
-                writeln!(out, "{} ({} {}):", plan.task, plan.loader, plan.dataset)?;
-                match &plan.unsupported {
-                    Some(why) => writeln!(out, "  not sampled: {why}")?,
-                    None => {
-                        for p in &plan.pages {
-                            writeln!(out, "  {}:{}:{} +{}", p.config, p.split, p.offset, p.length)?;
-                        }
-                    }
-                }
+                writeln!(out, "{plan}")?;
             }
         }
         return Ok(Outcome::Done);

@@ -327,6 +327,22 @@ pub struct TaskPlan {
     pub unsupported: Option<String>,
 }
 
+/// `--plan`'s human view: the task, then one line per page. Config and split names come from
+/// the datasets server, so they are shown escaped.
+impl std::fmt::Display for TaskPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::format::printable;
+        write!(f, "{} ({} {}):", self.task, self.loader, printable(&self.dataset, &[]))?;
+        match &self.unsupported {
+            Some(why) => write!(f, "\n  not sampled: {}", printable(why, &[])),
+            None => self
+                .pages
+                .iter()
+                .try_for_each(|p| write!(f, "\n  {}:{}:{} +{}", printable(&p.config, &[]), printable(&p.split, &[]), p.offset, p.length)),
+        }
+    }
+}
+
 impl TaskPlan {
     pub fn unsupported(task: &EvalTask, why: String) -> Self {
         Self {
@@ -358,4 +374,26 @@ pub async fn plan(source: &Source<'_>, task: &EvalTask, seed: &Seed) -> anyhow::
         (Some(initial), pages.into_iter().map(|p| PlannedPage { config: p.config, split: p.split, offset: p.offset, length }).collect())
     };
     Ok(TaskPlan { task: task.name.clone(), loader: d.loader.clone(), dataset: d.name.clone(), initial_offset, pages, unsupported: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_shows_the_servers_names_escaped_one_page_a_line() {
+        let page = |config: &str| PlannedPage { config: config.into(), split: "train".into(), offset: 7, length: 100 };
+        let plan = TaskPlan {
+            task: "FINEWEB".into(),
+            loader: "fineweb".into(),
+            dataset: "HuggingFaceFW/fineweb".into(),
+            initial_offset: None,
+            pages: vec![page("CC-MAIN-2024-10"), page("x\u{1b}[2J\nforged\u{202e}")],
+            unsupported: None,
+        };
+        assert_eq!(
+            plan.to_string(),
+            "FINEWEB (fineweb HuggingFaceFW/fineweb):\n  CC-MAIN-2024-10:train:7 +100\n  x\\x1b[2J\\x0aforged\\u{202e}:train:7 +100"
+        );
+    }
 }
