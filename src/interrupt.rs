@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-/// A stop: by a stop signal this process received, or one that killed a worker (`interrupt`).
+/// A stop: by a stop signal this process received, or one that killed a worker.
 #[derive(Debug, thiserror::Error)]
 #[error("stopped by {} ({what}): nothing was published; finished work is kept for --resume", signal_name(*.signal))]
 pub struct Interrupted {

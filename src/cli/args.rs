@@ -18,6 +18,11 @@ pub struct CompetitionArgs {
 }
 
 impl CompetitionArgs {
+    /// The profile, or `None` where the group is optional (eval-losses) and neither was given.
+    pub fn resolve_if_given(&self) -> anyhow::Result<Option<Profile>> {
+        (self.profile.is_some() || self.competitions.is_some()).then(|| self.resolve()).transpose()
+    }
+
     pub fn resolve(&self) -> anyhow::Result<Profile> {
         Ok(match (&self.profile, &self.competitions) {
             (_, Some(path)) => Profile::from_file(path)?,

@@ -77,8 +77,7 @@ pub fn exec_worker(_: WorkerArgs) -> anyhow::Result<Outcome> {
 }
 
 pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
-    let given = args.competition.profile.is_some() || args.competition.competitions.is_some();
-    let profile = given.then(|| args.competition.resolve()).transpose()?;
+    let profile = args.competition.resolve_if_given()?;
     let device = device::select(&args.device)?;
     let dtype = match args.dtype.as_str() {
         "auto" => None,

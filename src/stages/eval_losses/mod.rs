@@ -240,11 +240,12 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
             .filter(|r| group.iter().any(|m| m.uid == r.uid) && r.competition_id == competition_id)
             .map(|r| ((r.task.as_str(), r.batch_index), r))
             .collect();
+        let lacked: BTreeSet<(&str, u32)> =
+            todos.iter().flat_map(|(_, todo)| todo.values().flatten().map(|b| (b.task.as_str(), b.batch_index))).collect();
         let mut needed = TaskBatches::new();
         for b in tasks.values().flatten() {
-            let lacked =
-                todos.iter().any(|(_, todo)| todo.get(b.task.as_str()).is_some_and(|bs| bs.iter().any(|x| x.batch_index == b.batch_index)));
-            if lacked && !known.contains_key(&(b.task.as_str(), b.batch_index)) {
+            let key = (b.task.as_str(), b.batch_index);
+            if lacked.contains(&key) && !known.contains_key(&key) {
                 needed.entry(b.task.as_str()).or_default().push(b);
             }
         }
