@@ -299,3 +299,50 @@ fn copies_of_a_model_are_evaluated_once_and_give_the_table_of_evaluating_each() 
         by_uid[&1].iter().map(|r| (r.loss.to_bits(), Some(1))).collect::<Vec<_>>()
     );
 }
+
+/// The next model's worker loads while the current one computes (issue 24): the table is byte
+/// for byte the one of loading one model at a time, and of evaluating every uid one after the
+/// other as upstream does. A model whose size cannot be told from its headers (here torn
+/// weights) is never loaded ahead: it loads after, and fails alone.
+#[test]
+fn the_next_model_loads_while_one_computes_and_the_table_is_that_of_one_at_a_time() {
+    let dir = TestDir::new();
+    write_batches(&dir);
+    let models = good_models();
+    let path = |wanted: &str| models.iter().find(|(_, name, _)| name == wanted).map(|(_, _, p)| p.clone()).unwrap();
+    let torn = broken(&dir, "torn", |p| std::fs::write(p.join("model.safetensors"), b"\x08\x00\x00\x00\x00\x00\x00\x00{}").unwrap());
+    let copy = broken(&dir, "copy-of-llama", |_| {});
+    let with_hash = |uid: u16, path: &Path, hash: &str| models::Row { model_hash: Some(hash.into()), ..model_row(uid, Some(path)) };
+    let rows = vec![
+        with_hash(1, &path("llama"), "llama-hash"),
+        with_hash(2, &path("gemma"), "gemma-hash"),
+        with_hash(3, &torn, "torn-hash"),
+        with_hash(4, &copy, "llama-hash"),
+        with_hash(5, &path("qwen2"), "qwen2-hash"),
+    ];
+    write_table::<models::Models>(&dir.path("models.parquet"), rows, &[]);
+    let eval_logged = |out: &str, extra: &[&str]| {
+        let mut list = args(&["eval-losses", "--models", &dir.arg("models.parquet"), "--batches", &dir.arg("batches.parquet")]);
+        list.extend(args(&["--out", &dir.arg(out)]));
+        list.extend(args(extra));
+        let r = run_command(valkit().args(&list).env("RUST_LOG", "valkit=debug"));
+        assert_exit!(r, 1, "uid 3 fails");
+        let loaded_ahead: Vec<String> = r
+            .stderr
+            .lines()
+            .filter_map(|l| l.split_once("loading while uid ").map(|(_, rest)| rest.split_whitespace().collect::<Vec<_>>().join(" ")))
+            .collect();
+        (std::fs::read(dir.path(out)).unwrap(), loaded_ahead)
+    };
+    let (ahead, loaded_ahead) = eval_logged("ahead.parquet", &[]);
+    // Evaluations in order: 1 (for 1 and 4), 2, 3, 5. Uid 3's size cannot be told: nothing loads
+    // beside it, neither it while 2 computes nor 5 while it does.
+    assert_eq!(loaded_ahead, ["1 computes uid=2"], "which workers loaded ahead");
+    let (one_at_a_time, none) = eval_logged("one-at-a-time.parquet", &["--no-load-ahead"]);
+    assert_eq!(none, Vec::<String>::new());
+    let (each_uid, _) = eval_logged("each-uid.parquet", &["--no-load-ahead", "--evaluate-copies"]);
+    assert!(ahead == one_at_a_time && ahead == each_uid, "the same table whichever order models load in");
+    let by_uid = losses_by_uid(&dir.path("ahead.parquet"));
+    assert!(by_uid[&3].iter().all(|r| r.status == losses::Status::Failed));
+    assert!(by_uid[&5].iter().all(|r| r.status == losses::Status::Ok), "the model after a failed one is evaluated");
+}

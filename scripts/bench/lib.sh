@@ -11,12 +11,17 @@ timed() {
     echo "{\"side\": \"$side\", \"wall\": $wall, \"kb\": $kb, \"stage\": $stage}" >> "$work/runs.jsonl"
 }
 
-# alternate RUNS FIRST SECOND: runs the two functions RUNS times in alternating order
-# (first second, second first, ...), so that drift on a shared machine hits both sides alike.
+# alternate RUNS SIDE...: runs the side functions RUNS times, each time in an order rotated by
+# one (first second, second first, ...; with three: a b c, b c a, c a b), so that drift on a
+# shared machine hits every side alike.
 alternate() {
-    local runs=$1 first=$2 second=$3 i
-    for i in $(seq "$runs"); do
-        if [ $((i % 2)) = 1 ]; then "$first"; "$second"; else "$second"; "$first"; fi
+    local runs=$1 i j
+    shift
+    local sides=("$@") n=$#
+    for i in $(seq 0 $((runs - 1))); do
+        for j in $(seq 0 $((n - 1))); do
+            "${sides[$(((i + j) % n))]}"
+        done
     done
 }
 

@@ -63,6 +63,10 @@ pub struct Args {
     /// (the table is the same; for checking that, and for benchmarks).
     #[arg(long)]
     evaluate_copies: bool,
+    /// Load one model at a time. By default the next model's worker loads while the current
+    /// one computes, when both fit in memory (the table is the same either way).
+    #[arg(long)]
+    no_load_ahead: bool,
     #[command(flatten)]
     pub(super) json: super::args::JsonArg,
 }
@@ -102,6 +106,7 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         model_timeout,
         isolate: !args.no_isolation,
         evaluate_copies: args.evaluate_copies,
+        load_ahead: !args.no_load_ahead,
     };
     // CPU-bound: run it off the async executor's worker threads.
     let reporter = printer.reporter();

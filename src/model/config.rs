@@ -78,6 +78,16 @@ impl Limits {
 
     /// Weights in `dtype` plus the largest working set of one forward.
     pub fn check_memory(&self, c: &Dims, n_params: u64, dtype: DType) -> Result<(), Error> {
+        let need = self.memory_needed(c, n_params, dtype);
+        if need > self.memory_bytes {
+            return Err(Error::Memory(format!("needs about {:.1} GiB, {:.1} GiB available", gib(need), gib(self.memory_bytes))));
+        }
+        Ok(())
+    }
+
+    /// The bytes a model of these dimensions holds: its weights in `dtype` and one forward's
+    /// largest working set for sequences of `max_sequence_length`.
+    pub fn memory_needed(&self, c: &Dims, n_params: u64, dtype: DType) -> u64 {
         let t = self.max_sequence_length as u64;
         let elt = dtype.size_in_bytes() as u64;
         // Attention is tiled (`kernels::tiled`): f32 copies of q, k, v and a few blocks of scores,
@@ -87,13 +97,10 @@ impl Limits {
             + t * heads * c.head_dim as u64 * 4 * 4
             + heads * (super::attention::WIDE.queries * super::attention::WIDE.keys) as u64 * 4 * 4
             + crate::loss::LOSS_CHUNK as u64 * c.vocab_size as u64 * 4 * 3;
-        let need = n_params.saturating_mul(elt).saturating_add(activations);
-        if need > self.memory_bytes {
-            return Err(Error::Memory(format!("needs about {:.1} GiB, {:.1} GiB available", gib(need), gib(self.memory_bytes))));
-        }
-        Ok(())
+        n_params.saturating_mul(elt).saturating_add(activations)
     }
 }
+
 
 /// How far above the bound a config's estimate may go before it alone refuses a model.
 pub const ESTIMATE_SLACK: u64 = 4;

@@ -127,6 +127,15 @@ impl Model {
         Ok(Self { inner, device: device.clone(), architecture: config.architecture, n_params, numerics })
     }
 
+    /// What loading `dir` would hold (`Limits::memory_needed`), from its config and weight
+    /// headers alone: nothing is loaded.
+    pub fn memory_needed(dir: &Path, limits: &Limits, precision: &numerics::Precision) -> Result<u64, Error> {
+        let config = Config::read(dir, limits)?;
+        let numerics = precision.resolve(&config.architecture).map_err(Error::Precision)?;
+        let n_params = inspect_weights(dir)?.n_params(config.dims.tie_word_embeddings);
+        Ok(limits.memory_needed(&config.dims, n_params, numerics.dtype))
+    }
+
     /// Mean cross entropy over the scored positions of `tokens` (all shifted positions for text
     /// loss; the reference tokens after `context_len` otherwise), and how many were scored.
     ///

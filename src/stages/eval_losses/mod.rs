@@ -64,6 +64,8 @@ pub struct Options {
     /// Evaluate every copy of a model again (upstream's way) instead of once per model hash; the
     /// table is the same either way, so this is for checking that and for benchmarks.
     pub evaluate_copies: bool,
+    /// Start the next model's worker while the current one computes, when both fit in memory.
+    pub load_ahead: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -170,6 +172,9 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
             Some((id, opts.precision_for(competition)))
         })
         .collect();
+    // Everything the step will evaluate is decided first, so that the next model's worker can
+    // load while this one computes.
+    let mut plans = Vec::new();
     for group in &mine {
         let first = group[0];
         let Some(competition_id) = first.competition_id else {
@@ -194,75 +199,83 @@ pub fn run(opts: &Options, reporter: &dyn super::Reporter) -> anyhow::Result<(Ou
         if todos.is_empty() {
             continue;
         }
-        if first.status != models::Status::Ok {
-            let reason = format!("{}: {}", first.status.as_str(), first.reason.as_deref().unwrap_or("not usable"));
-            let (m, todo) = &todos[0];
-            let model_rows = failed_rows(m, competition_id, todo, &reason);
-            record(journal.as_mut(), m, &model_rows)?;
-            rows.extend(model_rows);
-            continue;
-        }
-        let competition = competition_rules(opts.profile.as_ref(), competition_id, &model_file.meta.provenance)?;
-        let precision = precisions.get(&competition_id).expect("computed above for every competition with batches").clone();
-        let rules = Rules::of(competition_id, competition, precision);
-        let evaluated_as = |m: &models::Row| (m.uid != first.uid).then_some(first.uid);
-        let mut evaluate_as = |m: &models::Row, todo: &TaskBatches| -> anyhow::Result<Vec<losses::Row>> {
-            let todo_tokens: u64 = todo.values().flatten().map(|b| b.token_ids.len() as u64).sum();
-            let copies: Vec<String> = group.iter().filter(|c| c.uid != m.uid).map(|c| c.uid.to_string()).collect();
-            let label = if copies.is_empty() || opts.evaluate_copies {
-                format!("uid {}", m.uid)
+        let work = if first.status != models::Status::Ok {
+            Work::Unusable(format!("{}: {}", first.status.as_str(), first.reason.as_deref().unwrap_or("not usable")))
+        } else {
+            let competition = competition_rules(opts.profile.as_ref(), competition_id, &model_file.meta.provenance)?;
+            let precision = precisions.get(&competition_id).expect("computed above for every competition with batches").clone();
+            let rules = Rules::of(competition_id, competition, precision);
+            if opts.evaluate_copies {
+                Work::EachCopy(rules)
             } else {
-                format!("uid {} (also {})", m.uid, copies.join(", "))
-            };
-            reporter.start(&label, todo.values().map(|b| b.len() as u64).sum(), todo_tokens);
-            let (mut model_rows, model_compute) = evaluate_model(opts, m, &rules, todo, reporter)?;
-            if group.iter().any(|c| retried.contains(&c.uid)) {
-                worker::mark_second_death(&mut model_rows);
+                // One evaluation for the group: the batches some uid lacks and no uid of the
+                // group has from an earlier run, under the lowest uid.
+                let known: BTreeMap<(&str, u32), &losses::Row> = previous
+                    .iter()
+                    .filter(|r| group.iter().any(|m| m.uid == r.uid) && r.competition_id == competition_id)
+                    .map(|r| ((r.task.as_str(), r.batch_index), r))
+                    .collect();
+                let lacked: BTreeSet<(&str, u32)> =
+                    todos.iter().flat_map(|(_, todo)| todo.values().flatten().map(|b| (b.task.as_str(), b.batch_index))).collect();
+                let mut needed = TaskBatches::new();
+                for b in tasks.values().flatten() {
+                    let key = (b.task.as_str(), b.batch_index);
+                    if lacked.contains(&key) && !known.contains_key(&key) {
+                        needed.entry(b.task.as_str()).or_default().push(b);
+                    }
+                }
+                Work::Once { rules, needed, known }
             }
-            compute_seconds += model_compute;
-            reporter.finish();
-            tokens += model_rows.iter().map(|r| u64::from(r.n_tokens)).sum::<u64>();
-            Ok(model_rows)
         };
-        if opts.evaluate_copies {
-            for (m, todo) in &todos {
-                let mut model_rows = evaluate_as(m, todo)?;
-                model_rows.iter_mut().for_each(|r| r.evaluated_as = evaluated_as(m));
+        plans.push(Plan { group, competition_id, todos, work });
+    }
+    let queue: Vec<Evaluation> = plans.iter().flat_map(Plan::evaluations).collect();
+    let mut runner = Runner::new(opts, &queue);
+    let mut evaluate_next = |plan: &Plan| -> anyhow::Result<Vec<losses::Row>> {
+        let (mut model_rows, model_compute) = runner.next(reporter)?;
+        if plan.group.iter().any(|c| retried.contains(&c.uid)) {
+            worker::mark_second_death(&mut model_rows);
+        }
+        compute_seconds += model_compute;
+        tokens += model_rows.iter().map(|r| u64::from(r.n_tokens)).sum::<u64>();
+        Ok(model_rows)
+    };
+    for plan in &plans {
+        let first = plan.group[0];
+        let evaluated_as = |m: &models::Row| (m.uid != first.uid).then_some(first.uid);
+        match &plan.work {
+            Work::Unusable(reason) => {
+                let (m, todo) = &plan.todos[0];
+                let model_rows = failed_rows(m, plan.competition_id, todo, reason);
                 record(journal.as_mut(), m, &model_rows)?;
                 rows.extend(model_rows);
             }
-            continue;
-        }
-        // One evaluation for the group: the batches some uid lacks and no uid of the group has
-        // from an earlier run, under the lowest uid; every uid gets its own rows of it.
-        let known: BTreeMap<(&str, u32), &losses::Row> = previous
-            .iter()
-            .filter(|r| group.iter().any(|m| m.uid == r.uid) && r.competition_id == competition_id)
-            .map(|r| ((r.task.as_str(), r.batch_index), r))
-            .collect();
-        let lacked: BTreeSet<(&str, u32)> =
-            todos.iter().flat_map(|(_, todo)| todo.values().flatten().map(|b| (b.task.as_str(), b.batch_index))).collect();
-        let mut needed = TaskBatches::new();
-        for b in tasks.values().flatten() {
-            let key = (b.task.as_str(), b.batch_index);
-            if lacked.contains(&key) && !known.contains_key(&key) {
-                needed.entry(b.task.as_str()).or_default().push(b);
+            Work::EachCopy(_) => {
+                for (m, _) in &plan.todos {
+                    let mut model_rows = evaluate_next(plan)?;
+                    model_rows.iter_mut().for_each(|r| r.evaluated_as = evaluated_as(m));
+                    record(journal.as_mut(), m, &model_rows)?;
+                    rows.extend(model_rows);
+                }
             }
-        }
-        let fresh = if needed.is_empty() { Vec::new() } else { evaluate_as(first, &needed)? };
-        let values: BTreeMap<(&str, u32), &losses::Row> =
-            known.into_iter().chain(fresh.iter().map(|r| ((r.task.as_str(), r.batch_index), r))).collect();
-        for (m, todo) in &todos {
-            let model_rows: Vec<losses::Row> = todo
-                .values()
-                .flatten()
-                .map(|b| {
-                    let value = values[&(b.task.as_str(), b.batch_index)];
-                    losses::Row { uid: m.uid, hotkey: m.hotkey.clone(), evaluated_as: evaluated_as(m), ..value.clone() }
-                })
-                .collect();
-            record(journal.as_mut(), m, &model_rows)?;
-            rows.extend(model_rows);
+            Work::Once { needed, known, .. } => {
+                let fresh = if needed.is_empty() { Vec::new() } else { evaluate_next(plan)? };
+                // Every uid of the group gets its own rows of that evaluation.
+                let values: BTreeMap<(&str, u32), &losses::Row> =
+                    known.iter().map(|(k, r)| (*k, *r)).chain(fresh.iter().map(|r| ((r.task.as_str(), r.batch_index), r))).collect();
+                for (m, todo) in &plan.todos {
+                    let model_rows: Vec<losses::Row> = todo
+                        .values()
+                        .flatten()
+                        .map(|b| {
+                            let value = values[&(b.task.as_str(), b.batch_index)];
+                            losses::Row { uid: m.uid, hotkey: m.hotkey.clone(), evaluated_as: evaluated_as(m), ..value.clone() }
+                        })
+                        .collect();
+                    record(journal.as_mut(), m, &model_rows)?;
+                    rows.extend(model_rows);
+                }
+            }
         }
     }
     // Counted over the whole table, resumed rows included: the exit code says what it holds.
@@ -458,31 +471,133 @@ pub enum Event<'a> {
     Computed(f64),
 }
 
-/// One model: in a worker process unless `--no-isolation`; a crash, a hang past the deadline or
-/// a panic becomes that model's failed rows with the reason, never a failed run.
-fn evaluate_model(
-    opts: &Options,
-    m: &models::Row,
-    rules: &Rules,
-    tasks: &TaskBatches,
-    reporter: &dyn super::Reporter,
-) -> anyhow::Result<(Vec<losses::Row>, f64)> {
-    let started = Instant::now();
-    let (rows, compute) = if opts.isolate {
-        worker::evaluate_in_child(opts, m, rules, tasks, reporter)?
-    } else {
+/// What the step does for one distinct model (a group of copies), decided before anything is
+/// evaluated.
+struct Plan<'a> {
+    /// The uids of the model, lowest first: the evaluation is the first's.
+    group: &'a [&'a models::Row],
+    competition_id: u16,
+    /// Each uid that lacks rows, and the batches it lacks.
+    todos: Vec<(&'a models::Row, TaskBatches<'a>)>,
+    work: Work<'a>,
+}
+
+enum Work<'a> {
+    /// fetch-models could not use the model: failed rows with this reason, nothing evaluated.
+    Unusable(String),
+    /// Every uid's batches evaluated again under its own uid (`--evaluate-copies`).
+    EachCopy(Rules),
+    /// One evaluation of `needed` (what some uid lacks and none has from an earlier run) under
+    /// the first uid; `known` are the rows an earlier run left.
+    Once { rules: Rules, needed: TaskBatches<'a>, known: BTreeMap<(&'a str, u32), &'a losses::Row> },
+}
+
+/// One model evaluated on some batches.
+struct Evaluation<'p> {
+    m: &'p models::Row,
+    rules: &'p Rules,
+    tasks: &'p TaskBatches<'p>,
+    label: String,
+}
+
+impl<'a> Plan<'a> {
+    /// The evaluations this plan asks for, in the order it uses them.
+    fn evaluations(&self) -> Vec<Evaluation<'_>> {
+        match &self.work {
+            Work::Unusable(_) => Vec::new(),
+            Work::EachCopy(rules) => {
+                self.todos.iter().map(|(m, tasks)| Evaluation { m, rules, tasks, label: format!("uid {}", m.uid) }).collect()
+            }
+            Work::Once { needed, .. } if needed.is_empty() => Vec::new(),
+            Work::Once { rules, needed, .. } => {
+                let m = self.group[0];
+                let copies: Vec<String> = self.group[1..].iter().map(|c| c.uid.to_string()).collect();
+                let label = if copies.is_empty() { format!("uid {}", m.uid) } else { format!("uid {} (also {})", m.uid, copies.join(", ")) };
+                vec![Evaluation { m, rules, tasks: needed, label }]
+            }
+        }
+    }
+}
+
+/// Room kept beside two resident models for the second worker itself (its runtime, a CUDA
+/// context of some hundred MiB).
+const SECOND_WORKER_BYTES: u64 = 1 << 30;
+
+/// Runs the step's evaluations in order, each in its worker (or in this process with
+/// `--no-isolation`). With load-ahead, the next model's worker starts and loads while the
+/// current one computes, when both models fit the memory the admission check allows; otherwise
+/// it loads after, as one at a time. Either way the rows are the same.
+struct Runner<'q, 'p> {
+    opts: &'q Options,
+    queue: &'q [Evaluation<'p>],
+    next: usize,
+    /// The worker of `queue[next]`, started while the one before computed.
+    ahead: Option<worker::Running>,
+    /// The memory a model's admission check allows: measured once for the step, so that no
+    /// model's admission depends on what another worker holds when it loads.
+    memory_bytes: u64,
+}
+
+impl<'q, 'p> Runner<'q, 'p> {
+    fn new(opts: &'q Options, queue: &'q [Evaluation<'p>]) -> Self {
+        let memory_bytes = Limits::for_device(&opts.device, 0).memory_bytes;
+        Self { opts, queue, next: 0, ahead: None, memory_bytes }
+    }
+
+    /// Evaluates the next model of the queue: a crash, a hang past the deadline or a panic
+    /// becomes its failed rows with the reason, never a failed run.
+    fn next(&mut self, reporter: &dyn super::Reporter) -> anyhow::Result<(Vec<losses::Row>, f64)> {
+        let e = &self.queue[self.next];
+        self.next += 1;
+        reporter.start(&e.label, e.tasks.values().map(|b| b.len() as u64).sum(), e.tasks.values().flatten().map(|b| b.token_ids.len() as u64).sum());
+        let started = Instant::now();
+        let (rows, compute) = if self.opts.isolate {
+            let mut current = match self.ahead.take() {
+                Some(loaded) => loaded,
+                None => worker::Running::spawn(self.opts, e.m, e.rules, e.tasks, self.memory_bytes)?,
+            };
+            current.go();
+            if let Some(following) = self.queue.get(self.next).filter(|f| self.opts.load_ahead && self.fit_together(e, f)) {
+                tracing::debug!(uid = following.m.uid, "loading while uid {} computes", e.m.uid);
+                self.ahead = Some(worker::Running::spawn(self.opts, following.m, following.rules, following.tasks, self.memory_bytes)?);
+            }
+            current.finish(self.opts, e.m, e.rules, e.tasks, reporter)?
+        } else {
+            self.in_process(e, reporter)
+        };
+        reporter.finish();
+        let failed = rows.iter().filter(|r| r.status == losses::Status::Failed).count();
+        tracing::info!(uid = e.m.uid, rows = rows.len(), failed, seconds = started.elapsed().as_secs_f64(), compute, "model evaluated");
+        Ok((rows, compute))
+    }
+
+    /// Whether two models' weights and working sets fit the memory together, from their configs
+    /// and weight headers; a model whose size cannot be told (it will fail to load) never does.
+    fn fit_together(&self, a: &Evaluation, b: &Evaluation) -> bool {
+        let need = |e: &Evaluation| {
+            let dir = e.m.local_path.as_deref()?;
+            let limits = limits_for(e.rules, e.tasks, self.memory_bytes);
+            Model::memory_needed(Path::new(dir), &limits, &e.rules.precision).ok()
+        };
+        match (need(a), need(b)) {
+            (Some(a), Some(b)) => a.saturating_add(b).saturating_add(SECOND_WORKER_BYTES) <= self.memory_bytes,
+            _ => false,
+        }
+    }
+
+    fn in_process(&self, e: &Evaluation, reporter: &dyn super::Reporter) -> (Vec<losses::Row>, f64) {
+        let (m, rules, tasks) = (e.m, e.rules, e.tasks);
         let mut rows = Vec::new();
         let mut compute = 0.0;
-        let deadline = opts.model_timeout.map(|t| started + t);
+        let deadline = self.opts.model_timeout.map(|t| Instant::now() + t);
         let mut emit = |event: Event| match event {
             Event::Advance(n) => reporter.advance(n),
-            Event::Row { batch, loss, n_tokens, reason } => {
-                rows.push(row(m.uid, &m.hotkey, rules.competition_id, batch, loss, n_tokens, reason))
-            }
+            Event::Row { batch, loss, n_tokens, reason } => rows.push(row(m.uid, &m.hotkey, rules.competition_id, batch, loss, n_tokens, reason)),
             Event::Computed(seconds) => compute += seconds,
         };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            evaluate(m.local_path.as_deref(), rules, &opts.device, tasks, deadline, opts.model_timeout, &mut emit)
+            let model = load(m.local_path.as_deref(), rules, &self.opts.device, tasks, self.memory_bytes)?;
+            score(&model, rules, tasks, deadline, self.opts.model_timeout, &mut emit)
         }));
         let reason = match result {
             Ok(Ok(())) => None,
@@ -490,10 +605,7 @@ fn evaluate_model(
             Err(_) => Some("panic: the evaluation crashed".to_string()),
         };
         (complete(m, rules.competition_id, tasks, rows, reason), compute)
-    };
-    let failed = rows.iter().filter(|r| r.status == losses::Status::Failed).count();
-    tracing::info!(uid = m.uid, rows = rows.len(), failed, seconds = started.elapsed().as_secs_f64(), compute, "model evaluated");
-    Ok((rows, compute))
+    }
 }
 
 /// The rows an evaluation produced, plus failed rows (with `reason`) for every batch it did not
@@ -515,33 +627,44 @@ fn complete(
     rows
 }
 
-/// Loads the snapshot in `dir` and scores every batch, reporting each as it is done. `Err` is a
-/// reason that fails the batches not reported.
-#[allow(clippy::too_many_arguments)]
-pub fn evaluate(
-    dir: Option<&str>,
+/// Loads the snapshot in `dir` for `tasks`, held to `rules` within `memory_bytes`. `Err` is a
+/// reason that fails every batch.
+pub fn load(dir: Option<&str>, rules: &Rules, device: &Device, tasks: &TaskBatches, memory_bytes: u64) -> Result<Model, String> {
+    let dir = dir.ok_or("missing-local-path: the models table gives no snapshot directory")?;
+    if !Path::new(dir).is_dir() {
+        return Err(format!("missing-local-path: {dir} is not a directory"));
+    }
+    let limits = limits_for(rules, tasks, memory_bytes);
+    let model = Model::load(Path::new(dir), &limits, device, &rules.precision).map_err(|e| e.to_string())?;
+    if let Some(allowed) = &rules.architectures {
+        admission::check_architecture(&model.architecture, allowed, rules.competition_id)?;
+    }
+    Ok(model)
+}
+
+/// What a model of `rules` is held to at load, for batches as long as the longest of `tasks`.
+fn limits_for(rules: &Rules, tasks: &TaskBatches, memory_bytes: u64) -> Limits {
+    let longest = tasks.values().flatten().map(|b| b.token_ids.len()).max().unwrap_or(0);
+    let mut limits = Limits::for_machine(longest);
+    limits.memory_bytes = memory_bytes;
+    limits.max_params = rules.max_params.unwrap_or(limits.max_params);
+    limits.min_params = rules.min_params.unwrap_or(limits.min_params);
+    limits
+}
+
+/// Scores every batch with a loaded model, reporting each as it is done. `Err` is a reason that
+/// fails the batches not reported.
+pub fn score(
+    model: &Model,
     rules: &Rules,
-    device: &Device,
     tasks: &TaskBatches,
     deadline: Option<Instant>,
     timeout: Option<Duration>,
     emit: &mut dyn FnMut(Event),
 ) -> Result<(), String> {
-    let dir = dir.ok_or("missing-local-path: the models table gives no snapshot directory")?;
-    if !Path::new(dir).is_dir() {
-        return Err(format!("missing-local-path: {dir} is not a directory"));
-    }
-    let longest = tasks.values().flatten().map(|b| b.token_ids.len()).max().unwrap_or(0);
-    let mut limits = Limits::for_device(device, longest);
-    limits.max_params = rules.max_params.unwrap_or(limits.max_params);
-    limits.min_params = rules.min_params.unwrap_or(limits.min_params);
-    let model = Model::load(Path::new(dir), &limits, device, &rules.precision).map_err(|e| e.to_string())?;
-    if let Some(allowed) = &rules.architectures {
-        admission::check_architecture(&model.architecture, allowed, rules.competition_id)?;
-    }
     for (task, batches) in tasks {
         if rules.sanity_tasks.contains(*task) {
-            if let Err(reason) = sanity_check(&model, batches) {
+            if let Err(reason) = sanity_check(model, batches) {
                 for b in batches {
                     emit(Event::Row { batch: b, loss: f64::INFINITY, n_tokens: 0, reason: Some(reason.clone()) });
                 }
