@@ -41,6 +41,7 @@ fn main() {
             metadata_error: None,
             weight_uids: vec![],
             weight_values: vec![],
+            epoch: None,
         })
         .collect();
     std::fs::write(path("metagraph.parquet"), encode_file::<metagraph::Metagraph>(graph, &prov).unwrap()).unwrap();

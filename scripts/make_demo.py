@@ -42,8 +42,8 @@ def hotkey(uid: int) -> str:
     return "5" + hashlib.sha256(f"demo-hotkey-{uid}".encode()).hexdigest()[:47]
 
 
-def meta(table: str, **provenance) -> dict:
-    out = {"valkit.table": table, "valkit.schema_version": "1", "valkit.version": "demo"}
+def meta(table: str, schema_version: int = 1, **provenance) -> dict:
+    out = {"valkit.table": table, "valkit.schema_version": str(schema_version), "valkit.version": "demo"}
     out.update({f"valkit.{k}": str(v) for k, v in provenance.items()})
     return {k.encode(): v.encode() for k, v in out.items()}
 
@@ -68,6 +68,10 @@ MODELS = {
     11: (5_180_000, 4, 2.080, "worse"),
     12: (5_010_000, 4, 2.050, "older, worse"),
 }
+
+
+# uid 0's weight row (u16, max-upscaled as the chain stores it): the step's winner most.
+VALIDATOR_WEIGHTS = {1: 9000, 5: 65535, 9: 1200, 11: 2500, 13: 20000}
 
 
 def metagraph(out: Path) -> None:
@@ -96,14 +100,38 @@ def metagraph(out: Path) -> None:
                 secure_hash=("A" * 43 + "=") if comp is not None else None,
                 competition_id=comp,
                 metadata_error="no commitment" if comp is None and uid != 0 else None,
+                # What the chain's epoch reads (metagraph v2, `valkit consensus`): uid 0, the one
+                # validator, weights the models by their losses' ranks; no bonds yet.
+                weight_uids=list(VALIDATOR_WEIGHTS) if uid == 0 else [],
+                weight_values=list(VALIDATOR_WEIGHTS.values()) if uid == 0 else [],
+                last_update=CUR_BLOCK - 50 if uid == 0 else 4_000_000 + uid,
+                alpha_stake=int((50_000.0 if uid == 0 else 10.0 * uid) * 1e9),
+                root_stake=0,
+                bond_uids=[],
+                bond_values=[],
+                consensus=0,
+                validator_trust=0,
+                incentive=0,
+                dividends=0,
+                trust=0,
+                rank=0,
+                emission=0,
             )
         )
     columns = {k: [r[k] for r in rows] for k in rows[0]}
+    # Lists that are empty in every row would be list<null>: typed as sync-metadata writes them.
+    for name in ["weight_uids", "weight_values", "bond_uids", "bond_values"]:
+        columns[name] = pa.array(columns[name], type=pa.list_(pa.uint16()))
     # The sync block and its hash seed sample-batches (`--metagraph metagraph.parquet`), as
     # sync-metadata records them; the hash is made up.
     sync_hash = "0x" + hashlib.sha256(b"valkit demo sync block").hexdigest()
+    # The epoch's parameters as sync-metadata records them (spec 293's defaults, tempo 360).
+    epoch = {"tempo": 360, "activity_cutoff": 5000, "owner_uid": "", "tao_weight": 971_718_665_099_567_868, "stake_threshold": 0,
+             "max_allowed_validators": 64, "kappa": 32767, "bonds_penalty": 65535, "bonds_moving_average": 900_000,
+             "yuma3": "false", "liquid_alpha": "false", "alpha_low": 45875, "alpha_high": 58982, "alpha_sigmoid_steepness": 1000}
     write(out / "metagraph.parquet", columns, meta(
-        "metagraph", netuid=NETUID, block=CUR_BLOCK, endpoint="demo", sync_block=CUR_BLOCK - CUR_BLOCK % 100, sync_block_hash=sync_hash,
+        "metagraph", 2, netuid=NETUID, block=CUR_BLOCK, endpoint="demo", sync_block=CUR_BLOCK - CUR_BLOCK % 100, sync_block_hash=sync_hash,
+        spec_version=293, tempo=360, **{f"epoch.{k}": v for k, v in epoch.items()},
     ))
 
 

@@ -6,6 +6,7 @@
 pub mod chain;
 pub mod cli;
 pub mod competition;
+pub mod consensus;
 pub mod datasets;
 pub mod endpoint;
 pub mod exit;

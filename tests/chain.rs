@@ -319,8 +319,11 @@ fn timelocked_commit_reveal_commits_and_a_later_run_judges_the_reveal() {
         s.fund(&[account(&validator)]).await?;
         let netuid = s.subnet(&account(&validator), &miners.iter().map(account).collect::<Vec<_>>(), &hyper).await?;
         // Spec 293 reveals nothing filed under epochs 0 and 1 (`reveal_crv3_commits`: cur_epoch < 2).
+        // Planted right after this subnet's epoch block, whatever the head other tests left:
+        // the permits then hold for the whole first part (the next epoch recomputes them).
         let head = s.head().await?;
-        s.new_blocks(u32::try_from(30u64.saturating_sub(head)).unwrap()).await?;
+        let epoch_block = valkit::consensus::next_epoch_block(netuid, hyper.tempo, head.max(30)).unwrap();
+        s.new_blocks(u32::try_from(epoch_block - head).unwrap()).await?;
         s.permits(netuid, &[true, false, false]).await?;
         Ok::<_, String>(netuid)
     })
@@ -553,4 +556,160 @@ fn run_loop_sets_weights_on_chain_and_retries_only_what_may_pass() {
     let refused = cycle();
     assert_eq!(refused.code, 2, "{}", refused.log);
     assert_eq!(refused.log.matches("set-weights: exit 2").count(), 1, "{}", refused.log);
+}
+
+/// The runtime is the reference for `valkit consensus` (issue 25): a subnet planted with five
+/// validators of different stakes (one with root stake weighted by a planted `TaoWeight`, one
+/// inactive), eight miners, weights that disagree, bonds from an earlier epoch, a miner
+/// registered after one validator's last update and one since the last tempo, and a non-default
+/// `Kappa` and `BondsPenalty`. Synced the block before its epoch, predicted offline, then the
+/// runtime runs the epoch: what it stores equals the prediction u16 for u16. Yuma2 (the
+/// default), then the same subnet under Yuma3 with liquid alpha.
+#[test]
+fn the_runtime_stores_the_epoch_that_valkit_consensus_predicts() {
+    let Some((chain, _one)) = chain() else { return };
+    epoch_scenario(chain, false);
+    epoch_scenario(chain, true);
+}
+
+fn epoch_scenario(chain: &LocalChain, yuma3: bool) {
+    let validator = validator_key();
+    let hotkeys: Vec<(AccountId32, String)> =
+        (1..14u16).map(|uid| (AccountId32(sha2::Sha256::digest(format!("epoch hotkey {uid}")).into()), String::from("x"))).collect();
+    let tempo = 40u16;
+    let (netuid, epoch_block) = block_on(async {
+        let s = Seeder::connect(&chain.url).await?;
+        let netuid = s.subnet(&account(&validator), &[], &Hyper { tempo, ..Hyper::default() }).await?;
+        // Planted two blocks before the epoch block (an epoch over uids planted without their
+        // per-uid vectors would panic the block), far enough from the start for the blocks
+        // below. Blocks are built ten at a time (a long dev_newBlock outlives its request).
+        let head = s.head().await?;
+        let epoch_block = valkit::consensus::next_epoch_block(netuid, tempo, head.max(60) + 2).unwrap();
+        loop {
+            let head = s.head().await?;
+            if head >= epoch_block - 2 {
+                break;
+            }
+            s.new_blocks(u32::try_from((epoch_block - 2 - head).min(10)).unwrap()).await?;
+            if s.head().await? == head {
+                return Err(format!("no block was built after {head}"));
+            }
+        }
+        s.plant_uids(netuid, 1, &hotkeys).await?;
+        Ok::<_, String>((netuid, epoch_block))
+    })
+    .expect("a subnet two blocks before its epoch");
+    let e = epoch_block;
+    let n = 14usize;
+    let ss58 = |uid: usize| hotkeys[uid - 1].0.to_string();
+    // uids 1-5 validators (4 inactive), 6-13 miners; uid 0 the owner, with nothing.
+    let stakes = [0u64, 3_000, 2_000, 1_500, 4_000, 800].map(|tao| tao * 1_000_000_000);
+    let mut last_update = vec![e - 30; n];
+    last_update[1..6].copy_from_slice(&[e - 2, e - 5, e - 3, e - 35, e - 4]);
+    let mut registered: Vec<u64> = (0..n as u64).map(|uid| 1 + uid).collect();
+    // Miner 12 registered after validators 2 and 3 last set weights, miner 13 within the last
+    // tempo (its bonds are dropped).
+    registered[12] = e - 4;
+    registered[13] = e - 10;
+    let weights: [&[(u16, u16)]; 5] = [
+        &[(6, 65535), (7, 30000), (8, 10000), (12, 20000), (13, 5000)],
+        &[(6, 40000), (7, 65535), (9, 12000), (12, 30000)],
+        &[(6, 65535), (8, 50000), (10, 20000), (11, 1000), (12, 9000), (13, 9000)],
+        &[(11, 65535)],
+        &[(6, 50000), (7, 50000), (9, 65535), (13, 30000)],
+    ];
+    let bonds: [&[(u16, u16)]; 5] = [
+        &[(6, 65535), (7, 20000), (8, 4000), (13, 1000)],
+        &[(6, 30000), (7, 65535), (9, 65535)],
+        &[(6, 50000), (8, 65535), (10, 65535), (11, 200)],
+        &[(11, 65535)],
+        &[(6, 40000), (7, 10000), (9, 3000), (13, 65535)],
+    ];
+    let pairs = |rows: &[&[(u16, u16)]; 5]| -> Vec<serde_json::Value> {
+        rows.iter().enumerate().map(|(i, row)| serde_json::json!([[netuid, i + 1], row.iter().map(|(j, v)| [*j, *v]).collect::<Vec<_>>()])).collect()
+    };
+    let alpha: Vec<serde_json::Value> =
+        (1..6).map(|uid| serde_json::json!([[ss58(uid), netuid], stakes[uid].to_string()])).collect();
+    let mut permits = vec![false; n];
+    permits[1..6].iter_mut().for_each(|p| *p = true);
+    block_on(async {
+        let s = Seeder::connect(&chain.url).await?;
+        s.set_storage(serde_json::json!({"SubtensorModule": {
+            "LastUpdate": [[[netuid], last_update]],
+            "ValidatorPermit": [[[netuid], permits]],
+            "BlockAtRegistration": (0..n).map(|uid| serde_json::json!([[netuid, uid], registered[uid]])).collect::<Vec<_>>(),
+            "Weights": pairs(&weights),
+            "Bonds": pairs(&bonds),
+            "TotalHotkeyAlpha": alpha,
+            "Kappa": [[[netuid], 40000]],
+            "BondsPenalty": [[[netuid], 30000]],
+            "ActivityCutoff": [[[netuid], 20]],
+            "TaoWeight": (u64::MAX / 5).to_string(),
+            "Yuma3On": [[[netuid], yuma3]],
+            "LiquidAlphaOn": [[[netuid], yuma3]],
+        }}))
+        .await?;
+        // Validator 2 also holds root stake, which TaoWeight brings in.
+        s.set_storage(serde_json::json!({"SubtensorModule": {"TotalHotkeyAlpha": [[[ss58(2), 0], "5000000000000"]]}})).await?;
+        s.new_blocks(1).await
+    })
+    .expect("planting the epoch's inputs");
+    let dir = TestDir::new();
+    let sync = |block: u64, out: &str| {
+        let r = run_owned(&args(&[
+            "sync-metadata",
+            "--network",
+            &chain.url,
+            "--netuid",
+            &netuid.to_string(),
+            "--profile",
+            "sn37",
+            "--block",
+            &block.to_string(),
+            "--out",
+            &dir.arg(out),
+        ]));
+        assert_exit!(r, 0);
+    };
+    sync(e - 1, "before.parquet");
+    let predicted = run_owned(&args(&[
+        "consensus",
+        "--metagraph",
+        &dir.arg("before.parquet"),
+        "-o",
+        &dir.arg("consensus.parquet"),
+        "--clips",
+        &dir.arg("clips.parquet"),
+        "--json",
+    ]));
+    assert_exit!(predicted, 0);
+    let summary: serde_json::Value = serde_json::from_str(predicted.stdout_text().trim()).unwrap();
+    assert_eq!(summary["epoch_block"], e, "{summary}");
+    block_on(async { Seeder::connect(&chain.url).await?.new_blocks(1).await }).expect("the epoch block");
+    sync(e, "after.parquet");
+
+    let prediction = read_table::<valkit::tables::consensus::Consensus>(&dir.path("consensus.parquet")).rows;
+    let stored = read_table::<metagraph::Metagraph>(&dir.path("after.parquet")).rows;
+    let column = |f: fn(&metagraph::UidEpoch) -> u16| stored.iter().map(|r| f(r.epoch.as_ref().unwrap())).collect::<Vec<_>>();
+    let got = |f: fn(&valkit::tables::consensus::Row) -> u16| prediction.iter().map(f).collect::<Vec<_>>();
+    assert_eq!(got(|r| r.consensus), column(|e| e.consensus), "Consensus, Yuma3 {yuma3}");
+    assert_eq!(got(|r| r.validator_trust), column(|e| e.validator_trust), "ValidatorTrust, Yuma3 {yuma3}");
+    assert_eq!(got(|r| r.incentive), column(|e| e.incentive), "Incentive, Yuma3 {yuma3}");
+    assert_eq!(got(|r| r.dividends), column(|e| e.dividends), "Dividends, Yuma3 {yuma3}");
+    let bonds = |uids: &[u16], values: &[u16]| uids.iter().copied().zip(values.iter().copied()).collect::<Vec<_>>();
+    assert_eq!(
+        prediction.iter().map(|r| bonds(&r.bond_uids, &r.bond_values)).collect::<Vec<_>>(),
+        stored.iter().map(|r| r.epoch.as_ref().map(|e| bonds(&e.bond_uids, &e.bond_values)).unwrap()).collect::<Vec<_>>(),
+        "Bonds, Yuma3 {yuma3}"
+    );
+    assert_eq!(prediction.iter().map(|r| r.next_validator_permit).collect::<Vec<_>>(), stored.iter().map(|r| r.validator_permit).collect::<Vec<_>>(), "ValidatorPermit, Yuma3 {yuma3}");
+    // Not a trivial epoch: weights disagree, so some are clipped and vTrusts differ.
+    let vtrust = got(|r| r.validator_trust);
+    let distinct: std::collections::BTreeSet<u16> = vtrust[1..6].iter().copied().collect();
+    assert!(distinct.len() == 5 && vtrust[1..6].iter().all(|v| *v < 65000), "{vtrust:?}");
+    assert!(got(|r| r.dividends).iter().filter(|d| **d > 0).count() >= 3, "{:?}", got(|r| r.dividends));
+    assert!(!prediction[4].active, "validator 4 is inactive");
+    let clips = read_table::<valkit::tables::clips::Clips>(&dir.path("clips.parquet")).rows;
+    assert!(clips.iter().any(|c| c.clipped > 0.0) && clips.iter().all(|c| c.clipped <= c.weight));
+    assert!(!clips.iter().any(|c| c.validator == 2 && c.miner == 12), "validator 2's weight on miner 12 predates its registration");
 }

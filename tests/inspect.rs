@@ -21,7 +21,7 @@ fn table_csv_and_meta() {
     let r = run(&["inspect", &demo("metagraph.parquet")]);
     assert_exit!(r, 0);
     let text = r.stdout_text();
-    assert!(text.starts_with("table: metagraph  schema version: 1"), "{text}");
+    assert!(text.starts_with("table: metagraph  schema version: 2"), "{text}");
     assert!(text.contains("  block = 5200000"), "provenance in TOML form");
     let csv = run(&["inspect", &demo("tracker.parquet"), "--csv"]);
     assert_exit!(csv, 0);

@@ -221,3 +221,58 @@ pub async fn block_time(at: &Block<'_>) -> anyhow::Result<f64> {
     }
     Ok(ms as f64 / 1000.0)
 }
+
+/// The subnet-wide values the chain's epoch reads (consensus.md; spec 293 `lib.rs`), at this
+/// block. `tempo` is the subnet's; the owner is `SubnetOwnerHotkey`'s uid, if registered.
+pub async fn epoch_parameters(at: &Block<'_>, netuid: u16, tempo: u16) -> anyhow::Result<crate::consensus::Parameters> {
+    let key = (netuid,);
+    let owner_hotkey: AccountId32 = at.value(M, "SubnetOwnerHotkey", key).await?;
+    let (alpha_low, alpha_high): (u16, u16) = at.value(M, "AlphaValues", key).await?;
+    let alpha_sigmoid_steepness = match at.has_storage(M, "AlphaSigmoidSteepness") {
+        true => at.value(M, "AlphaSigmoidSteepness", key).await?,
+        false => 0,
+    };
+    Ok(crate::consensus::Parameters {
+        tempo,
+        activity_cutoff: at.value(M, "ActivityCutoff", key).await?,
+        owner_uid: uid_of(at, netuid, &owner_hotkey).await?,
+        tao_weight: at.value(M, "TaoWeight", ()).await?,
+        stake_threshold: at.value(M, "StakeThreshold", ()).await?,
+        max_allowed_validators: at.value(M, "MaxAllowedValidators", key).await?,
+        kappa: at.value(M, "Kappa", key).await?,
+        bonds_penalty: at.value(M, "BondsPenalty", key).await?,
+        bonds_moving_average: at.value(M, "BondsMovingAverage", key).await?,
+        yuma3: at.value(M, "Yuma3On", key).await?,
+        liquid_alpha: at.value(M, "LiquidAlphaOn", key).await?,
+        alpha_low,
+        alpha_high,
+        alpha_sigmoid_steepness,
+    })
+}
+
+/// What the subnet's last epoch stored, per uid (u16 proportions; emission in rao).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EpochResults {
+    pub consensus: Vec<u16>,
+    pub validator_trust: Vec<u16>,
+    pub incentive: Vec<u16>,
+    pub dividends: Vec<u16>,
+    pub trust: Vec<u16>,
+    pub rank: Vec<u16>,
+    pub emission: Vec<u64>,
+}
+
+impl EpochResults {
+    pub async fn read(at: &Block<'_>, netuid: u16) -> anyhow::Result<Self> {
+        let key = (netuid,);
+        Ok(Self {
+            consensus: at.value(M, "Consensus", key).await?,
+            validator_trust: at.value(M, "ValidatorTrust", key).await?,
+            incentive: at.value(M, "Incentive", key).await?,
+            dividends: at.value(M, "Dividends", key).await?,
+            trust: at.value(M, "Trust", key).await?,
+            rank: at.value(M, "Rank", key).await?,
+            emission: at.value(M, "Emission", key).await?,
+        })
+    }
+}

@@ -9,6 +9,7 @@ use crate::printer::Printer;
 
 mod args;
 mod compute_wins;
+mod consensus;
 mod eval_losses;
 mod fetch_models;
 mod gc;
@@ -46,6 +47,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     ComputeWins(Box<compute_wins::Args>),
+    Consensus(consensus::Args),
     EvalLosses(Box<eval_losses::Args>),
     #[command(hide = true)]
     EvalWorker(eval_losses::WorkerArgs),
@@ -77,6 +79,7 @@ impl Cli {
     fn json(&self) -> bool {
         match &self.command {
             Command::ComputeWins(a) => a.json.json,
+            Command::Consensus(a) => a.json.json,
             Command::EvalLosses(a) => a.json.json,
             Command::FetchModels(a) => a.json.json,
             Command::Gc(a) => a.json.json,
@@ -97,6 +100,7 @@ pub async fn run(cli: Cli, printer: Printer) -> anyhow::Result<Outcome> {
     }
     match cli.command {
         Command::ComputeWins(args) => compute_wins::exec(*args, printer),
+        Command::Consensus(args) => consensus::exec(args, printer),
         Command::EvalLosses(args) => eval_losses::exec(*args, printer),
         Command::EvalWorker(args) => eval_losses::exec_worker(args),
         Command::FetchModels(args) => fetch_models::exec(*args, printer).await,

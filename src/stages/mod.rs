@@ -3,6 +3,7 @@
 //! for the printer. No formulas and no column names here.
 
 pub mod compute_wins;
+pub mod consensus;
 pub mod eval_losses;
 pub mod fetch_models;
 pub mod gc;

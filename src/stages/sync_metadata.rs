@@ -63,6 +63,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
     let keys = subnet::per_uid(&at, "Keys", netuid).await?;
     let registered = subnet::per_uid(&at, "BlockAtRegistration", netuid).await?;
     let weights = subnet::per_uid(&at, "Weights", netuid).await?;
+    let bonds = subnet::per_uid(&at, "Bonds", netuid).await?;
     let commitments = subnet::commitments(&at, netuid).await?;
     let permits = subnet::validator_permits(&at, netuid).await?;
 
@@ -74,7 +75,11 @@ pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
     }
     let coldkeys: Vec<AccountId32> =
         futures::stream::iter(hotkeys.iter()).map(|hotkey| subnet::owner(&at, hotkey)).buffered(CONCURRENT_READS).try_collect().await?;
-    let stakes = total_stakes(&at, netuid, usize::from(n)).await?;
+    let stakes = Stakes::read(&at, netuid, usize::from(n)).await?;
+    // What the epoch reads besides: the last update of each uid (mechanism 0's), and what the
+    // last epoch stored.
+    let last_update = subnet::last_update(&at, subnet::storage_index(netuid, 0)?).await?;
+    let results = subnet::EpochResults::read(&at, netuid).await?;
 
     let mut rows = Vec::with_capacity(usize::from(n));
     for (uid, hotkey) in (0..n).zip(&hotkeys) {
@@ -86,8 +91,28 @@ pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
             Some(bytes) => registration::weight_pairs(bytes).with_context(|| format!("Weights of uid {uid}"))?,
             None => (Vec::new(), Vec::new()),
         };
+        let (bond_uids, bond_values) = match bonds.get(&uid) {
+            Some(bytes) => registration::weight_pairs(bytes).with_context(|| format!("Bonds of uid {uid}"))?,
+            None => (Vec::new(), Vec::new()),
+        };
+        let i = usize::from(uid);
+        let epoch = metagraph::UidEpoch {
+            last_update: last_update.get(i).copied().unwrap_or(0),
+            alpha_stake: stakes.alpha[i],
+            root_stake: stakes.root[i],
+            bond_uids,
+            bond_values,
+            consensus: results.consensus.get(i).copied().unwrap_or(0),
+            validator_trust: results.validator_trust.get(i).copied().unwrap_or(0),
+            incentive: results.incentive.get(i).copied().unwrap_or(0),
+            dividends: results.dividends.get(i).copied().unwrap_or(0),
+            trust: results.trust.get(i).copied().unwrap_or(0),
+            rank: results.rank.get(i).copied().unwrap_or(0),
+            emission: results.emission.get(i).copied().unwrap_or(0),
+        };
         let mut row = metagraph::Row {
-            stake: stakes[usize::from(uid)],
+            stake: stakes.total[i] as f64 / RAO_PER_TAO,
+            epoch: Some(epoch),
             validator_permit: permits.get(usize::from(uid)).copied().unwrap_or(false),
             registration_block,
             weight_uids,
@@ -113,8 +138,12 @@ pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
     provenance.insert(metagraph::PROVENANCE_SYNC_BLOCK.to_string(), sync_block.to_string());
     provenance.insert(metagraph::PROVENANCE_SYNC_BLOCK_HASH.to_string(), sync_block_hash.clone());
     provenance.insert("subnetwork_n".to_string(), n.to_string());
-    for (key, value) in Hyperparameters::read(&at, netuid).await?.pairs() {
+    let hyperparameters = Hyperparameters::read(&at, netuid).await?;
+    for (key, value) in hyperparameters.pairs() {
         provenance.insert(key.to_string(), value);
+    }
+    for (key, value) in subnet::epoch_parameters(&at, netuid, hyperparameters.tempo).await?.pairs() {
+        provenance.insert(key, value);
     }
 
     let summary = Summary {
@@ -164,17 +193,32 @@ fn read_commitment(row: &mut metagraph::Row, bytes: &[u8]) {
     row.commitment = Some(text);
 }
 
-/// Each uid's total stake in TAO, as the SDK's `metagraph.S` (alpha plus weighted root TAO),
-/// from the runtime's own metagraph; read by field name so new fields do not matter.
-async fn total_stakes(at: &crate::chain::client::Block<'_>, netuid: u16, n: usize) -> anyhow::Result<Vec<f64>> {
-    let metagraph: subxt::dynamic::Value = at.runtime_api("SubnetInfoRuntimeApi", "get_metagraph", (netuid,)).await?;
-    let stakes = field_u128s(&metagraph, "total_stake")
-        .or_else(|| subxt::dynamic::At::at(&metagraph, 0).and_then(|inner| field_u128s(inner, "total_stake")))
-        .context("SubnetInfoRuntimeApi.get_metagraph has no total_stake field")?;
-    if stakes.len() != n {
-        bail!("SubnetInfoRuntimeApi.get_metagraph gives {} stakes for {n} uids", stakes.len());
+/// Each uid's stake in rao, from the runtime's own metagraph (read by field name, so new fields
+/// do not matter): the total as the SDK's `metagraph.S` (alpha plus weighted root TAO), and the
+/// alpha and root TAO the epoch counts (`get_stake_weights_for_network`, child keys applied).
+struct Stakes {
+    total: Vec<u128>,
+    alpha: Vec<u64>,
+    root: Vec<u64>,
+}
+
+impl Stakes {
+    async fn read(at: &crate::chain::client::Block<'_>, netuid: u16, n: usize) -> anyhow::Result<Self> {
+        let metagraph: subxt::dynamic::Value = at.runtime_api("SubnetInfoRuntimeApi", "get_metagraph", (netuid,)).await?;
+        let field = |name: &str| -> anyhow::Result<Vec<u128>> {
+            let values = field_u128s(&metagraph, name)
+                .or_else(|| subxt::dynamic::At::at(&metagraph, 0).and_then(|inner| field_u128s(inner, name)))
+                .with_context(|| format!("SubnetInfoRuntimeApi.get_metagraph has no {name} field"))?;
+            if values.len() != n {
+                bail!("SubnetInfoRuntimeApi.get_metagraph gives {} values of {name} for {n} uids", values.len());
+            }
+            Ok(values)
+        };
+        let rao = |values: Vec<u128>, name: &str| -> anyhow::Result<Vec<u64>> {
+            values.into_iter().map(|v| u64::try_from(v).with_context(|| format!("a {name} of {v} rao"))).collect()
+        };
+        Ok(Self { total: field("total_stake")?, alpha: rao(field("alpha_stake")?, "alpha_stake")?, root: rao(field("tao_stake")?, "tao_stake")? })
     }
-    Ok(stakes.into_iter().map(|rao| rao as f64 / RAO_PER_TAO).collect())
 }
 
 fn decode_u64(bytes: &[u8]) -> anyhow::Result<u64> {

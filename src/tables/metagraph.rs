@@ -37,6 +37,46 @@ pub struct Row {
     /// chain's `Weights` row holds them; empty for miners. fetch-models' top-miner rule reads them.
     pub weight_uids: Vec<u16>,
     pub weight_values: Vec<u16>,
+    /// What the chain's epoch reads of this uid and what its last epoch stored (v2; `None` when
+    /// read from a v1 table).
+    pub epoch: Option<UidEpoch>,
+}
+
+/// One uid's part of the epoch (consensus.md): its inputs at the block read, and the chain's own
+/// results of the last epoch beside them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UidEpoch {
+    /// `LastUpdate`: the block of its last weights.
+    pub last_update: u64,
+    /// Stake in rao as the epoch counts it (inherited through child keys): alpha on this subnet,
+    /// and TAO on the root subnet (weighted by `TaoWeight` in the epoch).
+    pub alpha_stake: u64,
+    pub root_stake: u64,
+    /// `Bonds`: this validator's bonds, destination uids and u16 values as stored.
+    pub bond_uids: Vec<u16>,
+    pub bond_values: Vec<u16>,
+    /// The last epoch's results as stored (u16 proportions of 65535; emission in rao).
+    pub consensus: u16,
+    pub validator_trust: u16,
+    pub incentive: u16,
+    pub dividends: u16,
+    pub trust: u16,
+    pub rank: u16,
+    pub emission: u64,
+}
+
+/// The metagraph's columns of [`UidEpoch`], in schema order.
+const EPOCH_U64: [&str; 3] = ["last_update", "alpha_stake", "root_stake"];
+const EPOCH_U16: [&str; 6] = ["consensus", "validator_trust", "incentive", "dividends", "trust", "rank"];
+
+impl UidEpoch {
+    fn u64s(&self) -> [u64; 3] {
+        [self.last_update, self.alpha_stake, self.root_stake]
+    }
+
+    fn u16s(&self) -> [u16; 6] {
+        [self.consensus, self.validator_trust, self.incentive, self.dividends, self.trust, self.rank]
+    }
 }
 
 impl Row {
@@ -60,6 +100,7 @@ impl Row {
             metadata_error: None,
             weight_uids: Vec::new(),
             weight_values: Vec::new(),
+            epoch: None,
         }
     }
 }
@@ -68,7 +109,9 @@ pub struct Metagraph;
 
 impl Table for Metagraph {
     const NAME: &'static str = "metagraph";
-    const SCHEMA_VERSION: u32 = 1;
+    // 2: the epoch's inputs and the chain's last results per uid (issue 25).
+    const SCHEMA_VERSION: u32 = 2;
+    const OLDEST_READABLE: u32 = 1;
     const LEGEND: &'static [Column] = &[
         Column { name: "netuid", shown: false, about: "the subnet" },
         Column { name: "uid", shown: true, about: "the neuron's slot on the subnet" },
@@ -87,6 +130,18 @@ impl Table for Metagraph {
         Column { name: "metadata_error", shown: true, about: "why the commitment did not parse, when it did not" },
         Column { name: "weight_uids", shown: false, about: "uids of this validator's weight row on chain" },
         Column { name: "weight_values", shown: false, about: "u16 values of this validator's weight row on chain" },
+        Column { name: "last_update", shown: false, about: "the block of the uid's last weights (LastUpdate)" },
+        Column { name: "alpha_stake", shown: false, about: "alpha stake in rao on this subnet, as the epoch counts it" },
+        Column { name: "root_stake", shown: false, about: "TAO stake in rao on the root subnet, as the epoch counts it" },
+        Column { name: "bond_uids", shown: false, about: "uids of this validator's bonds on chain" },
+        Column { name: "bond_values", shown: false, about: "u16 values of this validator's bonds on chain" },
+        Column { name: "consensus", shown: false, about: "the last epoch's consensus, of 65535" },
+        Column { name: "validator_trust", shown: false, about: "the last epoch's validator trust (vTrust), of 65535" },
+        Column { name: "incentive", shown: false, about: "the last epoch's incentive, of 65535" },
+        Column { name: "dividends", shown: false, about: "the last epoch's dividends, of 65535" },
+        Column { name: "trust", shown: false, about: "the last epoch's trust, of 65535" },
+        Column { name: "rank", shown: false, about: "the last epoch's rank, of 65535" },
+        Column { name: "emission", shown: false, about: "the last epoch's emission in rao" },
     ];
     type Row = Row;
 
@@ -109,12 +164,31 @@ impl Table for Metagraph {
             field("metadata_error", DataType::Utf8, true),
             field("weight_uids", list_of(DataType::UInt16), true),
             field("weight_values", list_of(DataType::UInt16), true),
+            field("last_update", DataType::UInt64, true),
+            field("alpha_stake", DataType::UInt64, true),
+            field("root_stake", DataType::UInt64, true),
+            field("bond_uids", list_of(DataType::UInt16), true),
+            field("bond_values", list_of(DataType::UInt16), true),
+            field("consensus", DataType::UInt16, true),
+            field("validator_trust", DataType::UInt16, true),
+            field("incentive", DataType::UInt16, true),
+            field("dividends", DataType::UInt16, true),
+            field("trust", DataType::UInt16, true),
+            field("rank", DataType::UInt16, true),
+            field("emission", DataType::UInt64, true),
         ])
     }
 
     fn encode(rows: &[Row]) -> Vec<ArrayRef> {
         let opt_str = |f: fn(&Row) -> Option<&str>| -> ArrayRef { Arc::new(StringArray::from_iter(rows.iter().map(f))) };
-        vec![
+        let epoch_u64 = |k: usize| -> ArrayRef { Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.epoch.as_ref().map(|e| e.u64s()[k])))) };
+        let epoch_u16 = |k: usize| -> ArrayRef { Arc::new(UInt16Array::from_iter(rows.iter().map(|r| r.epoch.as_ref().map(|e| e.u16s()[k])))) };
+        let epoch_list = |f: fn(&UidEpoch) -> &Vec<u16>| -> ArrayRef {
+            Arc::new(ListArray::from_iter_primitive::<UInt16Type, _, _>(
+                rows.iter().map(|r| r.epoch.as_ref().map(|e| f(e).iter().map(|v| Some(*v)))),
+            ))
+        };
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(UInt16Array::from_iter_values(rows.iter().map(|r| r.netuid))),
             Arc::new(UInt16Array::from_iter_values(rows.iter().map(|r| r.uid))),
             Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.hotkey))),
@@ -134,7 +208,13 @@ impl Table for Metagraph {
             Arc::new(ListArray::from_iter_primitive::<UInt16Type, _, _>(
                 rows.iter().map(|r| Some(r.weight_values.iter().map(|v| Some(*v)))),
             )),
-        ]
+        ];
+        columns.extend((0..EPOCH_U64.len()).map(epoch_u64));
+        columns.push(epoch_list(|e| &e.bond_uids));
+        columns.push(epoch_list(|e| &e.bond_values));
+        columns.extend((0..EPOCH_U16.len()).map(epoch_u16));
+        columns.push(Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.epoch.as_ref().map(|e| e.emission)))));
+        columns
     }
 
     fn decode(c: &Columns) -> Result<Vec<Row>, Error> {
@@ -146,6 +226,9 @@ impl Table for Metagraph {
         let (revision, secure_hash) = (c.opt_string("revision")?, c.opt_string("secure_hash")?);
         let (competition_id, error) = (c.opt_u16("competition_id")?, c.opt_string("metadata_error")?);
         let (weight_uids, weight_values) = (c.opt_list_u16("weight_uids")?, c.opt_list_u16("weight_values")?);
+        let epoch_u64: Vec<Vec<Option<u64>>> = EPOCH_U64.iter().map(|name| c.opt_u64(name)).collect::<Result<_, _>>()?;
+        let epoch_u16: Vec<Vec<Option<u16>>> = EPOCH_U16.iter().map(|name| c.opt_u16(name)).collect::<Result<_, _>>()?;
+        let (bond_uids, bond_values, emission) = (c.opt_list_u16("bond_uids")?, c.opt_list_u16("bond_values")?, c.opt_u64("emission")?);
         let mut rows = Vec::with_capacity(c.num_rows());
         for i in 0..c.num_rows() {
             rows.push(Row {
@@ -166,6 +249,7 @@ impl Table for Metagraph {
                 metadata_error: error[i].clone(),
                 weight_uids: weight_uids[i].clone().unwrap_or_default(),
                 weight_values: weight_values[i].clone().unwrap_or_default(),
+                epoch: epoch_of(c, i, &epoch_u64, &epoch_u16, &bond_uids, &bond_values, &emission)?,
             });
             if rows[i].weight_uids.len() != rows[i].weight_values.len() {
                 return Err(c.value_error("weight_values", i, "weight_uids and weight_values differ in length"));
@@ -177,6 +261,48 @@ impl Table for Metagraph {
 
     fn sort(rows: &mut [Row]) {
         rows.sort_by_key(|r| r.uid);
+    }
+}
+
+/// Row i's epoch columns: all set, or none (a v1 table, or a chain that gave none of them).
+#[allow(clippy::too_many_arguments)]
+fn epoch_of(
+    c: &Columns,
+    i: usize,
+    u64s: &[Vec<Option<u64>>],
+    u16s: &[Vec<Option<u16>>],
+    bond_uids: &[Option<Vec<u16>>],
+    bond_values: &[Option<Vec<u16>>],
+    emission: &[Option<u64>],
+) -> Result<Option<UidEpoch>, Error> {
+    let present = u64s.iter().filter(|col| col[i].is_some()).count()
+        + u16s.iter().filter(|col| col[i].is_some()).count()
+        + [bond_uids[i].is_some(), bond_values[i].is_some(), emission[i].is_some()].iter().filter(|p| **p).count();
+    if present == 0 {
+        return Ok(None);
+    }
+    let (a, b) = (u64s.iter().map(|col| col[i]).collect::<Option<Vec<u64>>>(), u16s.iter().map(|col| col[i]).collect::<Option<Vec<u16>>>());
+    match (a, b, bond_uids[i].clone(), bond_values[i].clone(), emission[i]) {
+        (Some(a), Some(b), Some(bond_uids), Some(bond_values), Some(emission)) => {
+            if bond_uids.len() != bond_values.len() {
+                return Err(c.value_error("bond_values", i, "bond_uids and bond_values differ in length"));
+            }
+            Ok(Some(UidEpoch {
+                last_update: a[0],
+                alpha_stake: a[1],
+                root_stake: a[2],
+                bond_uids,
+                bond_values,
+                consensus: b[0],
+                validator_trust: b[1],
+                incentive: b[2],
+                dividends: b[3],
+                trust: b[4],
+                rank: b[5],
+                emission,
+            }))
+        }
+        _ => Err(c.value_error("last_update", i, "the epoch columns are set only in part")),
     }
 }
 

@@ -58,7 +58,9 @@ macro_rules! status_enum {
 }
 
 pub mod batches;
+pub mod clips;
 mod columns;
+pub mod consensus;
 pub mod losses;
 pub mod metagraph;
 pub mod models;
@@ -124,6 +126,8 @@ pub fn legend(name: &str) -> Option<&'static [Column]> {
         weights::Weights::NAME => weights::Weights::LEGEND,
         tracker::Tracker::NAME => tracker::Tracker::LEGEND,
         receipts::Receipts::NAME => receipts::Receipts::LEGEND,
+        consensus::Consensus::NAME => consensus::Consensus::LEGEND,
+        clips::Clips::NAME => clips::Clips::LEGEND,
         _ => return None,
     })
 }
@@ -316,5 +320,7 @@ mod tests {
         legend_matches_schema::<weights::Weights>();
         legend_matches_schema::<tracker::Tracker>();
         legend_matches_schema::<receipts::Receipts>();
+        legend_matches_schema::<consensus::Consensus>();
+        legend_matches_schema::<clips::Clips>();
     }
 }
