@@ -113,6 +113,17 @@ find "$WORKDIR/steps" -mindepth 1 -maxdepth 1 -type d -name '2*' | sort | head -
     rm -rf "$old" && log "removed old step $(basename "$old")"
 done
 
+# What the chain's next epoch would give these weights, in the log before they are sent: the
+# validator's predicted vTrust and where its weights are clipped (never stops the cycle).
+if [ -n "${NETWORK:-}" ]; then
+    if prediction=$("$VALKIT" consensus --metagraph "$step_dir/metagraph.parquet" --weights "$step_dir/weights.parquet" \
+        --wallet "${WALLET:-default}" --hotkey "${HOTKEY:-default}" ${WALLET_PATH:+--wallet-path "$WALLET_PATH"} \
+        --clips "$step_dir/clips.parquet" -o "$step_dir/consensus.parquet" </dev/null 2>&1); then
+        log "consensus: $(printf '%s\n' "$prediction" | grep -e '^with your weights' -e 'no validator permit')"
+    else
+        log "consensus: no prediction ($(printf '%s' "$prediction" | tail -n 1))"
+    fi
+fi
 if [ -z "${NETWORK:-}" ]; then
     stage set-weights set-weights --weights "$step_dir/weights.parquet" --netuid "$NETUID" --dry-run
     exit 0

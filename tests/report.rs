@@ -76,6 +76,39 @@ fn report_over_several_steps_draws_the_weights_over_time() {
     assert!(html.contains("before (step)"), "the tracker before comes from the earlier step");
 }
 
+/// The demo validator's hotkey (uid 0 of the demo SN9 metagraph).
+const DEMO_VALIDATOR: &str = "56c1c771eaf998c6cd90b434313581f9180563b2fee04a9a";
+
+#[test]
+fn report_shows_the_predicted_epoch_of_the_steps_weights() {
+    let dir = TestDir::new();
+    let step = demo_step(&dir);
+    let at = |name: &str| format!("{step}/{name}");
+    let predicted = run(&[
+        "consensus",
+        "--metagraph",
+        &demo("metagraph.parquet"),
+        "--weights",
+        &at("weights.parquet"),
+        "--hotkey",
+        DEMO_VALIDATOR,
+        "-o",
+        &at("consensus.parquet"),
+        "--clips",
+        &at("clips.parquet"),
+    ]);
+    assert_exit!(predicted, 0);
+    assert!(predicted.stderr.contains("with your weights, uid 0: vTrust 1.000"), "{}", predicted.stderr);
+    let r = run(&["report", &step, "--json"]);
+    assert_exit!(r, 0);
+    let html = std::fs::read_to_string(dir.path("step/report.html")).unwrap();
+    assert!(html.contains("id=\"chart-consensus\""), "the chart of uid 0's weights against consensus");
+    assert!(html.contains("With these weights uid 0 keeps a vTrust of 1.000"), "the section says what vTrust they keep");
+    let clips = read_table::<valkit::tables::clips::Clips>(&dir.path("step/clips.parquet")).rows;
+    let weights = read_table::<valkit::tables::weights::Weights>(&dir.path("step/weights.parquet")).rows;
+    assert_eq!(clips.len(), weights.iter().filter(|w| w.weight_u16 > 0).count(), "one clip row per weight uid 0 sets");
+}
+
 #[test]
 fn report_refuses_what_it_cannot_read() {
     let dir = TestDir::new();

@@ -25,11 +25,25 @@ pub struct Args {
     /// replaced by it, as set-weights would send it, to see what vTrust it would keep.
     #[arg(long, value_name = "FILE", requires = "hotkey")]
     weights: Option<String>,
-    /// Your validator's hotkey (SS58), whose row --weights replaces.
-    #[arg(long, value_name = "SS58", requires = "weights")]
+    /// Your validator's hotkey, whose row --weights replaces: its SS58 address, or with --wallet
+    /// its name in the wallet.
+    #[arg(long, value_name = "SS58|NAME", requires = "weights")]
     hotkey: Option<String>,
+    /// Read --hotkey from this bittensor wallet (as set-weights does).
+    #[arg(long, value_name = "NAME", requires = "hotkey")]
+    wallet: Option<String>,
+    /// Where wallets live [default: ~/.bittensor/wallets].
+    #[arg(long, value_name = "DIR", requires = "wallet")]
+    wallet_path: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub(super) json: super::args::JsonArg,
+}
+
+/// The SS58 address `--hotkey` names: itself, or with `--wallet` that wallet's hotkey of that name.
+fn hotkey_address(hotkey: String, wallet: Option<String>, wallet_path: Option<std::path::PathBuf>) -> anyhow::Result<String> {
+    let Some(wallet) = wallet else { return Ok(hotkey) };
+    let wallets = wallet_path.unwrap_or_else(crate::chain::wallet::default_wallets_dir);
+    Ok(crate::chain::wallet::load_hotkey(&crate::chain::wallet::hotkey_path(&wallets, &wallet, &hotkey))?.ss58())
 }
 
 pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
@@ -38,7 +52,7 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         out: args.out.as_deref().map(Location::parse).transpose()?,
         clips: args.clips.as_deref().map(Location::parse).transpose()?,
         mine: match (args.weights.as_deref(), args.hotkey) {
-            (Some(weights), Some(hotkey)) => Some((Location::parse(weights)?, hotkey)),
+            (Some(weights), Some(hotkey)) => Some((Location::parse(weights)?, hotkey_address(hotkey, args.wallet, args.wallet_path)?)),
             _ => None,
         },
     };

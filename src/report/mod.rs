@@ -26,6 +26,18 @@ pub struct StepTables {
     pub losses: Vec<losses::Row>,
     /// Empty when the step's models table is not at hand.
     pub models: Vec<models::Row>,
+    /// `valkit consensus`' prediction of the chain's next epoch for this step's weights, when the
+    /// step has it (run-loop writes it before set-weights).
+    pub consensus: Option<Prediction>,
+}
+
+/// The `consensus` and `clips` tables of a step, and the validator whose weights they tried.
+pub struct Prediction {
+    pub provenance: BTreeMap<String, String>,
+    pub uids: Vec<crate::tables::consensus::Row>,
+    pub clips: Vec<crate::tables::clips::Row>,
+    /// The validator `--weights` replaced (provenance `mine_uid`).
+    pub mine: Option<u16>,
 }
 
 pub struct Report {
@@ -75,6 +87,9 @@ pub fn render(steps: &[StepTables]) -> anyhow::Result<Report> {
 
     let mut sections =
         vec![scores_section(step)?, losses_section(step)?, tracker_section(step, previous, competition_id)?, weights_section(step)?];
+    if let Some(prediction) = &step.consensus {
+        sections.push(consensus_section(prediction)?);
+    }
     if steps.len() > 1 {
         sections.push(history_section(steps)?);
     }
@@ -400,6 +415,66 @@ fn weights_section(step: &StepTables) -> anyhow::Result<Section> {
         ),
         charts,
         table: Some(HtmlTable { header: vec!["uid", "hotkey", "weight", "u16", "from"], rows, marked: vec![] }),
+    })
+}
+
+fn consensus_section(p: &Prediction) -> anyhow::Result<Section> {
+    let of_u16 = |v: u16| f64::from(v) / f64::from(u16::MAX);
+    let epoch_block = p.provenance.get(crate::tables::consensus::PROVENANCE_EPOCH_BLOCK).cloned().unwrap_or_default();
+    let mut charts = Vec::new();
+    let mut intro = format!("The chain's epoch at block {epoch_block}, replayed by valkit consensus (the runtime's fixed-point rules) before the weights were set.");
+    if let Some(mine) = p.mine {
+        let own: Vec<&crate::tables::clips::Row> = p.clips.iter().filter(|c| c.validator == mine).collect();
+        let row = p.uids.iter().find(|r| r.uid == mine);
+        if let Some(row) = row {
+            let chain = row.chain_validator_trust.map_or_else(String::new, |c| format!(" (the chain's now {:.3})", of_u16(c)));
+            let clipped: f64 = own.iter().map(|c| c.clipped).sum();
+            intro.push_str(&format!(" With these weights uid {mine} keeps a vTrust of {:.3}{chain}: {clipped:.3} of its weight is above consensus.", of_u16(row.validator_trust)));
+        }
+        if !own.is_empty() {
+            let categories = uid_labels(own.iter().map(|c| c.miner));
+            charts.push(chart(
+                "consensus",
+                "This validator's weight on each miner (its row normalized) against the miner's consensus (the tick); bars in colour are clipped above it, and what is clipped is vTrust lost.",
+                charts::bar_chart(&charts::BarChart {
+                    title: &format!("uid {mine}'s weights against consensus"),
+                    x_desc: "miner uid",
+                    y_desc: "weight",
+                    categories: &categories,
+                    series: vec![charts::BarSeries {
+                        name: "weight".into(),
+                        bars: own.iter().map(|c| charts::Bar { value: c.weight, highlight: c.clipped > 0.0, note: None }).collect(),
+                        colour: charts::colour(1),
+                    }],
+                    ticks: Some(charts::Ticks { name: "consensus".into(), values: own.iter().map(|c| Some(c.consensus)).collect() }),
+                    zoom: false,
+                }),
+            )?);
+        }
+    }
+    let rows = p
+        .uids
+        .iter()
+        .filter(|r| r.validator_permit && r.stake > 0.0)
+        .map(|r| {
+            vec![
+                r.uid.to_string(),
+                short_hotkey(&r.hotkey),
+                format!("{:.4}", r.stake),
+                if r.active { "yes".into() } else { "no".into() },
+                format!("{:.3}", of_u16(r.validator_trust)),
+                r.chain_validator_trust.map_or_else(String::new, |c| format!("{:.3}", of_u16(c))),
+                format!("{:.3}", of_u16(r.dividends)),
+            ]
+        })
+        .collect();
+    let marked = p.uids.iter().filter(|r| r.validator_permit && r.stake > 0.0).enumerate().filter(|(_, r)| Some(r.uid) == p.mine).map(|(i, _)| i).collect();
+    Ok(Section {
+        id: "consensus",
+        title: "Consensus".into(),
+        intro,
+        charts,
+        table: Some(HtmlTable { header: vec!["validator", "hotkey", "stake", "active", "vTrust", "chain's vTrust", "dividends"], rows, marked }),
     })
 }
 

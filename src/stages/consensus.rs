@@ -171,6 +171,9 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
     }
     out_provenance.insert(table::PROVENANCE_EPOCH_BLOCK.to_string(), epoch_block.to_string());
     out_provenance.insert("metagraph_sha256".to_string(), file.sha256.clone());
+    if let Some(uid) = mine_uid {
+        out_provenance.insert(table::PROVENANCE_MINE_UID.to_string(), uid.to_string());
+    }
     if let Some(out) = &opts.out {
         files::write(out, &tables::encode_file::<table::Consensus>(uid_rows, &out_provenance)?)?;
     }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::exit::Outcome;
 use crate::files::{self, Location};
 use crate::report::{self, StepTables};
-use crate::tables::{self, losses, models, tracker, weights, wins};
+use crate::tables::{self, clips, consensus, losses, models, tracker, weights, wins};
 
 pub struct Options {
     /// Step directories, in any order; the one scored at the highest block is reported.
@@ -115,6 +115,7 @@ fn read_step(label: String, at: &Tables<'_>) -> anyhow::Result<StepTables> {
         tracker: at.tracker.map(tables::read::<tracker::Tracker>).transpose()?.map(|t| t.rows).unwrap_or_default(),
         losses: read_losses(at.losses)?,
         models: read_models(at.models)?,
+        consensus: None,
     })
 }
 
@@ -136,7 +137,15 @@ fn read_dir_step(dir: &Path) -> anyhow::Result<Option<StepTables>> {
     let (tracker, models) = (present("tracker.parquet"), present("models.parquet"));
     let label = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
     let tables = Tables { wins: &wins, weights: &weights, tracker: tracker.as_ref(), losses: &losses, models: models.as_ref() };
-    read_step(label, &tables).map(Some)
+    let mut step = read_step(label, &tables)?;
+    // valkit consensus' prediction for the step's weights (run-loop writes it before set-weights).
+    if let (Some(uids), Some(clips)) = (present("consensus.parquet"), present("clips.parquet")) {
+        let uids = tables::read::<consensus::Consensus>(&uids)?;
+        let mine = uids.meta.provenance.get(consensus::PROVENANCE_MINE_UID).and_then(|u| u.parse().ok());
+        let clips = tables::read::<clips::Clips>(&clips)?.rows;
+        step.consensus = Some(report::Prediction { provenance: uids.meta.provenance, uids: uids.rows, clips, mine });
+    }
+    Ok(Some(step))
 }
 
 fn read_losses(files_: &[Location]) -> anyhow::Result<Vec<losses::Row>> {

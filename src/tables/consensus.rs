@@ -11,6 +11,8 @@ use super::{field, list_of, schema_of, Column, Columns, Error, Table};
 
 /// Provenance key of the block whose epoch the table predicts.
 pub const PROVENANCE_EPOCH_BLOCK: &str = "epoch_block";
+/// Provenance key of the validator whose row `--weights` replaced, when it did.
+pub const PROVENANCE_MINE_UID: &str = "mine_uid";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
