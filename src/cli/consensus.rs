@@ -66,6 +66,9 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         summary.validators.len(),
         if summary.validators.len() == 1 { "" } else { "s" }
     );
+    if let Some(warning) = &summary.rules_warning {
+        human.push_str(&format!("warning: {warning}\n"));
+    }
     for v in &summary.validators {
         let chain = v.chain_validator_trust.map_or_else(String::new, |c| format!(" (chain now {c:.3})"));
         let most = v.most_clipped.as_ref().map_or_else(String::new, |c| {

@@ -9,6 +9,9 @@
 
 pub mod math;
 
+/// The runtime whose epoch this module computes, exactly (checked against it in tests/chain.rs).
+pub const RULES_SPEC_VERSION: &str = "293";
+
 use substrate_fixed::types::{I32F32, I64F64, I96F32, U96F32};
 
 use math::Sparse;

@@ -27,6 +27,9 @@ pub struct Summary {
     pub metagraph_block: u64,
     pub epoch_block: u64,
     pub spec_version: Option<String>,
+    /// Set when the metagraph's runtime is not one whose epoch rules valkit implements (spec 293):
+    /// the prediction follows spec 293's rules and may differ from what that runtime computes.
+    pub rules_warning: Option<String>,
     pub uids: usize,
     /// Validators whose weights make consensus (a permit and active stake), by uid.
     pub validators: Vec<Validator>,
@@ -180,11 +183,25 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
     if let Some(out) = &opts.clips {
         files::write(out, &tables::encode_file::<clips::Clips>(clip_rows, &out_provenance)?)?;
     }
+    let spec_version = provenance.get("spec_version").cloned();
+    let rules_warning = match spec_version.as_deref() {
+        Some(consensus::RULES_SPEC_VERSION) => None,
+        other => {
+            let runtime = other.map_or_else(|| "an unrecorded runtime".to_string(), |v| format!("runtime spec {v}"));
+            let warning = format!(
+                "the metagraph was read from {runtime}; valkit implements the epoch of spec {} (runtimes since change it: consensus.md), so this prediction may differ from what the chain stores",
+                consensus::RULES_SPEC_VERSION
+            );
+            tracing::warn!("{warning}");
+            Some(warning)
+        }
+    };
     let summary = Summary {
         netuid,
         metagraph_block,
         epoch_block,
-        spec_version: provenance.get("spec_version").cloned(),
+        spec_version,
+        rules_warning,
         uids: rows.len(),
         validators,
         mine,
