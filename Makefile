@@ -12,14 +12,17 @@ OUT := target/demo
 # six tiny models from a local hub, sample batches from local corpora, evaluate, score, and set
 # the weights. Then an SN9 step re-scored from stored losses, and an HTML report of each.
 demo:
+	@scripts/setup.sh demo
 	@echo "== building valkit and the demo's local hub: the first build compiles several hundred crates"
 	@echo "   (roughly 10 minutes on 2 cores; later builds take seconds)"
 	cargo build --locked --bin valkit --example demo_hub
 	@VALKIT=$(VALKIT) DEMO_HUB=$(DEMO_HUB) scripts/demo.sh $(OUT)
 
-# The whole test suite (what CI runs), with the one test kept out of `cargo test` for its half minute:
+# The whole test suite (what CI runs; scripts/setup.sh first installs what it needs beyond cargo:
+# node for the local chain, Chromium for the report, ...), with the one test kept out of `cargo test` for its half minute:
 # a 16,384-token reference loss against PyTorch.
 test:
+	@scripts/setup.sh test
 	cargo test --locked --features fault-injection
 	cargo test --locked --features fault-injection --lib -- --ignored --exact model::tests::reference_loss_at_16k_tokens_matches_pytorch
 
