@@ -97,7 +97,7 @@ fn main() {
         mine: None,
     };
     report("the stage in process (read, epoch, two tables)", &time(&mut || drop(run(&options).unwrap())));
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| std::path::PathBuf::from("target"), std::path::PathBuf::from);
+    let target = valkit::env::var_os("CARGO_TARGET_DIR").map_or_else(|| std::path::PathBuf::from("target"), std::path::PathBuf::from);
     let binary = target.join("release/valkit");
     if binary.exists() {
         let times = time(&mut || {

@@ -46,7 +46,7 @@ fn is_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
 /// saying so and where, not a backtrace (exit 101, as Rust's runtime gives it), unless
 /// `RUST_BACKTRACE` asks for the whole story. A worker's line becomes its model's reason.
 pub fn report_panics_as_bugs() {
-    let backtrace = std::env::var_os("RUST_BACKTRACE").is_some();
+    let backtrace = crate::env::is_set("RUST_BACKTRACE");
     let runtime_report = std::panic::take_hook();
     // The printer may be what panicked: this line is written on its own.
     #[allow(clippy::print_stderr)]

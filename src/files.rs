@@ -92,18 +92,14 @@ impl Location {
     }
 
     /// The local file that stands for this output in locks and journals: the path itself, or
-    /// for an object a file under valkit's state directory (`$VALKIT_STATE_DIR`, by default
-    /// `~/.cache/valkit/objects/`), so that a resumed run on the same host finds its journal.
+    /// for an object a file under `objects/` of valkit's state directory (`env::state_dir`), so
+    /// that a resumed run on the same host finds its journal.
     pub fn local_anchor(&self) -> Option<PathBuf> {
         match self {
             Self::Std => None,
             Self::Path(path) => Some(path.clone()),
             Self::Object(url) => {
-                let base = std::env::var_os("VALKIT_STATE_DIR").map(PathBuf::from).or_else(|| {
-                    let cache = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from);
-                    cache.or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache"))).map(|c| c.join("valkit"))
-                })?;
-                Some(base.join("objects").join(url.scheme()).join(url.bucket_and_key()))
+                Some(crate::env::state_dir().join("objects").join(url.scheme()).join(url.bucket_and_key()))
             }
         }
     }

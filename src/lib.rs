@@ -9,6 +9,7 @@ pub mod competition;
 pub mod consensus;
 pub mod datasets;
 pub mod endpoint;
+pub mod env;
 pub mod exit;
 pub mod files;
 pub mod format;

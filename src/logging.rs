@@ -35,12 +35,13 @@ pub fn init(verbosity: i8) -> anyhow::Result<()> {
         _ => "trace",
     };
     // A mistyped RUST_LOG must fail loudly rather than silently hide the logs someone asked for.
-    #[allow(clippy::disallowed_methods)] // RUST_LOG is the logging module's own variable
-    let rust_log = std::env::var("RUST_LOG");
-    let filter = match rust_log {
+    let filter = match crate::env::var_os("RUST_LOG") {
         // The parse error's Display already includes its source: one message, not a chain.
-        Ok(spec) if !spec.is_empty() => EnvFilter::try_new(&spec).map_err(|e| anyhow::anyhow!("invalid RUST_LOG value {spec:?}: {e}"))?,
-        _ => EnvFilter::new(default),
+        Some(spec) => {
+            let spec = spec.into_string().map_err(|v| anyhow::anyhow!("invalid RUST_LOG value {v:?}: not UTF-8"))?;
+            EnvFilter::try_new(&spec).map_err(|e| anyhow::anyhow!("invalid RUST_LOG value {spec:?}: {e}"))?
+        }
+        None => EnvFilter::new(default),
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -28,7 +28,7 @@ impl OnlineChain {
 
 /// The shared chain, with Alice's networks rate limit lifted; `None` when skipping knowingly.
 pub(crate) fn chain() -> Option<(&'static LocalChain, MutexGuard<'static, ()>)> {
-    if std::env::var_os("VALKIT_SKIP_CHAIN_TESTS").is_some_and(|v| v == "1") {
+    if valkit::env::var("VALKIT_SKIP_CHAIN_TESTS").as_deref() == Some("1") {
         #[allow(clippy::print_stderr)] // the one line saying a test did not run
         {
             eprintln!("VALKIT_SKIP_CHAIN_TESTS=1: chain test skipped");

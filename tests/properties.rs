@@ -40,7 +40,7 @@ const HOSTILE: &[&str] = &[
 /// `cases` per property, or `PROPTEST_CASES` when set (a longer hunt: `PROPTEST_CASES=2000`).
 /// Nothing is persisted: a failure prints its minimal input, to be kept as a test of its own.
 fn config(cases: u32) -> ProptestConfig {
-    let cases = std::env::var_os("PROPTEST_CASES").and_then(|v| v.to_str()?.parse().ok()).unwrap_or(cases);
+    let cases = valkit::env::var("PROPTEST_CASES").and_then(|v| v.parse().ok()).unwrap_or(cases);
     ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
 }
 

@@ -138,7 +138,7 @@ fn headless(browser: &str, profile: &Path) -> Command {
 #[test]
 fn report_renders_in_headless_chromium() {
     let Some(browser) = chromium() else {
-        if std::env::var_os("VALKIT_SKIP_BROWSER_TESTS").is_some_and(|v| v == "1") {
+        if valkit::env::var("VALKIT_SKIP_BROWSER_TESTS").as_deref() == Some("1") {
             #[allow(clippy::print_stderr)] // the one line saying a test did not run
             {
                 eprintln!("VALKIT_SKIP_BROWSER_TESTS=1: browser test skipped");

@@ -24,8 +24,7 @@ pub enum Error {
 
 /// Where bittensor keeps wallets unless told otherwise.
 pub fn default_wallets_dir() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-    home.join(".bittensor").join("wallets")
+    crate::env::home().join(".bittensor").join("wallets")
 }
 
 pub fn hotkey_path(wallets_dir: &Path, wallet: &str, hotkey: &str) -> PathBuf {

@@ -47,7 +47,8 @@ pub struct Args {
     /// The receipts table each submission is appended to [default: STATE_DIR/receipts.parquet].
     #[arg(long, value_name = "FILE")]
     receipts: Option<PathBuf>,
-    /// Keeps pending commit-reveal salts between runs [default: ~/.local/state/valkit].
+    /// Keeps pending commit-reveal salts between runs [default: $VALKIT_STATE_DIR, else
+    /// $XDG_STATE_HOME/valkit, else ~/.local/state/valkit].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     #[command(flatten)]
@@ -62,7 +63,7 @@ pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         None => None,
         Some(network) => {
             let wallets = args.wallet_path.clone().unwrap_or_else(wallet::default_wallets_dir);
-            let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+            let state_dir = args.state_dir.clone().unwrap_or_else(crate::env::state_dir);
             Some(set_weights::ChainOptions {
                 endpoint: endpoint(network)?,
                 rpc_timeout: seconds(args.chain.rpc_timeout, "--rpc-timeout")?,
@@ -124,10 +125,4 @@ would send {} uids (version key {key}): {pairs}",
     Ok(outcome)
 }
 
-/// `$XDG_STATE_HOME/valkit`, else `~/.local/state/valkit`.
-fn default_state_dir() -> PathBuf {
-    match std::env::var_os("XDG_STATE_HOME") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("valkit"),
-        _ => std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".local/state/valkit"),
-    }
-}
+

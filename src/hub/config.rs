@@ -1,9 +1,11 @@
-//! The Hugging Face environment, read in one place: `HF_ENDPOINT`, `HF_TOKEN` (or
+//! The Hugging Face settings (read through `crate::env`): `HF_ENDPOINT`, `HF_TOKEN` (or
 //! `$HF_HOME/token`), `HF_HOME`, `HF_HUB_CACHE`, `HF_HUB_OFFLINE`, and the standard cache layout
 //! (`models--{ns}--{name}/snapshots/{commit}`, `refs/{branch}`) that Python's huggingface_hub uses.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+use crate::env::var;
 
 /// A credential whose `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
@@ -38,19 +40,9 @@ pub struct Config {
     pub offline: bool,
 }
 
-fn var(name: &str) -> Option<String> {
-    #[allow(clippy::disallowed_methods)] // this is the one accessor for HF_* variables
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 impl Config {
     pub fn from_env() -> Self {
-        let home = var("HF_HOME").map(PathBuf::from).unwrap_or_else(|| {
-            let base = var("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(var("HOME").unwrap_or_else(|| ".".into())).join(".cache"));
-            base.join("huggingface")
-        });
+        let home = var("HF_HOME").map_or_else(|| crate::env::cache_home().join("huggingface"), PathBuf::from);
         let token = var("HF_TOKEN")
             .or_else(|| std::fs::read_to_string(home.join("token")).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()));
         let offline = var("HF_HUB_OFFLINE").is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));

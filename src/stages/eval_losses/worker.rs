@@ -379,7 +379,7 @@ fn inject_fault(_uid: u16) {}
 /// panic, hang, or die of SIGSEGV or SIGKILL, as a bug, a broken kernel or the OOM killer would.
 #[cfg(feature = "fault-injection")]
 fn inject_fault(uid: u16) {
-    let Some(spec) = std::env::var_os("VALKIT_TEST_FAULT") else { return };
+    let Some(spec) = crate::env::var_os("VALKIT_TEST_FAULT") else { return };
     let spec = spec.to_string_lossy();
     let Some((target, kind)) = spec.split_once(':') else { return };
     if target.parse::<u16>().ok() != Some(uid) {
