@@ -82,12 +82,13 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
             v.clipped
         ));
     }
-    if let Some(m) = &summary.mine {
+    if let Some(mine) = &summary.mine {
+        let m = &mine.validator;
         let chain = m.chain_validator_trust.map_or_else(String::new, |c| format!(" (chain now {c:.3})"));
         let most = m.most_clipped.as_ref().map_or_else(String::new, |c| {
             format!(", {:.3} of it on uid {} (you {:.3}, consensus {:.3})", c.clipped, c.miner, c.weight, c.consensus)
         });
-        if m.validator_permit {
+        if mine.validator_permit {
             human.push_str(&format!("with your weights, uid {}: vTrust {:.3}{chain}: {:.3} clipped{most}\n", m.uid, m.validator_trust, m.clipped));
         } else {
             human.push_str(&format!("uid {} has no validator permit: its weights count for nothing in this epoch\n", m.uid));

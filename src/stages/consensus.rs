@@ -39,13 +39,10 @@ pub struct Summary {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Mine {
-    pub uid: u16,
-    pub hotkey: String,
+    /// Without one its weights count for nothing in the epoch.
     pub validator_permit: bool,
-    pub validator_trust: f64,
-    pub chain_validator_trust: Option<f64>,
-    pub clipped: f64,
-    pub most_clipped: Option<clips::Row>,
+    #[serde(flatten)]
+    pub validator: Validator,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -153,19 +150,7 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
         }
     };
     let validators: Vec<Validator> = (0..rows.len()).filter(|i| epoch.active_stake[*i] > math::zero()).map(validator).collect();
-    let mine = mine_uid.map(|uid| {
-        let i = usize::from(uid);
-        let v = validator(i);
-        Mine {
-            uid,
-            hotkey: v.hotkey,
-            validator_permit: rows[i].validator_permit,
-            validator_trust: v.validator_trust,
-            chain_validator_trust: v.chain_validator_trust,
-            clipped: v.clipped,
-            most_clipped: v.most_clipped,
-        }
-    });
+    let mine = mine_uid.map(|uid| Mine { validator_permit: rows[usize::from(uid)].validator_permit, validator: validator(usize::from(uid)) });
     let mut out_provenance = std::collections::BTreeMap::new();
     for key in ["endpoint", "genesis_hash", "netuid", "spec_version", metagraph::PROVENANCE_BLOCK, "block_hash"] {
         if let Some(v) = provenance.get(key) {
