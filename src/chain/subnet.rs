@@ -257,22 +257,114 @@ pub struct EpochResults {
     pub validator_trust: Vec<u16>,
     pub incentive: Vec<u16>,
     pub dividends: Vec<u16>,
-    pub trust: Vec<u16>,
-    pub rank: Vec<u16>,
+    /// `None` on runtimes that no longer store them (spec 424 dropped `Trust` and `Rank`).
+    pub trust: Option<Vec<u16>>,
+    pub rank: Option<Vec<u16>>,
     pub emission: Vec<u64>,
 }
 
 impl EpochResults {
     pub async fn read(at: &Block<'_>, netuid: u16) -> anyhow::Result<Self> {
         let key = (netuid,);
+        let if_stored = |item: &'static str| async move {
+            match at.has_storage(M, item) {
+                true => at.value(M, item, key).await.map(Some),
+                false => Ok(None),
+            }
+        };
         Ok(Self {
             consensus: at.value(M, "Consensus", key).await?,
             validator_trust: at.value(M, "ValidatorTrust", key).await?,
             incentive: at.value(M, "Incentive", key).await?,
             dividends: at.value(M, "Dividends", key).await?,
-            trust: at.value(M, "Trust", key).await?,
-            rank: at.value(M, "Rank", key).await?,
+            trust: if_stored("Trust").await?,
+            rank: if_stored("Rank").await?,
             emission: at.value(M, "Emission", key).await?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The storage items sync-metadata reads with `value`, which fails on an item the runtime
+    /// does not declare, in SubtensorModule: the metagraph's, then the epoch's.
+    const READ_ITEMS: [&str; 33] = [
+        "NetworksAdded",
+        "SubnetworkN",
+        "Keys",
+        "Uids",
+        "Owner",
+        "BlockAtRegistration",
+        "Weights",
+        "ValidatorPermit",
+        "LastUpdate",
+        "Tempo",
+        "WeightsVersionKey",
+        "WeightsSetRateLimit",
+        "CommitRevealWeightsEnabled",
+        "RevealPeriodEpochs",
+        "MinAllowedWeights",
+        "MaxWeightsLimit",
+        "SubnetOwnerHotkey",
+        "AlphaValues",
+        "ActivityCutoff",
+        "TaoWeight",
+        "StakeThreshold",
+        "MaxAllowedValidators",
+        "Kappa",
+        "BondsPenalty",
+        "BondsMovingAverage",
+        "Yuma3On",
+        "LiquidAlphaOn",
+        "Consensus",
+        "ValidatorTrust",
+        "Incentive",
+        "Dividends",
+        "Emission",
+        "Bonds",
+    ];
+
+    /// Each runtime of ../shared/chain-next declares them (`Trust` and `Rank`, gone in spec 424,
+    /// are read only where declared).
+    #[test]
+    fn the_epoch_items_exist_in_every_runtime() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/chain-next/metadata");
+        let mut missing = Vec::new();
+        for file in [
+            "subtensor-auradev-spec293.scale",
+            "subtensor-finney-spec365.scale",
+            "subtensor-devnet-spec381.scale",
+            "subtensor-finney-spec393.scale",
+            "subtensor-finney-spec424.scale",
+        ] {
+            let bytes = std::fs::read(format!("{dir}/{file}")).unwrap();
+            let metadata: subxt::metadata::Metadata = subxt::ext::codec::Decode::decode(&mut &bytes[..]).unwrap();
+            let storage = metadata.pallet_by_name("SubtensorModule").unwrap().storage().unwrap();
+            for item in READ_ITEMS {
+                if storage.entry_by_name(item).is_none() {
+                    missing.push(format!("{file}: {item}"));
+                }
+            }
+            // Stake comes from the runtime's own metagraph.
+            let api = metadata.runtime_api_trait_by_name("SubnetInfoRuntimeApi");
+            let Some(method) = api.and_then(|a| a.method_by_name("get_metagraph")) else {
+                missing.push(format!("{file}: SubnetInfoRuntimeApi.get_metagraph"));
+                continue;
+            };
+            // Option<Metagraph>: the fields valkit reads by name.
+            let types = metadata.types();
+            let mut ty = types.resolve(method.output_ty()).unwrap();
+            if let scale_info::TypeDef::Variant(option) = &ty.type_def {
+                let some = option.variants.iter().find(|v| v.name == "Some").unwrap();
+                ty = types.resolve(some.fields[0].ty.id).unwrap();
+            }
+            let scale_info::TypeDef::Composite(metagraph) = &ty.type_def else { panic!("{file}: get_metagraph is not a struct") };
+            for field in ["total_stake", "alpha_stake", "tao_stake"] {
+                if !metagraph.fields.iter().any(|f| f.name.as_deref() == Some(field)) {
+                    missing.push(format!("{file}: get_metagraph's {field}"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{missing:#?}");
     }
 }

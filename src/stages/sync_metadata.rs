@@ -106,8 +106,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
             validator_trust: results.validator_trust.get(i).copied().unwrap_or(0),
             incentive: results.incentive.get(i).copied().unwrap_or(0),
             dividends: results.dividends.get(i).copied().unwrap_or(0),
-            trust: results.trust.get(i).copied().unwrap_or(0),
-            rank: results.rank.get(i).copied().unwrap_or(0),
+            trust: results.trust.as_ref().map(|t| t.get(i).copied().unwrap_or(0)),
+            rank: results.rank.as_ref().map(|r| r.get(i).copied().unwrap_or(0)),
             emission: results.emission.get(i).copied().unwrap_or(0),
         };
         let mut row = metagraph::Row {

@@ -60,22 +60,28 @@ pub struct UidEpoch {
     pub validator_trust: u16,
     pub incentive: u16,
     pub dividends: u16,
-    pub trust: u16,
-    pub rank: u16,
+    /// Null where the runtime no longer stores them (spec 424 dropped `Trust` and `Rank`).
+    pub trust: Option<u16>,
+    pub rank: Option<u16>,
     pub emission: u64,
 }
 
 /// The metagraph's columns of [`UidEpoch`], in schema order.
 const EPOCH_U64: [&str; 3] = ["last_update", "alpha_stake", "root_stake"];
-const EPOCH_U16: [&str; 6] = ["consensus", "validator_trust", "incentive", "dividends", "trust", "rank"];
+const EPOCH_U16: [&str; 4] = ["consensus", "validator_trust", "incentive", "dividends"];
+const EPOCH_OPTIONAL_U16: [&str; 2] = ["trust", "rank"];
 
 impl UidEpoch {
     fn u64s(&self) -> [u64; 3] {
         [self.last_update, self.alpha_stake, self.root_stake]
     }
 
-    fn u16s(&self) -> [u16; 6] {
-        [self.consensus, self.validator_trust, self.incentive, self.dividends, self.trust, self.rank]
+    fn u16s(&self) -> [u16; 4] {
+        [self.consensus, self.validator_trust, self.incentive, self.dividends]
+    }
+
+    fn optional_u16s(&self) -> [Option<u16>; 2] {
+        [self.trust, self.rank]
     }
 }
 
@@ -213,6 +219,9 @@ impl Table for Metagraph {
         columns.push(epoch_list(|e| &e.bond_uids));
         columns.push(epoch_list(|e| &e.bond_values));
         columns.extend((0..EPOCH_U16.len()).map(epoch_u16));
+        columns.extend((0..EPOCH_OPTIONAL_U16.len()).map(|k| -> ArrayRef {
+            Arc::new(UInt16Array::from_iter(rows.iter().map(|r| r.epoch.as_ref().and_then(|e| e.optional_u16s()[k]))))
+        }));
         columns.push(Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.epoch.as_ref().map(|e| e.emission)))));
         columns
     }
@@ -228,6 +237,7 @@ impl Table for Metagraph {
         let (weight_uids, weight_values) = (c.opt_list_u16("weight_uids")?, c.opt_list_u16("weight_values")?);
         let epoch_u64: Vec<Vec<Option<u64>>> = EPOCH_U64.iter().map(|name| c.opt_u64(name)).collect::<Result<_, _>>()?;
         let epoch_u16: Vec<Vec<Option<u16>>> = EPOCH_U16.iter().map(|name| c.opt_u16(name)).collect::<Result<_, _>>()?;
+        let (trust, rank) = (c.opt_u16("trust")?, c.opt_u16("rank")?);
         let (bond_uids, bond_values, emission) = (c.opt_list_u16("bond_uids")?, c.opt_list_u16("bond_values")?, c.opt_u64("emission")?);
         let mut rows = Vec::with_capacity(c.num_rows());
         for i in 0..c.num_rows() {
@@ -249,7 +259,9 @@ impl Table for Metagraph {
                 metadata_error: error[i].clone(),
                 weight_uids: weight_uids[i].clone().unwrap_or_default(),
                 weight_values: weight_values[i].clone().unwrap_or_default(),
-                epoch: epoch_of(c, i, &epoch_u64, &epoch_u16, &bond_uids, &bond_values, &emission)?,
+                // Trust and rank only where the runtime still stores them.
+                epoch: epoch_of(c, i, &epoch_u64, &epoch_u16, &bond_uids, &bond_values, &emission)?
+                    .map(|e| UidEpoch { trust: trust[i], rank: rank[i], ..e }),
             });
             if rows[i].weight_uids.len() != rows[i].weight_values.len() {
                 return Err(c.value_error("weight_values", i, "weight_uids and weight_values differ in length"));
@@ -297,8 +309,8 @@ fn epoch_of(
                 validator_trust: b[1],
                 incentive: b[2],
                 dividends: b[3],
-                trust: b[4],
-                rank: b[5],
+                trust: None,
+                rank: None,
                 emission,
             }))
         }
