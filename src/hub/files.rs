@@ -52,23 +52,13 @@ pub fn weights_layout(tree: &[TreeFile]) -> Result<Weights, Error> {
 }
 
 /// The fast tokenizer class `AutoTokenizer` resolves: `tokenizer_config.json`'s
-/// `tokenizer_class` (with `Fast` appended), else transformers' mapping of `model_type`.
+/// `tokenizer_class` (with `Fast` appended), else transformers' mapping of `model_type` (the
+/// architectures' table, `model::families`).
 pub fn tokenizer_class(tokenizer_config_class: Option<&str>, model_type: Option<&str>) -> Option<String> {
     if let Some(class) = tokenizer_config_class {
         return Some(format!("{}Fast", class.trim_end_matches("Fast")));
     }
-    let class = match model_type? {
-        "llama" | "mistral" | "phi3" | "mixtral" => "LlamaTokenizerFast",
-        "gemma" | "gemma2" => "GemmaTokenizerFast",
-        "qwen2" | "qwen2_moe" => "Qwen2TokenizerFast",
-        "gpt_neox" => "GPTNeoXTokenizerFast",
-        "phi" | "codegen" => "CodeGenTokenizerFast",
-        "falcon" => "PreTrainedTokenizerFast",
-        "bart" => "BartTokenizerFast",
-        "gpt2" => "GPT2TokenizerFast",
-        _ => return None,
-    };
-    Some(class.to_string())
+    crate::model::families::by_model_type(model_type?)?.tokenizer.map(str::to_string)
 }
 
 /// The vocabulary files a fast tokenizer class names (`vocab_files_names`); an unknown class

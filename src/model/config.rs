@@ -138,40 +138,6 @@ const MAX_LAYERS: u64 = 1 << 10;
 const MAX_HEADS: u64 = 1 << 10;
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
-/// The class `AutoModelForCausalLM.from_pretrained` builds for a config, as upstream resolves it
-/// (upstream.md §2.4): transformers maps `model_type`, whatever `architectures` says. A config
-/// without `model_type` falls back to `architectures[0]`; an unknown `model_type` resolves to
-/// nothing (transformers would refuse it without remote code, which validators never run).
-pub fn causal_lm_class(config: &serde_json::Value) -> Option<String> {
-    let Some(model_type) = config.get("model_type").and_then(|t| t.as_str()) else {
-        return config.get("architectures")?.get(0)?.as_str().map(str::to_string);
-    };
-    let class = match model_type {
-        "llama" => "LlamaForCausalLM",
-        "mistral" => "MistralForCausalLM",
-        "mixtral" => "MixtralForCausalLM",
-        "qwen2" => "Qwen2ForCausalLM",
-        "qwen2_moe" => "Qwen2MoeForCausalLM",
-        "gemma" => "GemmaForCausalLM",
-        "gemma2" => "Gemma2ForCausalLM",
-        "phi" => "PhiForCausalLM",
-        "phi3" => "Phi3ForCausalLM",
-        "gpt_neox" => "GPTNeoXForCausalLM",
-        "falcon" => "FalconForCausalLM",
-        "bart" => "BartForCausalLM",
-        "gpt2" => "GPT2LMHeadModel",
-        "gptj" => "GPTJForCausalLM",
-        "opt" => "OPTForCausalLM",
-        "bloom" => "BloomForCausalLM",
-        "starcoder2" => "Starcoder2ForCausalLM",
-        "olmo" => "OlmoForCausalLM",
-        "stablelm" => "StableLmForCausalLM",
-        "cohere" => "CohereForCausalLM",
-        "mamba" => "MambaForCausalLM",
-        _ => return None,
-    };
-    Some(class.to_string())
-}
 
 fn bounded(name: &str, v: u64, max: u64) -> Result<usize, Error> {
     if v == 0 || v > max {

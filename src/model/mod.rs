@@ -10,7 +10,7 @@
 mod attention;
 mod config;
 pub mod device;
-mod families;
+pub mod families;
 pub(crate) mod head;
 pub mod norms;
 pub mod numerics;
@@ -20,8 +20,8 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
-pub use config::{causal_lm_class, Dims, Limits, MAX_CONFIG_BYTES};
-pub use families::Config;
+pub use config::{Dims, Limits, MAX_CONFIG_BYTES};
+pub use families::{causal_lm_class, Config};
 pub use weights::{count_parameters, header_length, inspect_weights, is_pickle_name, parameters_of_header, shard_names, WeightFiles};
 
 /// The size of `path`, after making sure it is a regular file (following the hub cache's

@@ -6,14 +6,14 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{embedding, layer_norm, linear_b, Embedding, LayerNorm, LayerNormConfig, Linear, VarBuilder};
 
-use super::{Architecture, CausalLm, Family};
+use super::{arch, Architecture, CausalLm, Family};
 use crate::model::attention::{self, Masks};
 use crate::model::config::{check_activation, rename, Dims};
 use crate::model::head;
 use crate::model::numerics::{in_f32, layer_norm as norm, linear, Numerics};
 use crate::model::Error;
 
-pub const FAMILY: Family = Family { classes: &["BartForCausalLM"], parse };
+pub const FAMILY: Family = Family { architectures: &[arch("bart", "BartForCausalLM", Some("BartTokenizerFast"))], parse };
 
 /// What a BART config says beyond the shared dimensions.
 #[derive(Debug, Clone, Copy)]

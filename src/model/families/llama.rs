@@ -8,7 +8,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{embedding, linear_b, Embedding, Linear, VarBuilder};
 use serde::Deserialize;
 
-use super::{Architecture, CausalLm, Family};
+use super::{arch, Architecture, CausalLm, Family};
 use crate::model::attention::{self, Masks};
 use crate::model::config::{check_activation, fields, Dims, RopeScaling, Rotary};
 use crate::model::head;
@@ -16,7 +16,14 @@ use crate::model::numerics::{in_f32, linear, rms_norm, Numerics};
 use crate::model::Error;
 
 pub const FAMILY: Family = Family {
-    classes: &["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "GemmaForCausalLM", "Gemma2ForCausalLM", "Phi3ForCausalLM"],
+    architectures: &[
+        arch("llama", "LlamaForCausalLM", Some("LlamaTokenizerFast")),
+        arch("mistral", "MistralForCausalLM", Some("LlamaTokenizerFast")),
+        arch("qwen2", "Qwen2ForCausalLM", Some("Qwen2TokenizerFast")),
+        arch("gemma", "GemmaForCausalLM", Some("GemmaTokenizerFast")),
+        arch("gemma2", "Gemma2ForCausalLM", Some("GemmaTokenizerFast")),
+        arch("phi3", "Phi3ForCausalLM", Some("LlamaTokenizerFast")),
+    ],
     parse,
 };
 

@@ -1,7 +1,9 @@
 //! Architecture families. Each module reads its own fields of `config.json` into its own
-//! settings (an `Architecture`) and builds its forward pass (a `CausalLm`) from them; nothing
+//! settings (an `Architecture`) and builds its forward pass (a `CausalLm`) from them, and names
+//! the transformers architectures it implements (`model_type`, class, tokenizer); nothing
 //! family-specific lives outside its module. A new family is one file here and one line in
-//! `REGISTRY`.
+//! `REGISTRY`; a new architecture of a family, one line in its file. `UNSUPPORTED` names what
+//! transformers knows and valkit does not implement, so that refusals name the class.
 
 mod bart;
 mod llama;
@@ -10,7 +12,7 @@ mod parallel;
 use candle_core::{Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use super::config::{causal_lm_class, Dims, Limits, MAX_CONFIG_BYTES};
+use super::config::{Dims, Limits, MAX_CONFIG_BYTES};
 use super::numerics::Numerics;
 use super::Error;
 
@@ -72,33 +74,100 @@ pub trait CausalLm: Send + Sync {
 pub type Parse = fn(class: &str, json: &mut serde_json::Value) -> std::result::Result<(Dims, Box<dyn Architecture>), Error>;
 
 pub struct Family {
-    /// The transformers classes the family implements.
-    pub classes: &'static [&'static str],
+    /// The transformers architectures the family implements.
+    pub architectures: &'static [Transformers],
     pub parse: Parse,
+}
+
+/// One architecture as transformers names it: the `model_type` of its config, the class
+/// `AutoModelForCausalLM` builds for it, and the fast tokenizer class `AutoTokenizer` falls back
+/// to when `tokenizer_config.json` names none.
+#[derive(Debug, Clone, Copy)]
+pub struct Transformers {
+    pub model_type: &'static str,
+    pub class: Option<&'static str>,
+    pub tokenizer: Option<&'static str>,
+}
+
+const fn arch(model_type: &'static str, class: &'static str, tokenizer: Option<&'static str>) -> Transformers {
+    Transformers { model_type, class: Some(class), tokenizer }
 }
 
 pub const REGISTRY: [Family; 3] = [llama::FAMILY, parallel::FAMILY, bart::FAMILY];
 
+/// Architectures transformers builds and valkit does not implement (eval-losses refuses them by
+/// class name), and `codegen`, whose tokenizer Phi models use.
+pub const UNSUPPORTED: &[Transformers] = &[
+    arch("mixtral", "MixtralForCausalLM", Some("LlamaTokenizerFast")),
+    arch("qwen2_moe", "Qwen2MoeForCausalLM", Some("Qwen2TokenizerFast")),
+    arch("gpt2", "GPT2LMHeadModel", Some("GPT2TokenizerFast")),
+    arch("gptj", "GPTJForCausalLM", None),
+    arch("opt", "OPTForCausalLM", None),
+    arch("bloom", "BloomForCausalLM", None),
+    arch("starcoder2", "Starcoder2ForCausalLM", None),
+    arch("olmo", "OlmoForCausalLM", None),
+    arch("stablelm", "StableLmForCausalLM", None),
+    arch("cohere", "CohereForCausalLM", None),
+    arch("mamba", "MambaForCausalLM", None),
+    Transformers { model_type: "codegen", class: None, tokenizer: Some("CodeGenTokenizerFast") },
+];
+
+/// Every architecture transformers knows here: the families', then the unsupported.
+fn all_architectures() -> impl Iterator<Item = &'static Transformers> {
+    REGISTRY.iter().flat_map(|f| f.architectures.iter()).chain(UNSUPPORTED)
+}
+
+/// What transformers builds for `model_type`, if it knows it.
+pub fn by_model_type(model_type: &str) -> Option<&'static Transformers> {
+    all_architectures().find(|a| a.model_type == model_type)
+}
+
 /// The family that implements `class`.
 pub fn find(class: &str) -> Option<&'static Family> {
-    REGISTRY.iter().find(|f| f.classes.contains(&class))
+    REGISTRY.iter().find(|f| f.architectures.iter().any(|a| a.class == Some(class)))
+}
+
+/// The class `AutoModelForCausalLM.from_pretrained` builds for a config, as upstream resolves it
+/// (upstream.md §2.4): transformers maps `model_type`, whatever `architectures` says. A config
+/// without `model_type` falls back to `architectures[0]`; an unknown `model_type` resolves to
+/// nothing (transformers would refuse it without remote code, which validators never run).
+pub fn causal_lm_class(config: &serde_json::Value) -> Option<String> {
+    let Some(model_type) = config.get("model_type").and_then(|t| t.as_str()) else {
+        return config.get("architectures")?.get(0)?.as_str().map(str::to_string);
+    };
+    by_model_type(model_type)?.class.map(str::to_string)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Each class belongs to one family, and is a class transformers builds for some
-    /// `model_type` (as `causal_lm_class` resolves it), so every family is reachable.
+    /// The one table of architectures: each model_type and each class once, each class of a
+    /// family resolves to that family from its model_type, and the unsupported resolve to a
+    /// class no family claims.
     #[test]
-    fn every_class_has_one_family_and_is_reachable() {
-        let classes: Vec<&str> = REGISTRY.iter().flat_map(|f| f.classes.iter().copied()).collect();
-        for class in &classes {
-            assert_eq!(classes.iter().filter(|c| *c == class).count(), 1, "{class} is in two families");
-            let model_type = class.trim_end_matches("ForCausalLM").to_lowercase().replace("gptneox", "gpt_neox");
-            let resolved = crate::model::causal_lm_class(&serde_json::json!({ "model_type": model_type }));
-            assert_eq!(resolved.as_deref(), Some(*class), "model_type {model_type}");
+    fn every_architecture_is_named_once_and_resolves_to_its_family() {
+        let all: Vec<&Transformers> = all_architectures().collect();
+        for a in &all {
+            assert_eq!(all.iter().filter(|b| b.model_type == a.model_type).count(), 1, "{} twice", a.model_type);
+            if let Some(class) = a.class {
+                assert_eq!(all.iter().filter(|b| b.class == Some(class)).count(), 1, "{class} twice");
+            }
+            let resolved = causal_lm_class(&serde_json::json!({ "model_type": a.model_type }));
+            assert_eq!(resolved.as_deref(), a.class, "model_type {}", a.model_type);
         }
+        for family in &REGISTRY {
+            for a in family.architectures {
+                let found = find(a.class.expect("a family's architectures have a class")).expect("a family");
+                let same = |f: &Family| f.architectures.iter().map(|b| b.model_type).collect::<Vec<_>>();
+                assert_eq!(same(found), same(family), "{}", a.model_type);
+            }
+        }
+        for a in UNSUPPORTED {
+            assert!(a.class.is_none_or(|c| find(c).is_none()), "{} is implemented", a.model_type);
+        }
+        assert_eq!(causal_lm_class(&serde_json::json!({ "model_type": "no-such" })), None);
+        assert_eq!(causal_lm_class(&serde_json::json!({ "architectures": ["X"] })).as_deref(), Some("X"));
     }
 
     fn parse(json: serde_json::Value) -> std::result::Result<crate::model::Config, Error> {

@@ -8,14 +8,21 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{embedding, layer_norm, linear_b, Embedding, LayerNorm, LayerNormConfig, Linear, VarBuilder};
 use serde::Deserialize;
 
-use super::{Architecture, CausalLm, Family};
+use super::{arch, Architecture, CausalLm, Family};
 use crate::model::attention::{self, Masks};
 use crate::model::config::{check_activation, fields, rename, Dims, RopeScaling, Rotary};
 use crate::model::head;
 use crate::model::numerics::{self, in_f32, linear, Numerics};
 use crate::model::Error;
 
-pub const FAMILY: Family = Family { classes: &["GPTNeoXForCausalLM", "PhiForCausalLM", "FalconForCausalLM"], parse };
+pub const FAMILY: Family = Family {
+    architectures: &[
+        arch("gpt_neox", "GPTNeoXForCausalLM", Some("GPTNeoXTokenizerFast")),
+        arch("phi", "PhiForCausalLM", Some("CodeGenTokenizerFast")),
+        arch("falcon", "FalconForCausalLM", Some("PreTrainedTokenizerFast")),
+    ],
+    parse,
+};
 
 /// Which of the family's layouts a model has.
 #[derive(Debug, Clone, Copy)]
