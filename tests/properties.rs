@@ -13,7 +13,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use valkit::files::{InputFile, Location};
 use valkit::stages::inspect;
-use valkit::tables::{self, batches, losses, metagraph, models, receipts, tracker, weights, wins, Table};
+use valkit::tables::{self, batches, clips, consensus, losses, metagraph, models, receipts, tracker, weights, wins, Table};
 
 use crate::util::*;
 
@@ -317,7 +317,9 @@ proptest! {
         decodes_or_refuses::<wins::Wins>(&dir, &cells, rows, &retypes, table.clone(), version.clone(), &d);
         decodes_or_refuses::<weights::Weights>(&dir, &cells, rows, &retypes, table.clone(), version.clone(), &d);
         decodes_or_refuses::<tracker::Tracker>(&dir, &cells, rows, &retypes, table.clone(), version.clone(), &d);
-        decodes_or_refuses::<receipts::Receipts>(&dir, &cells, rows, &retypes, table, version, &d);
+        decodes_or_refuses::<receipts::Receipts>(&dir, &cells, rows, &retypes, table.clone(), version.clone(), &d);
+        decodes_or_refuses::<consensus::Consensus>(&dir, &cells, rows, &retypes, table.clone(), version.clone(), &d);
+        decodes_or_refuses::<clips::Clips>(&dir, &cells, rows, &retypes, table, version, &d);
     }
 }
 
@@ -369,6 +371,7 @@ fn every_string_column_of_every_table_is_shown_escaped() {
     each::<weights::Weights>(&dir);
     each::<tracker::Tracker>(&dir);
     each::<receipts::Receipts>(&dir);
+    each::<consensus::Consensus>(&dir);
 }
 
 /// A change to one leaf of a TOML or JSON document: another value of any type, or the key gone.
