@@ -488,6 +488,92 @@ mod tests {
         assert!(epoch(&s).unwrap_err().contains("alpha_stake has 7 entries for a subnet of 8 uids"));
     }
 
+    /// subtensor's `test_yuma_3_kappa_moves_first` (tests/epoch.rs :2760 at beda29a3, sparse
+    /// epoch), restated: Yuma3 with liquid alpha; validators of stake 0.8, 0.1, 0.1 move their
+    /// weight from server 3 to server 4, the big one first. Upstream's dividends within 1e-3, as
+    /// its test checks them; its bond targets too (its test zips them past their end and so never
+    /// checks them: `target_bond.iter().skip(3)` of two values).
+    #[test]
+    fn subtensors_yuma3_kappa_moves_first() {
+        let fixed = |x: f64| I32F32::from_num(x);
+        let alpha_u16 = |x: f64| fixed(x).saturating_mul(fixed(65535.0)).to_num::<u16>();
+        let n = 5;
+        let mut s = Subnet {
+            block: 2,
+            parameters: Parameters {
+                tempo: 1,
+                max_allowed_validators: 3,
+                kappa: u16::MAX / 2,
+                bonds_penalty: 0,
+                bonds_moving_average: 975_000,
+                yuma3: true,
+                liquid_alpha: true,
+                alpha_low: alpha_u16(0.1),
+                alpha_high: alpha_u16(0.3),
+                alpha_sigmoid_steepness: 1000,
+                ..defaults()
+            },
+            last_update: vec![1; n],
+            block_at_registration: vec![1; n],
+            alpha_stake: vec![8, 1, 1, 0, 0],
+            root_stake: vec![0; n],
+            validator_permit: vec![false; n],
+            weights: vec![Vec::new(); n],
+            bonds: vec![Vec::new(); n],
+        };
+        // The setup's epoch gives the permits.
+        let first = epoch(&s).unwrap();
+        s.validator_permit = first.validator_permit.clone();
+        s.bonds = first.bonds.clone();
+        let to_3 = vec![(3, u16::MAX), (4, 0)];
+        let to_4 = vec![(3, 0), (4, u16::MAX)];
+        let weights = [
+            vec![to_3.clone(), to_3.clone(), to_3.clone()],
+            vec![to_4.clone(), to_3.clone(), to_3.clone()],
+            vec![to_4.clone(), to_4.clone(), to_3.clone()],
+            vec![to_4.clone(), to_4.clone(), to_4.clone()],
+        ];
+        let bonds: [[[f64; 2]; 3]; 6] = [
+            [[0.1013, 0.0], [0.1013, 0.0], [0.1013, 0.0]],
+            [[0.0908, 0.1013], [0.3697, 0.0], [0.3697, 0.0]],
+            [[0.0815, 0.1924], [0.3170, 0.1013], [0.5580, 0.0]],
+            [[0.0731, 0.2742], [0.2765, 0.1924], [0.4306, 0.1013]],
+            [[0.0656, 0.3478], [0.2435, 0.2742], [0.3589, 0.1924]],
+            [[0.0588, 0.4139], [0.2157, 0.3478], [0.3089, 0.2742]],
+        ];
+        let dividends: [[f64; 5]; 6] = [
+            [0.8, 0.1, 0.1, 0.0, 0.0],
+            [1.0, 0.0, 0.0, 0.0, 0.0],
+            [0.9382, 0.0618, 0.0, 0.0, 0.0],
+            [0.8819, 0.0773, 0.0407, 0.0, 0.0],
+            [0.8564, 0.0844, 0.0592, 0.0, 0.0],
+            [0.8418, 0.0884, 0.0697, 0.0, 0.0],
+        ];
+        for e in 0..6 {
+            // Weights set at this block, the epoch at the next.
+            if let Some(w) = weights.get(e) {
+                for (v, row) in w.iter().enumerate() {
+                    s.weights[v] = row.clone();
+                    s.last_update[v] = s.block;
+                }
+            }
+            s.block += 1;
+            let out = epoch(&s).unwrap();
+            let got: Vec<f64> = stored(&out.dividends).iter().map(|d| f64::from(*d) / 65535.0).collect();
+            for (uid, (g, t)) in got.iter().zip(dividends[e]).enumerate() {
+                assert!((g - t).abs() < 1e-3, "epoch {e}, dividends of uid {uid}: {g} against {t}");
+            }
+            for v in 0..3 {
+                for (k, j) in [3u16, 4].iter().enumerate() {
+                    let b = f64::from(bond(&out, v, *j)) / 65535.0;
+                    assert!((b - bonds[e][v][k]).abs() < 1e-3, "epoch {e}, bond of {v} in {j}: {b} against {}", bonds[e][v][k]);
+                }
+            }
+            s.bonds = out.bonds;
+            s.validator_permit = out.validator_permit;
+        }
+    }
+
     #[test]
     fn the_epoch_block_follows_the_runtime_rule() {
         for (netuid, tempo, after) in [(2u16, 10u16, 0u64), (2, 10, 7), (2, 10, 8), (1, 100, 5000), (7, 360, 123_456)] {
