@@ -563,10 +563,10 @@ mod tests {
             for (uid, (g, t)) in got.iter().zip(dividends[e]).enumerate() {
                 assert!((g - t).abs() < 1e-3, "epoch {e}, dividends of uid {uid}: {g} against {t}");
             }
-            for v in 0..3 {
-                for (k, j) in [3u16, 4].iter().enumerate() {
-                    let b = f64::from(bond(&out, v, *j)) / 65535.0;
-                    assert!((b - bonds[e][v][k]).abs() < 1e-3, "epoch {e}, bond of {v} in {j}: {b} against {}", bonds[e][v][k]);
+            for (v, targets) in bonds[e].iter().enumerate() {
+                for (j, t) in [3u16, 4].into_iter().zip(targets) {
+                    let b = f64::from(bond(&out, v, j)) / 65535.0;
+                    assert!((b - t).abs() < 1e-3, "epoch {e}, bond of {v} in {j}: {b} against {t}");
                 }
             }
             s.bonds = out.bonds;
