@@ -36,7 +36,15 @@ fn row(v: u16, salt: u64) -> Vec<(u16, u16)> {
 fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let block = 1_000_000u64;
-    let parameters = Parameters { tempo: 360, activity_cutoff: 5000, max_allowed_validators: 64, kappa: 32767, bonds_penalty: 65535, bonds_moving_average: 900_000, ..Parameters::default() };
+    let parameters = Parameters {
+        tempo: 360,
+        activity_cutoff: 5000,
+        max_allowed_validators: 64,
+        kappa: 32767,
+        bonds_penalty: 65535,
+        bonds_moving_average: 900_000,
+        ..Parameters::default()
+    };
     let graph: Vec<metagraph::Row> = (0..UIDS)
         .map(|uid| {
             let validator = uid < VALIDATORS;
@@ -86,7 +94,11 @@ fn main() {
         times
     };
     let report = |what: &str, times: &[Duration]| {
-        println!("  {what:<44} min {:>8.2} ms  median {:>8.2} ms", times[0].as_secs_f64() * 1e3, times[times.len() / 2].as_secs_f64() * 1e3);
+        println!(
+            "  {what:<44} min {:>8.2} ms  median {:>8.2} ms",
+            times[0].as_secs_f64() * 1e3,
+            times[times.len() / 2].as_secs_f64() * 1e3
+        );
     };
     println!("one epoch of {UIDS} uids, {VALIDATORS} validators x {} miners (weights and bonds), {RUNS} runs:", UIDS - VALIDATORS);
     report("the epoch alone (consensus::epoch)", &time(&mut || drop(consensus::epoch(&subnet).unwrap())));

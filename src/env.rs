@@ -38,7 +38,7 @@ pub fn cache_home() -> PathBuf {
 /// valkit's state (set-weights' receipts and pending commits, the journals of outputs on object
 /// stores): `$VALKIT_STATE_DIR`, else `$XDG_STATE_HOME/valkit`, else `~/.local/state/valkit`.
 pub fn state_dir() -> PathBuf {
-    var_os("VALKIT_STATE_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        var_os("XDG_STATE_HOME").map_or_else(|| home().join(".local").join("state"), PathBuf::from).join("valkit")
-    })
+    var_os("VALKIT_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| var_os("XDG_STATE_HOME").map_or_else(|| home().join(".local").join("state"), PathBuf::from).join("valkit"))
 }

@@ -98,9 +98,7 @@ impl Location {
         match self {
             Self::Std => None,
             Self::Path(path) => Some(path.clone()),
-            Self::Object(url) => {
-                Some(crate::env::state_dir().join("objects").join(url.scheme()).join(url.bucket_and_key()))
-            }
+            Self::Object(url) => Some(crate::env::state_dir().join("objects").join(url.scheme()).join(url.bucket_and_key())),
         }
     }
 }

@@ -626,10 +626,12 @@ fn epoch_scenario(chain: &LocalChain, yuma3: bool) {
         &[(6, 40000), (7, 10000), (9, 3000), (13, 65535)],
     ];
     let pairs = |rows: &[&[(u16, u16)]; 5]| -> Vec<serde_json::Value> {
-        rows.iter().enumerate().map(|(i, row)| serde_json::json!([[netuid, i + 1], row.iter().map(|(j, v)| [*j, *v]).collect::<Vec<_>>()])).collect()
+        rows.iter()
+            .enumerate()
+            .map(|(i, row)| serde_json::json!([[netuid, i + 1], row.iter().map(|(j, v)| [*j, *v]).collect::<Vec<_>>()]))
+            .collect()
     };
-    let alpha: Vec<serde_json::Value> =
-        (1..6).map(|uid| serde_json::json!([[ss58(uid), netuid], stakes[uid].to_string()])).collect();
+    let alpha: Vec<serde_json::Value> = (1..6).map(|uid| serde_json::json!([[ss58(uid), netuid], stakes[uid].to_string()])).collect();
     let mut permits = vec![false; n];
     permits[1..6].iter_mut().for_each(|p| *p = true);
     block_on(async {
@@ -702,7 +704,11 @@ fn epoch_scenario(chain: &LocalChain, yuma3: bool) {
         stored.iter().map(|r| r.epoch.as_ref().map(|e| bonds(&e.bond_uids, &e.bond_values)).unwrap()).collect::<Vec<_>>(),
         "Bonds, Yuma3 {yuma3}"
     );
-    assert_eq!(prediction.iter().map(|r| r.next_validator_permit).collect::<Vec<_>>(), stored.iter().map(|r| r.validator_permit).collect::<Vec<_>>(), "ValidatorPermit, Yuma3 {yuma3}");
+    assert_eq!(
+        prediction.iter().map(|r| r.next_validator_permit).collect::<Vec<_>>(),
+        stored.iter().map(|r| r.validator_permit).collect::<Vec<_>>(),
+        "ValidatorPermit, Yuma3 {yuma3}"
+    );
     // Not a trivial epoch: weights disagree, so some are clipped and vTrusts differ.
     let vtrust = got(|r| r.validator_trust);
     let distinct: std::collections::BTreeSet<u16> = vtrust[1..6].iter().copied().collect();

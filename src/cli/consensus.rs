@@ -89,7 +89,10 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
             format!(", {:.3} of it on uid {} (you {:.3}, consensus {:.3})", c.clipped, c.miner, c.weight, c.consensus)
         });
         if mine.validator_permit {
-            human.push_str(&format!("with your weights, uid {}: vTrust {:.3}{chain}: {:.3} clipped{most}\n", m.uid, m.validator_trust, m.clipped));
+            human.push_str(&format!(
+                "with your weights, uid {}: vTrust {:.3}{chain}: {:.3} clipped{most}\n",
+                m.uid, m.validator_trust, m.clipped
+            ));
         } else {
             human.push_str(&format!("uid {} has no validator permit: its weights count for nothing in this epoch\n", m.uid));
         }

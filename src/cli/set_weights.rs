@@ -124,5 +124,3 @@ would send {} uids (version key {key}): {pairs}",
     printer.summary(&human, &json)?;
     Ok(outcome)
 }
-
-

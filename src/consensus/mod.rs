@@ -42,7 +42,10 @@ impl Parameters {
     pub fn pairs(&self) -> Vec<(String, String)> {
         let value = serde_json::to_value(self).expect("plain data");
         let serde_json::Value::Object(fields) = value else { unreachable!("a struct") };
-        fields.into_iter().map(|(k, v)| (format!("{PARAMETER_PREFIX}{k}"), if v.is_null() { String::new() } else { v.to_string() })).collect()
+        fields
+            .into_iter()
+            .map(|(k, v)| (format!("{PARAMETER_PREFIX}{k}"), if v.is_null() { String::new() } else { v.to_string() }))
+            .collect()
     }
 
     /// From [`Parameters::pairs`]; `None` when a table has none of them (written before issue 25).
@@ -50,7 +53,11 @@ impl Parameters {
         let mut fields = serde_json::Map::new();
         for (k, v) in pairs {
             if let Some(name) = k.strip_prefix(PARAMETER_PREFIX) {
-                let value = if v.is_empty() { serde_json::Value::Null } else { serde_json::from_str(v).map_err(|_| format!("{k} = {v:?} is not a value"))? };
+                let value = if v.is_empty() {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::from_str(v).map_err(|_| format!("{k} = {v:?} is not a value"))?
+                };
                 fields.insert(name.to_string(), value);
             }
         }
@@ -343,7 +350,8 @@ fn liquid_alphas(s: &Subnet, weights: &Sparse, bonds: &Sparse, consensus: &[I32F
                     let buy = math::clamp(w.saturating_sub(*c), zero, one);
                     let sell = math::clamp(b.saturating_sub(w), zero, one);
                     let diff = if w >= b { buy } else { sell };
-                    let exponent = steepness.saturating_div(I32F32::from_num(-100)).saturating_mul(diff.saturating_sub(I32F32::from_num(0.5)));
+                    let exponent =
+                        steepness.saturating_div(I32F32::from_num(-100)).saturating_mul(diff.saturating_sub(I32F32::from_num(0.5)));
                     let sigmoid = one.saturating_div(one.saturating_add(math::safe_exp(exponent)));
                     math::clamp(low.saturating_add(sigmoid.saturating_mul(high.saturating_sub(low))), low, high)
                 })

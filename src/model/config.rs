@@ -101,7 +101,6 @@ impl Limits {
     }
 }
 
-
 /// How far above the bound a config's estimate may go before it alone refuses a model.
 pub const ESTIMATE_SLACK: u64 = 4;
 
@@ -137,7 +136,6 @@ const MAX_INTERMEDIATE: u64 = 1 << 18;
 const MAX_LAYERS: u64 = 1 << 10;
 const MAX_HEADS: u64 = 1 << 10;
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
-
 
 fn bounded(name: &str, v: u64, max: u64) -> Result<usize, Error> {
     if v == 0 || v > max {

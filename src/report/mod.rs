@@ -429,7 +429,10 @@ fn consensus_section(p: &Prediction) -> anyhow::Result<Section> {
         if let Some(row) = row {
             let chain = row.chain_validator_trust.map_or_else(String::new, |c| format!(" (the chain's now {:.3})", of_u16(c)));
             let clipped: f64 = own.iter().map(|c| c.clipped).sum();
-            intro.push_str(&format!(" With these weights uid {mine} keeps a vTrust of {:.3}{chain}: {clipped:.3} of its weight is above consensus.", of_u16(row.validator_trust)));
+            intro.push_str(&format!(
+                " With these weights uid {mine} keeps a vTrust of {:.3}{chain}: {clipped:.3} of its weight is above consensus.",
+                of_u16(row.validator_trust)
+            ));
         }
         if !own.is_empty() {
             let categories = uid_labels(own.iter().map(|c| c.miner));
@@ -468,13 +471,24 @@ fn consensus_section(p: &Prediction) -> anyhow::Result<Section> {
             ]
         })
         .collect();
-    let marked = p.uids.iter().filter(|r| r.validator_permit && r.stake > 0.0).enumerate().filter(|(_, r)| Some(r.uid) == p.mine).map(|(i, _)| i).collect();
+    let marked = p
+        .uids
+        .iter()
+        .filter(|r| r.validator_permit && r.stake > 0.0)
+        .enumerate()
+        .filter(|(_, r)| Some(r.uid) == p.mine)
+        .map(|(i, _)| i)
+        .collect();
     Ok(Section {
         id: "consensus",
         title: "Consensus".into(),
         intro,
         charts,
-        table: Some(HtmlTable { header: vec!["validator", "hotkey", "stake", "active", "vTrust", "chain's vTrust", "dividends"], rows, marked }),
+        table: Some(HtmlTable {
+            header: vec!["validator", "hotkey", "stake", "active", "vTrust", "chain's vTrust", "dividends"],
+            rows,
+            marked,
+        }),
     })
 }
 

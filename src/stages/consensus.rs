@@ -6,9 +6,9 @@
 use anyhow::Context;
 
 use crate::consensus::{self, math, Parameters, Subnet};
-use crate::format::printable;
 use crate::exit::Outcome;
 use crate::files::{self, Location};
+use crate::format::printable;
 use crate::tables::{self, clips, consensus as table, metagraph};
 
 pub struct Options {
@@ -100,8 +100,12 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
     };
     let epoch = consensus::epoch(&subnet).map_err(|e| anyhow::anyhow!("{}: {e}", opts.metagraph))?;
 
-    let (consensus_u16, vtrust, incentive, dividends) =
-        (consensus::stored(&epoch.consensus), consensus::stored(&epoch.validator_trust), consensus::stored(&epoch.incentive), consensus::stored(&epoch.dividends));
+    let (consensus_u16, vtrust, incentive, dividends) = (
+        consensus::stored(&epoch.consensus),
+        consensus::stored(&epoch.validator_trust),
+        consensus::stored(&epoch.incentive),
+        consensus::stored(&epoch.dividends),
+    );
     let uid_rows: Vec<table::Row> = rows
         .iter()
         .zip(&epochs)
@@ -134,7 +138,13 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
             let consensus = &epoch.consensus;
             row.iter().map(move |(j, w)| {
                 let c = consensus[usize::from(*j)];
-                clips::Row { validator: i as u16, miner: *j, weight: w.to_num(), consensus: c.to_num(), clipped: w.saturating_sub((*w).min(c)).to_num() }
+                clips::Row {
+                    validator: i as u16,
+                    miner: *j,
+                    weight: w.to_num(),
+                    consensus: c.to_num(),
+                    clipped: w.saturating_sub((*w).min(c)).to_num(),
+                }
             })
         })
         .collect();
@@ -150,7 +160,8 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
         }
     };
     let validators: Vec<Validator> = (0..rows.len()).filter(|i| epoch.active_stake[*i] > math::zero()).map(validator).collect();
-    let mine = mine_uid.map(|uid| Mine { validator_permit: rows[usize::from(uid)].validator_permit, validator: validator(usize::from(uid)) });
+    let mine =
+        mine_uid.map(|uid| Mine { validator_permit: rows[usize::from(uid)].validator_permit, validator: validator(usize::from(uid)) });
     let mut out_provenance = std::collections::BTreeMap::new();
     for key in ["endpoint", "genesis_hash", "netuid", "spec_version", metagraph::PROVENANCE_BLOCK, "block_hash"] {
         if let Some(v) = provenance.get(key) {
@@ -181,16 +192,7 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
             Some(warning)
         }
     };
-    let summary = Summary {
-        netuid,
-        metagraph_block,
-        epoch_block,
-        spec_version,
-        rules_warning,
-        uids: rows.len(),
-        validators,
-        mine,
-    };
+    let summary = Summary { netuid, metagraph_block, epoch_block, spec_version, rules_warning, uids: rows.len(), validators, mine };
     Ok((Outcome::Done, summary))
 }
 

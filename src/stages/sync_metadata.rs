@@ -217,7 +217,11 @@ impl Stakes {
         let rao = |values: Vec<u128>, name: &str| -> anyhow::Result<Vec<u64>> {
             values.into_iter().map(|v| u64::try_from(v).with_context(|| format!("a {name} of {v} rao"))).collect()
         };
-        Ok(Self { total: field("total_stake")?, alpha: rao(field("alpha_stake")?, "alpha_stake")?, root: rao(field("tao_stake")?, "tao_stake")? })
+        Ok(Self {
+            total: field("total_stake")?,
+            alpha: rao(field("alpha_stake")?, "alpha_stake")?,
+            root: rao(field("tao_stake")?, "tao_stake")?,
+        })
     }
 }
 

@@ -116,7 +116,8 @@ impl Table for Consensus {
     fn decode(c: &Columns) -> Result<Vec<Row>, Error> {
         let (uid, hotkey, stake) = (c.u16("uid")?, c.string("hotkey")?, c.f64("stake")?);
         let (active, permit, next_permit) = (c.bool("active")?, c.bool("validator_permit")?, c.bool("next_validator_permit")?);
-        let (consensus, vtrust, incentive, dividends) = (c.u16("consensus")?, c.u16("validator_trust")?, c.u16("incentive")?, c.u16("dividends")?);
+        let (consensus, vtrust, incentive, dividends) =
+            (c.u16("consensus")?, c.u16("validator_trust")?, c.u16("incentive")?, c.u16("dividends")?);
         let emission_share = c.f64("emission_share")?;
         let (bond_uids, bond_values) = (c.opt_list_u16("bond_uids")?, c.opt_list_u16("bond_values")?);
         let (chain_consensus, chain_vtrust) = (c.opt_u16("chain_consensus")?, c.opt_u16("chain_validator_trust")?);

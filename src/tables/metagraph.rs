@@ -187,8 +187,10 @@ impl Table for Metagraph {
 
     fn encode(rows: &[Row]) -> Vec<ArrayRef> {
         let opt_str = |f: fn(&Row) -> Option<&str>| -> ArrayRef { Arc::new(StringArray::from_iter(rows.iter().map(f))) };
-        let epoch_u64 = |k: usize| -> ArrayRef { Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.epoch.as_ref().map(|e| e.u64s()[k])))) };
-        let epoch_u16 = |k: usize| -> ArrayRef { Arc::new(UInt16Array::from_iter(rows.iter().map(|r| r.epoch.as_ref().map(|e| e.u16s()[k])))) };
+        let epoch_u64 =
+            |k: usize| -> ArrayRef { Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.epoch.as_ref().map(|e| e.u64s()[k])))) };
+        let epoch_u16 =
+            |k: usize| -> ArrayRef { Arc::new(UInt16Array::from_iter(rows.iter().map(|r| r.epoch.as_ref().map(|e| e.u16s()[k])))) };
         let epoch_list = |f: fn(&UidEpoch) -> &Vec<u16>| -> ArrayRef {
             Arc::new(ListArray::from_iter_primitive::<UInt16Type, _, _>(
                 rows.iter().map(|r| r.epoch.as_ref().map(|e| f(e).iter().map(|v| Some(*v)))),
@@ -260,8 +262,11 @@ impl Table for Metagraph {
                 weight_uids: weight_uids[i].clone().unwrap_or_default(),
                 weight_values: weight_values[i].clone().unwrap_or_default(),
                 // Trust and rank only where the runtime still stores them.
-                epoch: epoch_of(c, i, &epoch_u64, &epoch_u16, &bond_uids, &bond_values, &emission)?
-                    .map(|e| UidEpoch { trust: trust[i], rank: rank[i], ..e }),
+                epoch: epoch_of(c, i, &epoch_u64, &epoch_u16, &bond_uids, &bond_values, &emission)?.map(|e| UidEpoch {
+                    trust: trust[i],
+                    rank: rank[i],
+                    ..e
+                }),
             });
             if rows[i].weight_uids.len() != rows[i].weight_values.len() {
                 return Err(c.value_error("weight_values", i, "weight_uids and weight_values differ in length"));

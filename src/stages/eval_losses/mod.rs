@@ -512,7 +512,8 @@ impl<'a> Plan<'a> {
             Work::Once { rules, needed, .. } => {
                 let m = self.group[0];
                 let copies: Vec<String> = self.group[1..].iter().map(|c| c.uid.to_string()).collect();
-                let label = if copies.is_empty() { format!("uid {}", m.uid) } else { format!("uid {} (also {})", m.uid, copies.join(", ")) };
+                let label =
+                    if copies.is_empty() { format!("uid {}", m.uid) } else { format!("uid {} (also {})", m.uid, copies.join(", ")) };
                 vec![Evaluation { m, rules, tasks: needed, label }]
             }
         }
@@ -549,7 +550,11 @@ impl<'q, 'p> Runner<'q, 'p> {
     fn next(&mut self, reporter: &dyn super::Reporter) -> anyhow::Result<(Vec<losses::Row>, f64)> {
         let e = &self.queue[self.next];
         self.next += 1;
-        reporter.start(&e.label, e.tasks.values().map(|b| b.len() as u64).sum(), e.tasks.values().flatten().map(|b| b.token_ids.len() as u64).sum());
+        reporter.start(
+            &e.label,
+            e.tasks.values().map(|b| b.len() as u64).sum(),
+            e.tasks.values().flatten().map(|b| b.token_ids.len() as u64).sum(),
+        );
         let started = Instant::now();
         let (rows, compute) = if self.opts.isolate {
             let mut current = match self.ahead.take() {
@@ -592,7 +597,9 @@ impl<'q, 'p> Runner<'q, 'p> {
         let deadline = self.opts.model_timeout.map(|t| Instant::now() + t);
         let mut emit = |event: Event| match event {
             Event::Advance(n) => reporter.advance(n),
-            Event::Row { batch, loss, n_tokens, reason } => rows.push(row(m.uid, &m.hotkey, rules.competition_id, batch, loss, n_tokens, reason)),
+            Event::Row { batch, loss, n_tokens, reason } => {
+                rows.push(row(m.uid, &m.hotkey, rules.competition_id, batch, loss, n_tokens, reason))
+            }
             Event::Computed(seconds) => compute += seconds,
         };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

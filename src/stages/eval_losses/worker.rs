@@ -226,7 +226,8 @@ impl Running {
         // whose signal reached the worker first, an operator's `kill`). Nothing of this model is
         // recorded.
         #[cfg(unix)]
-        if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status).filter(|s| crate::interrupt::STOP_SIGNALS.contains(s)) {
+        if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status).filter(|s| crate::interrupt::STOP_SIGNALS.contains(s))
+        {
             if !killed_for_time {
                 let what = format!("it killed the worker of uid {}", m.uid);
                 return Err(crate::interrupt::Interrupted { signal, what }.into());
