@@ -31,6 +31,12 @@ pub fn hotkey_path(wallets_dir: &Path, wallet: &str, hotkey: &str) -> PathBuf {
     wallets_dir.join(wallet).join("hotkeys").join(hotkey)
 }
 
+/// The hotkey `hotkey` of wallet `wallet` under `wallets_dir` (default: bittensor's).
+pub fn load_named(wallets_dir: Option<&Path>, wallet: &str, hotkey: &str) -> Result<Hotkey, Error> {
+    let wallets = wallets_dir.map_or_else(default_wallets_dir, Path::to_path_buf);
+    load_hotkey(&hotkey_path(&wallets, wallet, hotkey))
+}
+
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct KeyFile {

@@ -42,8 +42,17 @@ pub struct Args {
 /// The SS58 address `--hotkey` names: itself, or with `--wallet` that wallet's hotkey of that name.
 fn hotkey_address(hotkey: String, wallet: Option<String>, wallet_path: Option<std::path::PathBuf>) -> anyhow::Result<String> {
     let Some(wallet) = wallet else { return Ok(hotkey) };
-    let wallets = wallet_path.unwrap_or_else(crate::chain::wallet::default_wallets_dir);
-    Ok(crate::chain::wallet::load_hotkey(&crate::chain::wallet::hotkey_path(&wallets, &wallet, &hotkey))?.ss58())
+    Ok(crate::chain::wallet::load_named(wallet_path.as_deref(), &wallet, &hotkey)?.ss58())
+}
+
+/// "vTrust 0.300 (chain now 0.000): 0.700 clipped, 0.700 of it on uid 4 (you 1.000, consensus
+/// 0.300)", the validator's weight named `whose`.
+fn vtrust_line(v: &consensus::Validator, whose: &str) -> String {
+    let chain = v.chain_validator_trust.map_or_else(String::new, |c| format!(" (chain now {c:.3})"));
+    let most = v.most_clipped.as_ref().map_or_else(String::new, |c| {
+        format!(", {:.3} of it on uid {} ({whose} {:.3}, consensus {:.3})", c.clipped, c.miner, c.weight, c.consensus)
+    });
+    format!("vTrust {:.3}{chain}: {:.3} clipped{most}", v.validator_trust, v.clipped)
 }
 
 pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
@@ -70,29 +79,12 @@ pub fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         human.push_str(&format!("warning: {warning}\n"));
     }
     for v in &summary.validators {
-        let chain = v.chain_validator_trust.map_or_else(String::new, |c| format!(" (chain now {c:.3})"));
-        let most = v.most_clipped.as_ref().map_or_else(String::new, |c| {
-            format!(", {:.3} of it on uid {} (weight {:.3}, consensus {:.3})", c.clipped, c.miner, c.weight, c.consensus)
-        });
-        human.push_str(&format!(
-            "uid {} {}: vTrust {:.3}{chain}: {:.3} clipped{most}\n",
-            v.uid,
-            printable(&v.hotkey, &[]),
-            v.validator_trust,
-            v.clipped
-        ));
+        human.push_str(&format!("uid {} {}: {}\n", v.uid, printable(&v.hotkey, &[]), vtrust_line(v, "weight")));
     }
     if let Some(mine) = &summary.mine {
         let m = &mine.validator;
-        let chain = m.chain_validator_trust.map_or_else(String::new, |c| format!(" (chain now {c:.3})"));
-        let most = m.most_clipped.as_ref().map_or_else(String::new, |c| {
-            format!(", {:.3} of it on uid {} (you {:.3}, consensus {:.3})", c.clipped, c.miner, c.weight, c.consensus)
-        });
         if mine.validator_permit {
-            human.push_str(&format!(
-                "with your weights, uid {}: vTrust {:.3}{chain}: {:.3} clipped{most}\n",
-                m.uid, m.validator_trust, m.clipped
-            ));
+            human.push_str(&format!("with your weights, uid {}: {}\n", m.uid, vtrust_line(m, "you")));
         } else {
             human.push_str(&format!("uid {} has no validator permit: its weights count for nothing in this epoch\n", m.uid));
         }

@@ -62,12 +62,11 @@ pub async fn exec(args: Args, printer: Printer) -> anyhow::Result<Outcome> {
         None if !args.dry_run => anyhow::bail!("set-weights needs --network (or --dry-run to only preview the conversion)"),
         None => None,
         Some(network) => {
-            let wallets = args.wallet_path.clone().unwrap_or_else(wallet::default_wallets_dir);
             let state_dir = args.state_dir.clone().unwrap_or_else(crate::env::state_dir);
             Some(set_weights::ChainOptions {
                 endpoint: endpoint(network)?,
                 rpc_timeout: seconds(args.chain.rpc_timeout, "--rpc-timeout")?,
-                hotkey: wallet::load_hotkey(&wallet::hotkey_path(&wallets, &args.wallet, &args.hotkey))?,
+                hotkey: wallet::load_named(args.wallet_path.as_deref(), &args.wallet, &args.hotkey)?,
                 receipts: Location::Path(args.receipts.clone().unwrap_or_else(|| state_dir.join("receipts.parquet"))),
                 state_dir,
             })

@@ -92,14 +92,6 @@ pub fn normalize_64(x: &mut [I64F64]) {
     x.iter_mut().for_each(|v| *v = safe_div_64(*v, total));
 }
 
-/// `inplace_normalize_using_sum` (:289).
-pub fn normalize_using_sum(x: &mut [I32F32], total: I32F32) {
-    if total == zero() {
-        return;
-    }
-    x.iter_mut().for_each(|v| *v = safe_div(*v, total));
-}
-
 /// `vecdiv` (:322): x / y, zero where y is zero.
 pub fn vecdiv(x: &[I32F32], y: &[I32F32]) -> Vec<I32F32> {
     x.iter().zip(y).map(|(a, b)| if *b != zero() { safe_div(*a, *b) } else { zero() }).collect()

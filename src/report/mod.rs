@@ -455,10 +455,9 @@ fn consensus_section(p: &Prediction) -> anyhow::Result<Section> {
             )?);
         }
     }
-    let rows = p
-        .uids
+    let validators: Vec<&crate::tables::consensus::Row> = p.uids.iter().filter(|r| r.validator_permit && r.stake > 0.0).collect();
+    let rows = validators
         .iter()
-        .filter(|r| r.validator_permit && r.stake > 0.0)
         .map(|r| {
             vec![
                 r.uid.to_string(),
@@ -471,14 +470,7 @@ fn consensus_section(p: &Prediction) -> anyhow::Result<Section> {
             ]
         })
         .collect();
-    let marked = p
-        .uids
-        .iter()
-        .filter(|r| r.validator_permit && r.stake > 0.0)
-        .enumerate()
-        .filter(|(_, r)| Some(r.uid) == p.mine)
-        .map(|(i, _)| i)
-        .collect();
+    let marked = validators.iter().position(|r| Some(r.uid) == p.mine).into_iter().collect();
     Ok(Section {
         id: "consensus",
         title: "Consensus".into(),

@@ -82,7 +82,7 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
     let epoch_block = consensus::next_epoch_block(netuid, parameters.tempo, metagraph_block)
         .ok_or_else(|| anyhow::anyhow!("netuid {netuid} has tempo 0: the chain runs no epoch for it"))?;
     let pairs = |uids: &[u16], values: &[u16]| uids.iter().copied().zip(values.iter().copied()).collect::<Vec<_>>();
-    let subnet = Subnet {
+    let mut subnet = Subnet {
         block: epoch_block,
         parameters,
         last_update: epochs.iter().map(|e| e.last_update).collect(),
@@ -93,7 +93,6 @@ pub fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
         weights: rows.iter().map(|r| pairs(&r.weight_uids, &r.weight_values)).collect(),
         bonds: epochs.iter().map(|e| pairs(&e.bond_uids, &e.bond_values)).collect(),
     };
-    let mut subnet = subnet;
     let mine_uid = match &opts.mine {
         Some((weights, hotkey)) => Some(replace_row(&mut subnet, rows, weights, hotkey, netuid, metagraph_block)?),
         None => None,
