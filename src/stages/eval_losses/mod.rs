@@ -537,18 +537,23 @@ struct Runner<'q, 'p> {
     /// The memory a model's admission check allows: measured once for the step, so that no
     /// model's admission depends on what another worker holds when it loads.
     memory_bytes: u64,
+    /// Each queued model's estimated residency, read from its headers when first asked for
+    /// (`None` inside: its size cannot be told).
+    needs: Vec<std::cell::OnceCell<Option<u64>>>,
 }
 
 impl<'q, 'p> Runner<'q, 'p> {
     fn new(opts: &'q Options, queue: &'q [Evaluation<'p>]) -> Self {
         let memory_bytes = Limits::for_device(&opts.device, 0).memory_bytes;
-        Self { opts, queue, next: 0, ahead: None, memory_bytes }
+        let needs = queue.iter().map(|_| std::cell::OnceCell::new()).collect();
+        Self { opts, queue, next: 0, ahead: None, memory_bytes, needs }
     }
 
     /// Evaluates the next model of the queue: a crash, a hang past the deadline or a panic
     /// becomes its failed rows with the reason, never a failed run.
     fn next(&mut self, reporter: &dyn super::Reporter) -> anyhow::Result<(Vec<losses::Row>, f64)> {
-        let e = &self.queue[self.next];
+        let i = self.next;
+        let e = &self.queue[i];
         self.next += 1;
         reporter.start(
             &e.label,
@@ -562,7 +567,7 @@ impl<'q, 'p> Runner<'q, 'p> {
                 None => worker::Running::spawn(self.opts, e.m, e.rules, e.tasks, self.memory_bytes)?,
             };
             current.go();
-            if let Some(following) = self.queue.get(self.next).filter(|f| self.opts.load_ahead && self.fit_together(e, f)) {
+            if let Some(following) = self.queue.get(i + 1).filter(|_| self.opts.load_ahead && self.fit_together(i, i + 1)) {
                 tracing::debug!(uid = following.m.uid, "loading while uid {} computes", e.m.uid);
                 self.ahead = Some(worker::Running::spawn(self.opts, following.m, following.rules, following.tasks, self.memory_bytes)?);
             }
@@ -576,13 +581,17 @@ impl<'q, 'p> Runner<'q, 'p> {
         Ok((rows, compute))
     }
 
-    /// Whether two models' weights and working sets fit the memory together, from their configs
-    /// and weight headers; a model whose size cannot be told (it will fail to load) never does.
-    fn fit_together(&self, a: &Evaluation, b: &Evaluation) -> bool {
-        let need = |e: &Evaluation| {
-            let dir = e.m.local_path.as_deref()?;
-            let limits = limits_for(e.rules, e.tasks, self.memory_bytes);
-            Model::memory_needed(Path::new(dir), &limits, &e.rules.precision).ok()
+    /// Whether queued models `a` and `b` fit the memory together, weights and working sets, from
+    /// their configs and weight headers; a model whose size cannot be told (it will fail to
+    /// load) never does.
+    fn fit_together(&self, a: usize, b: usize) -> bool {
+        let need = |i: usize| {
+            *self.needs[i].get_or_init(|| {
+                let e = &self.queue[i];
+                let dir = e.m.local_path.as_deref()?;
+                let limits = limits_for(e.rules, e.tasks, self.memory_bytes);
+                Model::memory_needed(Path::new(dir), &limits, &e.rules.precision).ok()
+            })
         };
         match (need(a), need(b)) {
             (Some(a), Some(b)) => a.saturating_add(b).saturating_add(SECOND_WORKER_BYTES) <= self.memory_bytes,
@@ -651,12 +660,12 @@ pub fn load(dir: Option<&str>, rules: &Rules, device: &Device, tasks: &TaskBatch
 
 /// What a model of `rules` is held to at load, for batches as long as the longest of `tasks`.
 fn limits_for(rules: &Rules, tasks: &TaskBatches, memory_bytes: u64) -> Limits {
-    let longest = tasks.values().flatten().map(|b| b.token_ids.len()).max().unwrap_or(0);
-    let mut limits = Limits::for_machine(longest);
-    limits.memory_bytes = memory_bytes;
-    limits.max_params = rules.max_params.unwrap_or(limits.max_params);
-    limits.min_params = rules.min_params.unwrap_or(limits.min_params);
-    limits
+    Limits {
+        max_params: rules.max_params.unwrap_or(u64::MAX),
+        min_params: rules.min_params.unwrap_or(0),
+        memory_bytes,
+        max_sequence_length: tasks.values().flatten().map(|b| b.token_ids.len()).max().unwrap_or(0),
+    }
 }
 
 /// Scores every batch with a loaded model, reporting each as it is done. `Err` is a reason that
