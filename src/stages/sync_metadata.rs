@@ -97,23 +97,23 @@ pub async fn run(opts: &Options) -> anyhow::Result<(Outcome, Summary)> {
         };
         let i = usize::from(uid);
         let epoch = metagraph::UidEpoch {
-            last_update: last_update.get(i).copied().unwrap_or(0),
+            last_update: of_uid(&last_update, i),
             alpha_stake: stakes.alpha[i],
             root_stake: stakes.root[i],
             bond_uids,
             bond_values,
-            consensus: results.consensus.get(i).copied().unwrap_or(0),
-            validator_trust: results.validator_trust.get(i).copied().unwrap_or(0),
-            incentive: results.incentive.get(i).copied().unwrap_or(0),
-            dividends: results.dividends.get(i).copied().unwrap_or(0),
-            trust: results.trust.as_ref().map(|t| t.get(i).copied().unwrap_or(0)),
-            rank: results.rank.as_ref().map(|r| r.get(i).copied().unwrap_or(0)),
-            emission: results.emission.get(i).copied().unwrap_or(0),
+            consensus: of_uid(&results.consensus, i),
+            validator_trust: of_uid(&results.validator_trust, i),
+            incentive: of_uid(&results.incentive, i),
+            dividends: of_uid(&results.dividends, i),
+            trust: results.trust.as_deref().map(|t| of_uid(t, i)),
+            rank: results.rank.as_deref().map(|r| of_uid(r, i)),
+            emission: of_uid(&results.emission, i),
         };
         let mut row = metagraph::Row {
             stake: stakes.total[i] as f64 / RAO_PER_TAO,
             epoch: Some(epoch),
-            validator_permit: permits.get(usize::from(uid)).copied().unwrap_or(false),
+            validator_permit: of_uid(&permits, i),
             registration_block,
             weight_uids,
             weight_values,
@@ -223,6 +223,12 @@ impl Stakes {
             root: rao(field("tao_stake")?, "tao_stake")?,
         })
     }
+}
+
+/// Entry `i` of a per-uid vector, or its default (0, false) where the chain has not extended the
+/// vector to that uid yet.
+fn of_uid<T: Copy + Default>(values: &[T], i: usize) -> T {
+    values.get(i).copied().unwrap_or_default()
 }
 
 fn decode_u64(bytes: &[u8]) -> anyhow::Result<u64> {

@@ -66,25 +66,6 @@ pub struct UidEpoch {
     pub emission: u64,
 }
 
-/// The metagraph's columns of [`UidEpoch`], in schema order.
-const EPOCH_U64: [&str; 3] = ["last_update", "alpha_stake", "root_stake"];
-const EPOCH_U16: [&str; 4] = ["consensus", "validator_trust", "incentive", "dividends"];
-const EPOCH_OPTIONAL_U16: [&str; 2] = ["trust", "rank"];
-
-impl UidEpoch {
-    fn u64s(&self) -> [u64; 3] {
-        [self.last_update, self.alpha_stake, self.root_stake]
-    }
-
-    fn u16s(&self) -> [u16; 4] {
-        [self.consensus, self.validator_trust, self.incentive, self.dividends]
-    }
-
-    fn optional_u16s(&self) -> [Option<u16>; 2] {
-        [self.trust, self.rank]
-    }
-}
-
 impl Row {
     /// A registered uid with nothing else known yet: no stake, permit, commitment or weights.
     pub fn new(netuid: u16, uid: u16, hotkey: String, coldkey: String) -> Self {
@@ -188,9 +169,10 @@ impl Table for Metagraph {
     fn encode(rows: &[Row]) -> Vec<ArrayRef> {
         let opt_str = |f: fn(&Row) -> Option<&str>| -> ArrayRef { Arc::new(StringArray::from_iter(rows.iter().map(f))) };
         let epoch_u64 =
-            |k: usize| -> ArrayRef { Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.epoch.as_ref().map(|e| e.u64s()[k])))) };
-        let epoch_u16 =
-            |k: usize| -> ArrayRef { Arc::new(UInt16Array::from_iter(rows.iter().map(|r| r.epoch.as_ref().map(|e| e.u16s()[k])))) };
+            |f: fn(&UidEpoch) -> u64| -> ArrayRef { Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.epoch.as_ref().map(f)))) };
+        let epoch_u16 = |f: fn(&UidEpoch) -> Option<u16>| -> ArrayRef {
+            Arc::new(UInt16Array::from_iter(rows.iter().map(|r| r.epoch.as_ref().and_then(f))))
+        };
         let epoch_list = |f: fn(&UidEpoch) -> &Vec<u16>| -> ArrayRef {
             Arc::new(ListArray::from_iter_primitive::<UInt16Type, _, _>(
                 rows.iter().map(|r| r.epoch.as_ref().map(|e| f(e).iter().map(|v| Some(*v)))),
@@ -217,14 +199,20 @@ impl Table for Metagraph {
                 rows.iter().map(|r| Some(r.weight_values.iter().map(|v| Some(*v)))),
             )),
         ];
-        columns.extend((0..EPOCH_U64.len()).map(epoch_u64));
-        columns.push(epoch_list(|e| &e.bond_uids));
-        columns.push(epoch_list(|e| &e.bond_values));
-        columns.extend((0..EPOCH_U16.len()).map(epoch_u16));
-        columns.extend((0..EPOCH_OPTIONAL_U16.len()).map(|k| -> ArrayRef {
-            Arc::new(UInt16Array::from_iter(rows.iter().map(|r| r.epoch.as_ref().and_then(|e| e.optional_u16s()[k]))))
-        }));
-        columns.push(Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.epoch.as_ref().map(|e| e.emission)))));
+        columns.extend([
+            epoch_u64(|e| e.last_update),
+            epoch_u64(|e| e.alpha_stake),
+            epoch_u64(|e| e.root_stake),
+            epoch_list(|e| &e.bond_uids),
+            epoch_list(|e| &e.bond_values),
+            epoch_u16(|e| Some(e.consensus)),
+            epoch_u16(|e| Some(e.validator_trust)),
+            epoch_u16(|e| Some(e.incentive)),
+            epoch_u16(|e| Some(e.dividends)),
+            epoch_u16(|e| e.trust),
+            epoch_u16(|e| e.rank),
+            epoch_u64(|e| e.emission),
+        ]);
         columns
     }
 
@@ -237,10 +225,7 @@ impl Table for Metagraph {
         let (revision, secure_hash) = (c.opt_string("revision")?, c.opt_string("secure_hash")?);
         let (competition_id, error) = (c.opt_u16("competition_id")?, c.opt_string("metadata_error")?);
         let (weight_uids, weight_values) = (c.opt_list_u16("weight_uids")?, c.opt_list_u16("weight_values")?);
-        let epoch_u64: Vec<Vec<Option<u64>>> = EPOCH_U64.iter().map(|name| c.opt_u64(name)).collect::<Result<_, _>>()?;
-        let epoch_u16: Vec<Vec<Option<u16>>> = EPOCH_U16.iter().map(|name| c.opt_u16(name)).collect::<Result<_, _>>()?;
-        let (trust, rank) = (c.opt_u16("trust")?, c.opt_u16("rank")?);
-        let (bond_uids, bond_values, emission) = (c.opt_list_u16("bond_uids")?, c.opt_list_u16("bond_values")?, c.opt_u64("emission")?);
+        let epochs = EpochColumns::read(c)?;
         let mut rows = Vec::with_capacity(c.num_rows());
         for i in 0..c.num_rows() {
             rows.push(Row {
@@ -262,11 +247,7 @@ impl Table for Metagraph {
                 weight_uids: weight_uids[i].clone().unwrap_or_default(),
                 weight_values: weight_values[i].clone().unwrap_or_default(),
                 // Trust and rank only where the runtime still stores them.
-                epoch: epoch_of(c, i, &epoch_u64, &epoch_u16, &bond_uids, &bond_values, &emission)?.map(|e| UidEpoch {
-                    trust: trust[i],
-                    rank: rank[i],
-                    ..e
-                }),
+                epoch: epochs.row(c, i)?,
             });
             if rows[i].weight_uids.len() != rows[i].weight_values.len() {
                 return Err(c.value_error("weight_values", i, "weight_uids and weight_values differ in length"));
@@ -281,45 +262,89 @@ impl Table for Metagraph {
     }
 }
 
-/// Row i's epoch columns: all set, or none (a v1 table, or a chain that gave none of them).
-#[allow(clippy::too_many_arguments)]
-fn epoch_of(
-    c: &Columns,
-    i: usize,
-    u64s: &[Vec<Option<u64>>],
-    u16s: &[Vec<Option<u16>>],
-    bond_uids: &[Option<Vec<u16>>],
-    bond_values: &[Option<Vec<u16>>],
-    emission: &[Option<u64>],
-) -> Result<Option<UidEpoch>, Error> {
-    let present = u64s.iter().filter(|col| col[i].is_some()).count()
-        + u16s.iter().filter(|col| col[i].is_some()).count()
-        + [bond_uids[i].is_some(), bond_values[i].is_some(), emission[i].is_some()].iter().filter(|p| **p).count();
-    if present == 0 {
-        return Ok(None);
+/// The epoch columns of a metagraph (all null in a v1 table).
+struct EpochColumns {
+    last_update: Vec<Option<u64>>,
+    alpha_stake: Vec<Option<u64>>,
+    root_stake: Vec<Option<u64>>,
+    bond_uids: Vec<Option<Vec<u16>>>,
+    bond_values: Vec<Option<Vec<u16>>>,
+    consensus: Vec<Option<u16>>,
+    validator_trust: Vec<Option<u16>>,
+    incentive: Vec<Option<u16>>,
+    dividends: Vec<Option<u16>>,
+    trust: Vec<Option<u16>>,
+    rank: Vec<Option<u16>>,
+    emission: Vec<Option<u64>>,
+}
+
+impl EpochColumns {
+    fn read(c: &Columns) -> Result<Self, Error> {
+        Ok(Self {
+            last_update: c.opt_u64("last_update")?,
+            alpha_stake: c.opt_u64("alpha_stake")?,
+            root_stake: c.opt_u64("root_stake")?,
+            bond_uids: c.opt_list_u16("bond_uids")?,
+            bond_values: c.opt_list_u16("bond_values")?,
+            consensus: c.opt_u16("consensus")?,
+            validator_trust: c.opt_u16("validator_trust")?,
+            incentive: c.opt_u16("incentive")?,
+            dividends: c.opt_u16("dividends")?,
+            trust: c.opt_u16("trust")?,
+            rank: c.opt_u16("rank")?,
+            emission: c.opt_u64("emission")?,
+        })
     }
-    let (a, b) = (u64s.iter().map(|col| col[i]).collect::<Option<Vec<u64>>>(), u16s.iter().map(|col| col[i]).collect::<Option<Vec<u16>>>());
-    match (a, b, bond_uids[i].clone(), bond_values[i].clone(), emission[i]) {
-        (Some(a), Some(b), Some(bond_uids), Some(bond_values), Some(emission)) => {
-            if bond_uids.len() != bond_values.len() {
-                return Err(c.value_error("bond_values", i, "bond_uids and bond_values differ in length"));
+
+    /// Row i's epoch: every column but trust and rank (which runtimes since spec 424 do not
+    /// store) set, or none of them.
+    fn row(&self, c: &Columns, i: usize) -> Result<Option<UidEpoch>, Error> {
+        let required = (
+            self.last_update[i],
+            self.alpha_stake[i],
+            self.root_stake[i],
+            self.bond_uids[i].clone(),
+            self.bond_values[i].clone(),
+            self.consensus[i],
+            self.validator_trust[i],
+            self.incentive[i],
+            self.dividends[i],
+            self.emission[i],
+        );
+        match required {
+            (None, None, None, None, None, None, None, None, None, None) => Ok(None),
+            (
+                Some(last_update),
+                Some(alpha_stake),
+                Some(root_stake),
+                Some(bond_uids),
+                Some(bond_values),
+                Some(consensus),
+                Some(validator_trust),
+                Some(incentive),
+                Some(dividends),
+                Some(emission),
+            ) => {
+                if bond_uids.len() != bond_values.len() {
+                    return Err(c.value_error("bond_values", i, "bond_uids and bond_values differ in length"));
+                }
+                Ok(Some(UidEpoch {
+                    last_update,
+                    alpha_stake,
+                    root_stake,
+                    bond_uids,
+                    bond_values,
+                    consensus,
+                    validator_trust,
+                    incentive,
+                    dividends,
+                    trust: self.trust[i],
+                    rank: self.rank[i],
+                    emission,
+                }))
             }
-            Ok(Some(UidEpoch {
-                last_update: a[0],
-                alpha_stake: a[1],
-                root_stake: a[2],
-                bond_uids,
-                bond_values,
-                consensus: b[0],
-                validator_trust: b[1],
-                incentive: b[2],
-                dividends: b[3],
-                trust: None,
-                rank: None,
-                emission,
-            }))
+            _ => Err(c.value_error("last_update", i, "the epoch columns are set only in part")),
         }
-        _ => Err(c.value_error("last_update", i, "the epoch columns are set only in part")),
     }
 }
 
