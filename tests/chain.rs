@@ -51,6 +51,13 @@ pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
 }
 
+/// `valkit sync-metadata` of `netuid` at `url` under `profile` into `out`, with `extra` flags.
+fn sync_metadata(url: &str, netuid: u16, profile: &str, out: &str, extra: &[&str]) -> crate::util::Run {
+    let mut a = args(&["sync-metadata", "--network", url, "--netuid", &netuid.to_string(), "--profile", profile, "--out", out]);
+    a.extend(args(extra));
+    run_owned(&a)
+}
+
 /// A bittensor wallet holding the validator's hotkey, `wallets/validator/hotkeys/default`.
 pub(crate) fn wallet(dir: &TestDir, phrase: &str, mode: u32) -> String {
     write_wallet(&dir.path("wallets"), "validator", phrase, mode).unwrap();
@@ -115,12 +122,9 @@ fn sync_metadata_reads_uids_commitments_permits_and_weights_at_one_block() {
 
     let dir = TestDir::new();
     let sync = |block: Option<u64>, out: &str| {
-        let mut a =
-            args(&["sync-metadata", "--network", &chain.url, "--netuid", &netuid.to_string(), "--profile", "sn9", "--out", &dir.arg(out)]);
-        if let Some(b) = block {
-            a.extend(args(&["--block", &b.to_string()]));
-        }
-        run_owned(&a)
+        let block = block.map(|b| b.to_string());
+        let at: Vec<&str> = block.iter().flat_map(|b| ["--block", b.as_str()]).collect();
+        sync_metadata(&chain.url, netuid, "sn9", &dir.arg(out), &at)
     };
     assert_exit!(sync(None, "m.parquet"), 0);
     let table = read_table::<metagraph::Metagraph>(&dir.path("m.parquet"));
@@ -174,23 +178,10 @@ fn sync_metadata_reads_uids_commitments_permits_and_weights_at_one_block() {
     assert_eq!(std::fs::read(dir.path("early.parquet")).unwrap(), std::fs::read(dir.path("early-again.parquet")).unwrap());
 
     // Errors: a netuid that does not exist, and a dead endpoint (exit 4).
-    let missing =
-        run_owned(&args(&["sync-metadata", "--network", &chain.url, "--netuid", "77", "--profile", "sn9", "--out", &dir.arg("x.parquet")]));
+    let missing = sync_metadata(&chain.url, 77, "sn9", &dir.arg("x.parquet"), &[]);
     assert_bad_input(&missing, "netuid 77 does not exist");
     let dead = format!("ws://127.0.0.1:{}", free_port());
-    let r = run_owned(&args(&[
-        "sync-metadata",
-        "--network",
-        &dead,
-        "--netuid",
-        "2",
-        "--profile",
-        "sn9",
-        "--out",
-        &dir.arg("x.parquet"),
-        "--rpc-timeout",
-        "5",
-    ]));
+    let r = sync_metadata(&dead, 2, "sn9", &dir.arg("x.parquet"), &["--rpc-timeout", "5"]);
     assert_exit!(r, 4);
     assert!(r.stderr.contains(&dead), "{}", r.stderr);
     assert!(!dir.path("x.parquet").exists());
@@ -469,17 +460,7 @@ fn sync_metadata_reads_a_256_uid_subnet() {
     .expect("planting 256 uids");
     let dir = TestDir::new();
     let started = std::time::Instant::now();
-    let r = run_owned(&args(&[
-        "sync-metadata",
-        "--network",
-        &chain.url,
-        "--netuid",
-        &netuid.to_string(),
-        "--profile",
-        "sn37",
-        "--out",
-        &dir.arg("m.parquet"),
-    ]));
+    let r = sync_metadata(&chain.url, netuid, "sn37", &dir.arg("m.parquet"), &[]);
     let seconds = started.elapsed().as_secs_f64();
     assert_exit!(r, 0);
     let rows = read_table::<metagraph::Metagraph>(&dir.path("m.parquet")).rows;
@@ -611,6 +592,7 @@ fn epoch_scenario(chain: &LocalChain, yuma3: bool) {
     // tempo (its bonds are dropped).
     registered[12] = e - 4;
     registered[13] = e - 10;
+    // Rows as set_weights stores them, max-upscaled to 65535 (subnets/weights.rs :764).
     let weights: [&[(u16, u16)]; 5] = [
         &[(6, 65535), (7, 30000), (8, 10000), (12, 20000), (13, 5000)],
         &[(6, 40000), (7, 65535), (9, 12000), (12, 30000)],
@@ -618,6 +600,8 @@ fn epoch_scenario(chain: &LocalChain, yuma3: bool) {
         &[(11, 65535)],
         &[(6, 50000), (7, 50000), (9, 65535), (13, 30000)],
     ];
+    // As the spec-293 epoch stores Yuma2 bonds: each column's largest 65535 (run_epoch.rs
+    // :718, column max-upscaled); Yuma3 reads the same u16s as proportions.
     let bonds: [&[(u16, u16)]; 5] = [
         &[(6, 65535), (7, 20000), (8, 4000), (13, 1000)],
         &[(6, 30000), (7, 65535), (9, 65535)],
@@ -657,22 +641,8 @@ fn epoch_scenario(chain: &LocalChain, yuma3: bool) {
     })
     .expect("planting the epoch's inputs");
     let dir = TestDir::new();
-    let sync = |block: u64, out: &str| {
-        let r = run_owned(&args(&[
-            "sync-metadata",
-            "--network",
-            &chain.url,
-            "--netuid",
-            &netuid.to_string(),
-            "--profile",
-            "sn37",
-            "--block",
-            &block.to_string(),
-            "--out",
-            &dir.arg(out),
-        ]));
-        assert_exit!(r, 0);
-    };
+    let sync =
+        |block: u64, out: &str| assert_exit!(sync_metadata(&chain.url, netuid, "sn37", &dir.arg(out), &["--block", &block.to_string()]), 0);
     sync(e - 1, "before.parquet");
     let predicted = run_owned(&args(&[
         "consensus",
